@@ -1,0 +1,1 @@
+"""Published baselines re-implemented in PyTorch; importing this package registers every one."""

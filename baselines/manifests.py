@@ -1,0 +1,91 @@
+"""The published checkpoints' tensor manifests (names, shapes, counts), shipped with the package.
+
+Facts only, derived from the official code at pinned commits (see ``manifests/README.md``). Tests and
+``k3dn baselines verify`` use them to check that our networks load the published files strictly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MANIFEST_DIR = Path(__file__).parent / "manifests"
+
+
+def load_manifest(name: str) -> dict:
+    path = MANIFEST_DIR / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint manifest")
+    return json.loads(path.read_text())
+
+
+def manifest_names() -> list[str]:
+    return sorted(p.stem for p in MANIFEST_DIR.glob("*.json"))
+
+
+def random_tensors(manifest: dict, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """(name, random array) for every tensor of the manifest, in file order and with its exact shape."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for name, shape, *rest in manifest["tensors"]:
+        dtype = np.dtype(rest[0]) if rest and rest[0] and "int" in str(rest[0]) else np.float32
+        arr = rng.integers(0, 3, size=shape).astype(dtype) if np.issubdtype(dtype, np.integer) \
+            else (rng.standard_normal(shape) * 0.02).astype(np.float32)
+        out.append((name, arr))
+    return out
+
+
+def random_torch_state_dict(manifest: dict, seed: int = 0) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v) for k, v in random_tensors(manifest, seed)}
+
+
+def _torch_container(manifest: dict, sd: dict) -> dict:
+    """Wrap ``sd`` the way the published file wraps it (per the manifest's ``container`` text)."""
+    container = manifest.get("container", "")
+    if container.startswith("torch.save dict {'params'"):
+        return {"params": sd}
+    if "{'state_dict'" in container or "{'epoch', 'state_dict'" in container or "{'epoch': int, 'state_dict'" in container:
+        return {"epoch": 1, "state_dict": sd}
+    return sd
+
+
+def write_fake_checkpoint(name: str, path, seed: int = 0, include_training_only: bool = True):
+    """Write a random-weight file in the *published* container of manifest ``name``.
+
+    Used by tests (strict-load checks without the real files) and by the smoke DAG, whose baseline
+    rows are therefore clearly random-weight. PyTorch -> ``torch.save``; Keras -> HDF5 datasets at the
+    manifest's paths; TensorLayer -> ``np.savez(params=<object array>)``, positional.
+    """
+    import os
+
+    manifest = load_manifest(name)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tensors = random_tensors(manifest, seed)
+    fw = manifest["framework"]
+    if fw == "pytorch":
+        sd = {k: torch.from_numpy(v) for k, v in tensors}
+        if include_training_only:
+            for k, shape, *_ in manifest.get("training_only_tensors", []):
+                sd[k] = torch.zeros(shape)
+        with open(tmp, "wb") as f:
+            torch.save(_torch_container(manifest, sd), f)
+    elif fw == "keras":
+        import h5py
+
+        with h5py.File(tmp, "w") as f:
+            for k, v in tensors:
+                f.create_dataset(k, data=v)
+    elif fw == "tensorlayer":
+        arr = np.empty(len(tensors), dtype=object)
+        arr[:] = [v for _, v in tensors]
+        with open(tmp, "wb") as f:
+            np.savez(f, params=arr)
+    else:
+        raise ValueError(f"{name}: unknown framework {fw!r}")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,123 @@
+"""Weights in and out: ``safetensors`` for the suite's own, strict loading for published ones.
+
+Published checkpoints arrive in their authors' containers (a ``{'params': sd}`` dict, a ``module.`` prefix,
+Keras HDF5, a TensorLayer ``.npz`` list). :func:`read_foreign` opens the container safely; each model's
+``checkpoint_filter_fn`` turns that into its own state dict; :func:`load_state_dict_strict` loads it
+and, on any mismatch, names every missing, unexpected and mis-shaped tensor.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+class CheckpointMismatch(RuntimeError):
+    def __init__(self, source, missing, unexpected, misshaped):
+        self.missing, self.unexpected, self.misshaped = missing, unexpected, misshaped
+        lines = [f"{source}: checkpoint does not match the model"]
+        if missing:
+            lines.append(f"  missing ({len(missing)}): " + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""))
+        if unexpected:
+            lines.append(f"  unexpected ({len(unexpected)}): " + ", ".join(unexpected[:20])
+                         + (" ..." if len(unexpected) > 20 else ""))
+        for k, want, got in misshaped[:20]:
+            lines.append(f"  mis-shaped {k}: model {tuple(want)} vs checkpoint {tuple(got)}")
+        super().__init__("\n".join(lines))
+
+
+def read_foreign(path: str | os.PathLike):
+    """Open a published checkpoint without executing code from it.
+
+    ``.pth/.pt/.pkl/.pytorch/.ckpt`` -> ``torch.load(weights_only=True)`` (whatever container it holds);
+    ``.hdf5/.h5`` -> ``{dataset path: ndarray}`` of every dataset in the file (Keras weights);
+    ``.npz`` -> ``{key: ndarray}``; TensorLayer's positional ``params`` object array needs pickle, so
+    it is only unpickled from a NumPy container and only into a list of plain arrays.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".hdf5", ".h5"):
+            import h5py
+
+            out = {}
+            with h5py.File(path, "r") as f:
+                f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+            return out
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                try:
+                    return {k: z[k] for k in z.files}
+                except ValueError:  # object array: TensorLayer's save_npz list
+                    pass
+            with np.load(path, allow_pickle=True) as z:
+                out = {}
+                for k in z.files:
+                    v = z[k]
+                    if v.dtype == object:
+                        v = [np.asarray(a) for a in v]
+                        if any(a.dtype == object for a in v):
+                            raise ValueError(f"key {k!r} holds nested objects, not arrays")
+                    out[k] = v
+                return out
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError) as e:
+        raise RuntimeError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from e
+
+
+def strip_prefix(state_dict: dict, prefix: str) -> dict:
+    """Drop ``prefix`` from every key that has it (``module.`` from DataParallel, ...)."""
+    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state_dict.items()}
+
+
+def load_state_dict_strict(model: nn.Module, state_dict: dict, source="checkpoint") -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    misshaped = [(k, own[k].shape, tuple(state_dict[k].shape)) for k in own
+                 if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    if missing or unexpected or misshaped:
+        raise CheckpointMismatch(source, missing, unexpected, misshaped)
+    model.load_state_dict({k: torch.as_tensor(v) for k, v in state_dict.items()}, strict=True)
+
+
+def load_published(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load a published checkpoint into ``model`` through its ``checkpoint_filter_fn``."""
+    raw = read_foreign(path)
+    filt = getattr(model, "checkpoint_filter_fn", None)
+    sd = filt(raw) if filt is not None else raw
+    load_state_dict_strict(model, sd, source=path)
+    return model
+
+
+def save_weights(model_or_sd, path: str | os.PathLike, metadata: dict | None = None) -> Path:
+    """Write weights as safetensors, atomically (temp file + rename)."""
+    from safetensors.torch import save_file
+
+    sd = model_or_sd.state_dict() if isinstance(model_or_sd, nn.Module) else model_or_sd
+    sd = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(sd, str(tmp), metadata={k: str(v) for k, v in (metadata or {}).items()})
+    os.replace(tmp, path)
+    return path
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load the suite's own safetensors weights (strict), or a published file via :func:`load_published`."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        return load_published(model, path)
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights not found")
+    load_state_dict_strict(model, load_file(str(path)), source=path)
+    return model

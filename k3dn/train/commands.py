@@ -1,0 +1,5 @@
+"""(being written) Subcommands of this area; see docs/DEVELOPING.md."""
+
+
+def add_commands(subparsers) -> None:
+    pass
