@@ -1,5 +1,96 @@
-"""(being written) Subcommands of this area; see docs/DEVELOPING.md."""
+"""``k3dn report``: paper tables, their check, speed measurements and figures."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _spec(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"--spec is not valid JSON: {e}") from None
+
+
+def _table(args) -> int:
+    from k3dn.report.tables import write_table
+
+    write_table(_spec(args.spec), args.out, metrics_root=args.metrics_root, speed_root=args.speed_root)
+    return 0
+
+
+def _check(args) -> int:
+    from k3dn.report.tables import check_table
+
+    specs = _spec(args.specs)
+    problems = [p for name, spec in specs.items() for p in check_table(f"{args.tables_dir}/{name}.csv", spec)]
+    for p in problems:
+        print(p, file=sys.stderr)
+    print(f"checked {len(specs)} tables: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _speed(args) -> int:
+    from k3dn.infer import load_model
+    from k3dn.report.speed import write_speed
+
+    model = load_model(run=args.run, model=args.model, weights=args.weights)
+    write_speed(model, args.method, args.out, size=tuple(args.size), warmup=args.warmup, runs=args.runs,
+                device=args.device, dtype=args.dtype)
+    return 0
+
+
+def _figures(args) -> int:
+    from k3dn.report import figures
+
+    spec = _spec(args.spec)
+    if "ablations" in spec:
+        figures.ablation_figure(spec["ablations"], f"{args.out_dir}/ablations.png")
+    if "speed_accuracy" in spec:
+        figures.speed_accuracy_figure(*spec["speed_accuracy"], f"{args.out_dir}/speed_accuracy.png")
+    for name, q in spec.get("qualitative", {}).items():
+        figures.qualitative_figure(q["manifest"], q["predictions"], f"{args.out_dir}/{name}.png")
+    return 0
 
 
 def add_commands(subparsers) -> None:
-    pass
+    p = subparsers.add_parser("report", help="paper tables, speed and figures")
+    sub = p.add_subparsers(dest="report_command", required=True)
+
+    t = sub.add_parser("table", help="build one paper table from per-image metrics")
+    t.add_argument("--spec", required=True, help="the table spec as JSON (see k3dn.report.tables)")
+    t.add_argument("--out", required=True)
+    t.add_argument("--metrics-root", default="results/metrics")
+    t.add_argument("--speed-root", default="results/speed")
+    t.set_defaults(func=_table)
+
+    c = sub.add_parser("check", help="every table has its rows and finite values")
+    c.add_argument("--specs", required=True, help="JSON object: table name -> spec")
+    c.add_argument("--tables-dir", default="results/tables")
+    c.set_defaults(func=_check)
+
+    s = sub.add_parser("speed", help="seconds per image, Table 12 protocol")
+    s.add_argument("--method", required=True, help="name written in the output")
+    s.add_argument("--run", help="a training run folder")
+    s.add_argument("--model", help="a registered model name")
+    s.add_argument("--weights")
+    s.add_argument("--size", type=int, nargs=2, default=[1120, 1680], metavar=("H", "W"))
+    s.add_argument("--warmup", type=int, default=5)
+    s.add_argument("--runs", type=int, default=30)
+    s.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    s.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_speed)
+
+    f = sub.add_parser("figures", help="ablation, speed-accuracy and qualitative figures")
+    f.add_argument("--spec", required=True, help="JSON: {ablations: {title: csv}, speed_accuracy: [acc, speed],"
+                   " qualitative: {name: {manifest, predictions: {method: dir}}}}")
+    f.add_argument("--out-dir", default="results/figures")
+    f.set_defaults(func=_figures)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

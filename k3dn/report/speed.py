@@ -1,0 +1,58 @@
+"""Inference speed under the protocol of the supplement's Table 12.
+
+Batch 1, 5 warm-up passes, then the mean of 30 timed passes, the device recorded. The supplement does not
+state the input size; the default here is a DPDD image (1120x1680), with each model's own size handling
+(K3DN resizes it to 1152x1792, as in its evaluation).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from k3dn.provenance import provenance
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def time_model(model, size=(1120, 1680), warmup: int = 5, runs: int = 30, device="cpu",
+               dtype: str = "float32") -> dict:
+    from k3dn.infer import run_model
+
+    device = torch.device(device)
+    model = model.to(device).eval()
+    h, w = size
+    g = torch.Generator().manual_seed(0)
+    batch = {k: torch.rand(1, 3, h, w, generator=g).to(device) for k in ("left", "right", "center")}
+    amp = dtype == "bfloat16"
+    times = []
+    for i in range(warmup + runs):
+        _sync(device)
+        t0 = time.perf_counter()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            run_model(model, batch)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return {"seconds_mean": statistics.fmean(times), "seconds_std": statistics.pstdev(times),
+            "warmup": warmup, "runs": runs, "size": f"{h}x{w}", "dtype": dtype}
+
+
+def write_speed(model, method: str, out, **kw) -> Path:
+    row = {"method": method, **time_model(model, **kw)}
+    row.update(provenance(device=kw.get("device", "cpu")))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    pd.DataFrame([row]).to_csv(tmp, index=False)
+    os.replace(tmp, out)
+    return out
