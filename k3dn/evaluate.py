@@ -1,5 +1,182 @@
-"""(being written) Subcommands of this area; see docs/DEVELOPING.md."""
+"""``k3dn evaluate``: per-image metrics of a prediction folder against a manifest's targets.
+
+One row per manifest row: ``id, label, psnr, ssim, rmse, mae, lpips, lpips_note, protocol, channels``, then
+provenance (``git_commit, torch, device`` from :func:`k3dn.provenance.provenance`, ``backend``,
+``data_sha256`` = :func:`k3dn.provenance.sha256_files` of every target file, ``manifest``, ``pred_dir``).
+
+Reading. The protocol (``--protocol``, default: each row's manifest ``protocol``) decides how the **target**
+is read (``16bit``: /65535; ``8bit``: the legacy ``v >> 8`` then /255, see :mod:`k3dn.io`). Predictions are
+the model's float output stored as 16-bit PNG and are always read at full precision (/65535; an 8-bit
+prediction file /255): truncating them to 8 bits would add a bias the legacy codes never had (they compared
+the float network output to the 8-bit target).
+
+Channels. ``channels == 3`` rows compare RGB (a grey target is replicated); ``channels == 1`` rows (Pixel)
+compare one channel, and the prediction must then be single-channel (``k3dn predict`` writes it so).
+
+Metrics follow :mod:`k3dn.metrics` (DPDD convention); ``backend="skimage"`` (default) is the reference,
+``backend="torch"`` the batched torch path (float64, same numbers within 1e-6 dB / 1e-5 SSIM), useful on a GPU.
+LPIPS (``--lpips``) uses :mod:`k3dn.lpips`; without its weight files the column is NaN and ``lpips_note``
+says why. Identical images give ``psnr = inf``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from k3dn.io import PROTOCOLS, ImageError, read_image
+
+RESULT_COLUMNS = ["id", "label", "psnr", "ssim", "rmse", "mae", "lpips", "lpips_note", "protocol", "channels"]
+BACKENDS = ("skimage", "torch")
+
+
+class EvaluationError(RuntimeError):
+    pass
+
+
+def prediction_path(pred_dir, row_id: str) -> Path:
+    return Path(pred_dir) / f"{row_id}.png"
+
+
+def _read_prediction(path: Path, target: np.ndarray, target_path: str) -> np.ndarray:
+    pred = read_image(path, "16bit")  # full precision whatever the protocol (see module docstring)
+    if target.shape[-1] == 3 and pred.shape[-1] == 1:
+        raise ImageError(f"{path}: single-channel prediction for an RGB target ({target_path})")
+    if target.shape[-1] == 1 and pred.shape[-1] != 1:
+        raise ImageError(f"{path}: {pred.shape[-1]}-channel prediction for a single-channel target "
+                         f"({target_path}); predictions of channels=1 rows must be one channel")
+    if pred.shape != target.shape:
+        raise ImageError(f"size mismatch: prediction {path} is {pred.shape[1]}x{pred.shape[0]} (WxH) but target "
+                         f"{target_path} is {target.shape[1]}x{target.shape[0]}")
+    return pred
+
+
+def evaluate_predictions(pred_dir, manifest, protocol: str | None = None, lpips: bool = False,
+                         device: str = "cpu", backend: str = "skimage", progress: bool = True) -> pd.DataFrame:
+    """Per-image metrics of ``<pred_dir>/<id>.png`` against each manifest row's target.
+
+    ``manifest``: a manifest path (or a frame from :func:`k3dn.data.manifest.read_manifest`).
+    ``protocol``: ``"16bit"`` / ``"8bit"`` for every row, or None for each row's own ``protocol``.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from k3dn.data.manifest import read_manifest
+    from k3dn.metrics import batch_metrics, image_metrics, to_tensor
+    from k3dn.provenance import provenance, sha256_files
+
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    manifest_path = "" if isinstance(manifest, pd.DataFrame) else str(Path(manifest).resolve())
+    df = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest)
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise EvaluationError(f"{pred_dir}: prediction folder not found")
+
+    no_target = df["id"][df["target"] == ""].tolist()
+    if no_target:
+        raise EvaluationError(f"{manifest_path or 'manifest'}: row(s) without a target: {no_target[:5]}")
+    missing = [str(prediction_path(pred_dir, i)) for i in df["id"] if not prediction_path(pred_dir, i).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise EvaluationError(f"missing prediction file(s) for {manifest_path or 'manifest'}: "
+                              f"{', '.join(missing[:3])}{more}")
+    for t in df["target"]:
+        if not Path(t).is_file():
+            raise EvaluationError(f"{t}: target file not found (manifest {manifest_path})")
+
+    scorer = None
+    lpips_note = "not requested"
+    if lpips:
+        from k3dn.lpips import LPIPSScorer
+
+        scorer = LPIPSScorer(device=device)
+        lpips_note = scorer.reason or f"alex v0.1 ({scorer.weights})"
+
+    prov = provenance(device=device, backend=backend, data_sha256=sha256_files(df["target"]),
+                      manifest=manifest_path, pred_dir=str(pred_dir.resolve()))
+    rows = []
+    it = tqdm(list(df.itertuples(index=False)), desc="evaluate", unit="img", disable=not progress)
+    for r in it:
+        prot = protocol or r.protocol
+        ch = int(r.channels)
+        target = read_image(r.target, prot, channels=1 if ch == 1 else 3)
+        pred = _read_prediction(prediction_path(pred_dir, r.id), target, r.target)
+        if backend == "skimage":
+            m = image_metrics(pred, target)
+        else:
+            t = batch_metrics(to_tensor(pred, device), to_tensor(target, device))
+            m = {k: float(v.item()) for k, v in t.items()}
+        lp = math.nan
+        if scorer is not None:
+            lp = scorer(pred, target)
+        rows.append({"id": r.id, "label": r.label, **m, "lpips": lp, "lpips_note": lpips_note,
+                     "protocol": prot, "channels": ch, **prov})
+    out = pd.DataFrame(rows)
+    return out[RESULT_COLUMNS + [c for c in out.columns if c not in RESULT_COLUMNS]]
+
+
+def write_results(df: pd.DataFrame, path) -> Path:
+    """Write a results frame as CSV, atomically (``<name>.tmp`` + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each metric over all images and per non-empty label (the published tables' convention)."""
+    cols = ["psnr", "ssim", "rmse", "mae", "lpips"]
+    parts = {"all": df[cols].mean()}
+    for label, g in df[df["label"].fillna("") != ""].groupby("label"):
+        parts[label] = g[cols].mean()
+    out = pd.DataFrame(parts).T
+    out["n"] = [len(df)] + [int((df["label"] == k).sum()) for k in list(parts)[1:]]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------------------
+
+def _cmd_evaluate(args) -> int:
+    try:
+        df = evaluate_predictions(args.pred, args.manifest, protocol=args.protocol, lpips=args.lpips,
+                                  device=args.device, backend=args.backend, progress=not args.quiet)
+    except (EvaluationError, ImageError) as e:
+        print(f"k3dn evaluate: error: {e}", file=sys.stderr)
+        return 2
+    write_results(df, args.out)
+    with pd.option_context("display.float_format", "{:.4f}".format):
+        print(summary(df).to_string())
+    print(f"wrote {args.out} ({len(df)} rows)")
+    return 0
 
 
 def add_commands(subparsers) -> None:
-    pass
+    p = subparsers.add_parser("evaluate", help="per-image PSNR/SSIM/RMSE/MAE(/LPIPS) of a prediction folder",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--pred", required=True, help="folder with <id>.png predictions")
+    p.add_argument("--manifest", required=True, help="manifest CSV whose targets are the ground truth")
+    p.add_argument("--out", required=True, help="results CSV (one row per image)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=None,
+                   help="how targets are read (default: each manifest row's protocol)")
+    p.add_argument("--lpips", action="store_true", help="also compute AlexNet-LPIPS v0.1 (needs its weight files)")
+    p.add_argument("--device", default="cpu", help="torch device for LPIPS and the torch backend")
+    p.add_argument("--backend", choices=BACKENDS, default="skimage",
+                   help="metric implementation: skimage (reference) or torch (batched; same numbers)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_evaluate)
