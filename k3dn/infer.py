@@ -1,5 +1,236 @@
-"""(being written) Subcommands of this area; see docs/DEVELOPING.md."""
+"""Run any registered model over a manifest (``k3dn predict``) or one DP pair (``k3dn deblur``).
+
+Size handling. A model's forward pass needs H and W to be multiples of ``model.size_multiple``. Other
+sizes are fitted per ``size_mode`` and the output is brought back to the input size:
+
+* ``"resize"`` (K3DN's paper mode: DPDD 1120x1680 -> 1152x1792): bicubic to the next multiple, bicubic back.
+* ``"pad"``: reflect-pad at the bottom/right, crop back. Where a pad is at least as large as the image
+  (reflection impossible) replicate padding is used instead.
+
+Outputs are written as 16-bit PNGs (``<out>/<id>.png``) at the target's size; single-channel rows
+(``channels == 1``) are replicated to RGB for the model and written back as the mean of the three output
+channels. Existing outputs are skipped, so an interrupted run resumes; every write is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+INPUT_KEYS = ("left", "right", "center")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Size fitting
+# ----------------------------------------------------------------------------------------------------------
+
+def fit_batch(batch: dict, size_multiple=(1, 1), size_mode: str = "pad"):
+    """Fit the image tensors of ``batch`` to ``size_multiple``; returns ``(fitted, undo)``.
+
+    ``undo(output)`` maps a model output back to the original ``H x W``.
+    """
+    ref = next(v for v in batch.values() if torch.is_tensor(v))
+    h, w = ref.shape[-2:]
+    mh, mw = (int(m) for m in size_multiple)
+    th, tw = math.ceil(h / mh) * mh, math.ceil(w / mw) * mw
+    if (th, tw) == (h, w):
+        return batch, (lambda y: y)
+    if size_mode == "resize":
+        def fit(t):
+            return F.interpolate(t.float(), size=(th, tw), mode="bicubic", align_corners=False).to(t.dtype)
+
+        def undo(y):
+            return F.interpolate(y.float(), size=(h, w), mode="bicubic", align_corners=False).to(y.dtype)
+    elif size_mode == "pad":
+        ph, pw = th - h, tw - w
+        mode = "reflect" if ph < h and pw < w else "replicate"
+
+        def fit(t):
+            return F.pad(t, (0, pw, 0, ph), mode=mode)
+
+        def undo(y):
+            return y[..., :h, :w]
+    else:
+        raise ValueError(f"unknown size_mode {size_mode!r}; expected 'pad' or 'resize'")
+    return {k: fit(v) if torch.is_tensor(v) else v for k, v in batch.items()}, undo
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@torch.no_grad()
+def forward_fitted(model, batch: dict, size_mode: str | None = None, amp: bool = False) -> torch.Tensor:
+    """``model(batch)["output"]`` at the batch's own size, clamped to [0, 1], float32."""
+    mode = size_mode or getattr(model, "size_mode", "pad")
+    fitted, undo = fit_batch(batch, getattr(model, "size_multiple", (1, 1)), mode)
+    device = next(v for v in batch.values() if torch.is_tensor(v)).device
+    with _autocast(device, amp):
+        y = model(fitted)["output"]
+    return undo(y.float()).clamp(0, 1)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Model loading
+# ----------------------------------------------------------------------------------------------------------
+
+def load_model(run: str | os.PathLike | None = None, name: str | None = None, weights=None,
+               overrides: dict | None = None):
+    """A model from a training run folder (``model.json`` + ``model.safetensors``) or a registered name
+    (+ optional weights: our safetensors, or a published file through its ``checkpoint_filter_fn``)."""
+    from k3dn.checkpoint import load_weights
+    from k3dn.registry import create_model
+
+    if run is not None:
+        run = Path(run)
+        spec_path = run / "model.json"
+        if not spec_path.is_file():
+            raise FileNotFoundError(f"{spec_path}: not a training run (no model.json)")
+        try:
+            spec = json.loads(spec_path.read_text())
+            name, run_overrides = spec["model"], dict(spec.get("overrides", {}))
+        except (ValueError, KeyError) as e:
+            raise ValueError(f"{spec_path}: malformed run description ({e})") from e
+        model = create_model(name, **{**run_overrides, **(overrides or {})})
+        load_weights(model, weights or run / "model.safetensors")
+    else:
+        if name is None:
+            raise ValueError("give a run folder or a model name")
+        model = create_model(name, **(overrides or {}))
+        if weights is not None:
+            load_weights(model, weights)
+    return model.eval()
+
+
+def parse_overrides(items) -> dict:
+    import yaml
+
+    out = {}
+    for it in items or ():
+        if "=" not in it:
+            raise ValueError(f"override {it!r} is not key=value")
+        k, v = it.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Prediction
+# ----------------------------------------------------------------------------------------------------------
+
+def _row_batch(row, device) -> tuple[dict, tuple[int, int]]:
+    from k3dn.io import read_image
+
+    views = {}
+    for k in INPUT_KEYS:
+        if row.get(k):
+            views[k] = read_image(row[k], row["protocol"], channels=3)
+    if "left" in views and "right" in views and "center" not in views:
+        views["center"] = 0.5 * (views["left"] + views["right"])  # the physical DP sum, as in training
+    shapes = {k: v.shape[:2] for k, v in views.items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"row {row['id']!r}: input views differ in size {shapes}")
+    size = next(iter(shapes.values()))
+    if row.get("target"):
+        from k3dn.io import read_raw
+
+        th, tw = read_raw(row["target"]).shape[:2]
+        if (th, tw) != size:
+            raise ValueError(f"row {row['id']!r}: target {row['target']} is {th}x{tw}, inputs are {size[0]}x{size[1]}")
+    batch = {k: torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))[None].to(device) for k, v in views.items()}
+    return batch, size
+
+
+def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, device=None, amp: bool | None = None,
+                     progress: bool = True) -> list[Path]:
+    """Write ``<out_dir>/<id>.png`` (16-bit) for every row of ``manifest``; returns the paths."""
+    from tqdm import tqdm
+
+    from k3dn.data.manifest import read_manifest
+    from k3dn.io import write_png16
+
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    amp = (device.type == "cuda") if amp is None else amp
+    rows = read_manifest(manifest).to_dict("records")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = model.to(device).eval()
+    paths = []
+    for row in tqdm(rows, desc=f"predict {Path(manifest).name}", disable=not progress):
+        path = out_dir / f"{row['id']}.png"
+        paths.append(path)
+        if path.exists():
+            continue
+        batch, _ = _row_batch(row, device)
+        missing = [k for k in getattr(model, "input_views", ()) if k not in batch]
+        if missing:
+            raise ValueError(f"{manifest}: row {row['id']!r} lacks the view(s) {missing} the model reads")
+        y = forward_fitted(model, batch, size_mode, amp)[0].permute(1, 2, 0).cpu().numpy()
+        if int(row["channels"]) == 1:
+            y = y.mean(axis=-1)
+        write_png16(path, y)
+    return paths
+
+
+def deblur_files(model, left, right, out, center=None, size_mode=None, device=None, amp=None) -> Path:
+    """Deblur one DP pair from files and write a 16-bit PNG."""
+    from k3dn.io import write_png16
+
+    device = pick_device(device)
+    amp = (device.type == "cuda") if amp is None else amp
+    row = {"id": Path(out).stem, "left": str(left), "right": str(right), "center": str(center or ""),
+           "target": "", "protocol": "16bit"}
+    batch, _ = _row_batch(row, device)
+    y = forward_fitted(model.to(device).eval(), batch, size_mode, amp)[0].permute(1, 2, 0).cpu().numpy()
+    return write_png16(out, y)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------------------
+
+def add_model_args(p) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="training run folder (model.json + model.safetensors)")
+    src.add_argument("--model", help="registered model name")
+    p.add_argument("--weights", help="weights file (our .safetensors or a published checkpoint)")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="factory override for create_model (repeatable)")
+    p.add_argument("--size-mode", choices=("pad", "resize"), help="default: the model's size_mode")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-amp", action="store_true", help="float32 on CUDA instead of bf16 autocast")
+
+
+def model_from_args(args):
+    return load_model(run=args.run, name=args.model, weights=args.weights, overrides=parse_overrides(args.override))
+
+
+def _cmd_predict(args) -> int:
+    model = model_from_args(args)
+    paths = predict_manifest(model, args.manifest, args.out, size_mode=args.size_mode, device=args.device,
+                             amp=False if args.no_amp else None)
+    print(f"{len(paths)} predictions in {args.out}")
+    return 0
 
 
 def add_commands(subparsers) -> None:
-    pass
+    p = subparsers.add_parser("predict", help="run a model over a manifest, write <out>/<id>.png (16-bit)")
+    add_model_args(p)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_predict)
