@@ -18,6 +18,7 @@ _COMMAND_MODULES = (
     "k3dn.evaluate",           # k3dn evaluate             per-image metrics of a prediction folder
     "baselines.commands",      # k3dn baselines ...        checkpoint registry, fetch, verify
     "k3dn.report.commands",    # k3dn report ...           tables, figures, speed
+    "k3dn.preflight",          # k3dn preflight            every input can be had, before any work
 )
 
 

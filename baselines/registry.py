@@ -1,0 +1,105 @@
+"""The published-checkpoint registry (``config/checkpoints.yaml``) and its verified fetch.
+
+Each entry names the registered model that loads it, the manifest of its tensors, where it is published
+(sources in the same form as the data-set registry, so downloads share one verified, resumable path), the
+file name (and, for archives, the member to take out), its container, licence and citation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from k3dn.data.registry import Dataset, RegistryError, Source, _parse_source
+
+DEFAULT = Path(__file__).resolve().parent.parent / "config" / "checkpoints.yaml"
+_KEYS = {"model", "manifest", "params", "file", "member", "container", "licence", "citation", "source_repo",
+         "trained_on", "input_protocol", "notes", "sources"}
+_REQUIRED = {"model", "manifest", "params", "file", "container", "licence", "citation", "sources"}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str
+    model: str
+    manifest: str
+    params: int
+    file: str
+    member: str | None
+    container: str
+    licence: str
+    citation: str
+    input_protocol: str | None
+    sources: tuple[Source, ...]
+
+    def as_dataset(self) -> Dataset:
+        """The entry seen as a downloadable item of the data-set machinery (same fetch and checks)."""
+        return Dataset(name=self.name, title=self.file, kind="download", adapter=None, licence=self.licence,
+                       citation=self.citation, sources=self.sources)
+
+
+def load_checkpoints(path: str | os.PathLike | None = None) -> dict[str, Checkpoint]:
+    path = Path(path) if path else DEFAULT
+    if not path.is_file():
+        raise RegistryError(f"{path}: checkpoint registry not found")
+    raw = yaml.safe_load(path.read_text())
+    if not isinstance(raw, dict) or not isinstance(raw.get("checkpoints"), dict):
+        raise RegistryError(f"{path}: expected a top-level 'checkpoints' mapping")
+    out = {}
+    for name, d in raw["checkpoints"].items():
+        where = f"checkpoints.{name}"
+        if not isinstance(d, dict):
+            raise RegistryError(f"{path}: {where}: expected a mapping")
+        unknown, missing = sorted(set(d) - _KEYS), sorted(_REQUIRED - set(d))
+        if unknown or missing:
+            raise RegistryError(f"{path}: {where}: unknown key(s) {unknown}, missing key(s) {missing}")
+        sources = tuple(_parse_source(path, f"{where}.sources[{i}]", s) for i, s in enumerate(d["sources"]))
+        out[name] = Checkpoint(name=name, model=d["model"], manifest=d["manifest"], params=int(d["params"]),
+                               file=d["file"], member=d.get("member"), container=d["container"],
+                               licence=d["licence"], citation=d["citation"],
+                               input_protocol=d.get("input_protocol"), sources=sources)
+    return out
+
+
+def get_checkpoint(name: str, path=None) -> Checkpoint:
+    reg = load_checkpoints(path)
+    if name not in reg:
+        raise RegistryError(f"unknown checkpoint {name!r}; registered: {sorted(reg)}")
+    return reg[name]
+
+
+def fetch_checkpoint(name: str, dest: str | os.PathLike, progress: bool = True) -> Path:
+    """Download (or verify what is in place), unpack, and put the weights at ``dest/<file>``."""
+    from k3dn.data.downloads import fetch_dataset
+
+    ck = get_checkpoint(name)
+    dest = Path(dest)
+    final = dest / ck.file
+    rep = fetch_dataset(ck.as_dataset(), dest, progress=progress)
+    if ck.member:
+        found = [u / ck.member for u in rep.unpacked if (u / ck.member).is_file()]
+        if not found:
+            raise FileNotFoundError(f"{name}: {ck.member} not found in the unpacked archive(s) {rep.unpacked}")
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.copyfile(found[0], tmp)
+        os.replace(tmp, final)
+    if not final.is_file():
+        raise FileNotFoundError(f"{name}: expected the weights at {final} after the download")
+    return final
+
+
+def verify_checkpoint(name: str, weights: str | os.PathLike) -> int:
+    """Load ``weights`` strictly into the entry's model; return its parameter count (checked against the entry)."""
+    from k3dn.checkpoint import load_published
+    from k3dn.registry import create_model
+
+    ck = get_checkpoint(name)
+    model = load_published(create_model(ck.model), weights)
+    n = sum(p.numel() for p in model.parameters())
+    if n != ck.params:
+        raise ValueError(f"{name}: {n} parameters loaded, the registry says {ck.params}")
+    return n

@@ -1,0 +1,58 @@
+# The paper's tables (one CSV each, beside the published numbers) and the figures.
+
+
+def table_spec(wildcards):
+    return jsonarg(TABLES[wildcards.table])
+
+
+def table_rule_inputs(wildcards):
+    return table_inputs(wildcards.table)
+
+
+rule table:
+    input:
+        table_rule_inputs,
+    output:
+        "results/tables/{table}.csv",
+    log:
+        "logs/tables/{table}.log",
+    params:
+        spec=table_spec,
+    shell:
+        "k3dn report table --spec {params.spec:q} --out {output} > {log} 2>&1"
+
+
+def figures_spec():
+    figs = config.get("figures", {})
+    spec = {}
+    if figs.get("ablations"):
+        spec["ablations"] = {t: f"results/tables/{t}.csv" for t in figs["ablations"]}
+    if figs.get("speed_accuracy"):
+        spec["speed_accuracy"] = [f"results/tables/{t}.csv" for t in figs["speed_accuracy"]]
+    spec["qualitative"] = {
+        name: {"manifest": manifest(q["test"]),
+               "predictions": {m: f"results/predictions/{m}/{q['test']}" for m in q["methods"]}}
+        for name, q in figs.get("qualitative", {}).items()
+    }
+    return spec
+
+
+def figures_inputs():
+    spec = figures_spec()
+    deps = list(spec.get("ablations", {}).values()) + spec.get("speed_accuracy", [])
+    for q in spec["qualitative"].values():
+        deps += [f"{d}/.done" for d in q["predictions"].values()]
+    return deps
+
+
+rule make_figures:
+    input:
+        figures_inputs(),
+    output:
+        figure_files(),
+    log:
+        "logs/figures.log",
+    params:
+        spec=jsonarg(figures_spec()),
+    shell:
+        "k3dn report figures --spec {params.spec:q} --out-dir results/figures > {log} 2>&1"
