@@ -8,7 +8,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The paper config is the default. A --configfile (e.g. config/smoke.yaml) replaces it instead of being
+# merged into it key by key, so a smoke run never inherits the paper's experiment grid.
+if "runs" not in config:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

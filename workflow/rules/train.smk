@@ -17,7 +17,8 @@ def train_cmd(wildcards, resources):
             f"data.train={manifest_dir(ds)}/{ds}_train.csv"]
     if "val" in SPLITS[ds]:
         sets.append(f"data.val={manifest_dir(ds)}/{ds}_val.csv")
-    sets += [f"{k}={jsonarg(v)}" for k, v in config.get("train_set", {}).items()]
+    extra = {**config.get("train_set", {}), **spec.get("set", {})}
+    sets += [f"{k}={jsonarg(v)}" for k, v in extra.items()]
     args = f"train --config {recipe} --out results/runs/{wildcards.run} " + " ".join(f"--set '{s}'" for s in sets)
     if resources.gpu > 1:
         # One process per GPU; on SLURM the job owns its node's GPUs, locally they are shared by --resources gpu=N.
