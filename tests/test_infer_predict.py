@@ -1,0 +1,108 @@
+"""Inference: size fitting round trips, predict over a manifest (sizes, 16 bits, resume, grey rows), CLI."""
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from k3dn.checkpoint import save_weights
+from k3dn.infer import fit_batch, load_model, predict_manifest
+
+
+def _probe():
+    import importlib.util
+
+    if "k3dn_test_probe" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("k3dn_test_probe", Path(__file__).with_name("test_train_probe.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["k3dn_test_probe"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["k3dn_test_probe"]
+
+
+P = _probe()
+
+
+def _identity_probe():
+    """Probe whose residual branch is zero: output == centre view, a known answer for the whole pipeline."""
+    m = P.ProbeDP()
+    with torch.no_grad():
+        m.body[2].weight.zero_()
+        m.body[2].bias.zero_()
+    return m.eval()
+
+
+@pytest.mark.parametrize("mode", ["pad", "resize"])
+def test_fit_batch_reaches_the_multiple_and_undoes(mode):
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 20), torch.linspace(0, 1, 30), indexing="ij")
+    x = (0.5 + 0.4 * torch.sin(3 * xx + 2 * yy)).expand(1, 3, 20, 30).contiguous()  # smooth: resampling-safe
+    fitted, undo = fit_batch({"left": x, "right": x}, (8, 16), mode)
+    assert fitted["left"].shape[-2:] == (24, 32)
+    back = undo(fitted["left"])
+    assert back.shape == x.shape
+    if mode == "pad":
+        assert torch.equal(back, x)
+    else:  # bicubic up and down: close, not exact
+        assert (back - x).abs().max() < 0.01
+
+
+def test_fit_batch_pad_uses_replicate_when_reflection_is_impossible():
+    x = torch.rand(1, 3, 5, 5)
+    fitted, undo = fit_batch({"left": x}, (16, 16), "pad")
+    assert fitted["left"].shape[-2:] == (16, 16) and torch.equal(undo(fitted["left"]), x)
+    assert torch.equal(fitted["left"][..., 15, 15], x[..., 4, 4])
+
+
+def test_predict_writes_every_row_at_the_target_size_and_resumes(tmp_path):
+    manifest = P.write_dp_set(tmp_path / "d", 3, 20, 28, split="test")  # 20x28: not a multiple of 8
+    out = tmp_path / "pred"
+    paths = predict_manifest(_identity_probe(), manifest, out, device="cpu", progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["test000.png", "test001.png", "test002.png"]
+    for p in paths:
+        got = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        want = cv2.imread(str(tmp_path / "d" / p.name.replace(".png", "_center.png")), cv2.IMREAD_UNCHANGED)
+        assert got.dtype == np.uint16 and got.shape == (20, 28, 3)
+        assert np.array_equal(got, want)  # output == centre, bit for bit through pad/crop and 16-bit I/O
+    # an interrupted run resumes: existing outputs are left alone, missing ones are written
+    paths[0].write_bytes(b"sentinel")
+    paths[1].unlink()
+    predict_manifest(_identity_probe(), manifest, out, device="cpu", progress=False)
+    assert paths[0].read_bytes() == b"sentinel" and paths[1].is_file()
+
+
+def test_single_channel_rows_are_written_as_one_channel_mean(tmp_path):
+    manifest = P.write_dp_set(tmp_path / "g", 1, 16, 16, split="test", channels=1)
+    [path] = predict_manifest(_identity_probe(), manifest, tmp_path / "pred", device="cpu", progress=False)
+    got = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    want = cv2.imread(str(tmp_path / "g/test000_center.png"), cv2.IMREAD_UNCHANGED)
+    assert got.shape == (16, 16) and np.array_equal(got, want)
+
+
+def test_predict_and_deblur_cli_from_a_run_folder(tmp_path):
+    from k3dn.cli import main
+
+    manifest = P.write_dp_set(tmp_path / "d", 2, 16, 24, split="test")
+    run = tmp_path / "run"
+    save_weights(_identity_probe(), run / "model.safetensors")
+    (run / "model.json").write_text(json.dumps({"model": P.PROBE, "overrides": {"width": 8}}))
+    with P.probe_registered():
+        assert main(["predict", "--run", str(run), "--manifest", str(manifest), "--out", str(tmp_path / "p"),
+                     "--device", "cpu"]) == 0
+        assert main(["deblur", "--model", P.PROBE, "--weights", str(run / "model.safetensors"),
+                     "--left", str(tmp_path / "d/test000_left.png"), "--right", str(tmp_path / "d/test000_right.png"),
+                     "--out", str(tmp_path / "one.png"), "--device", "cpu"]) == 0
+        m = load_model(run=run)
+    assert not m.training
+    a = cv2.imread(str(tmp_path / "p/test000.png"), cv2.IMREAD_UNCHANGED)
+    b = cv2.imread(str(tmp_path / "one.png"), cv2.IMREAD_UNCHANGED)
+    # deblur without --center uses (L + R) / 2, which is how the test set's centre was made (up to rounding)
+    assert a.shape == b.shape == (16, 24, 3) and np.abs(a.astype(int) - b.astype(int)).max() <= 2
+
+
+def test_load_model_names_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model.json"):
+        load_model(run=tmp_path)
