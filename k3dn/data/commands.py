@@ -1,5 +1,122 @@
-"""(being written) Subcommands of this area; see docs/DEVELOPING.md."""
+"""``k3dn data ...``: list, download, manifest and check the registered data sets.
+
+* ``k3dn data list`` — registered data sets, how each is obtained, licence.
+* ``k3dn data download <dataset> --dest resources/raw/<ds> [--source NAME] [--no-unpack]`` — verified,
+  resumable; exit 3 with instructions when a manual download is needed, 1 on any other failure.
+* ``k3dn data manifest <dataset> --root DIR --out resources/manifests/ [--protocol 8bit] [--any-count]``
+* ``k3dn data check <dataset> [--root DIR] [--no-decode]`` — exit 1 when anything is missing or unreadable.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+EXIT_MANUAL = 3
+
+
+def _default_root(dataset: str) -> Path:
+    return Path("resources") / "raw" / dataset
+
+
+def _logging() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _list(args) -> int:
+    from k3dn.data.registry import load_registry
+
+    for name, ds in load_registry(args.registry).items():
+        how = ds.kind if ds.kind == "generated" else "/".join(dict.fromkeys(s.method for s in ds.sources))
+        print(f"{name:22s} {how:16s} adapter={ds.adapter or '-':9s} {ds.title}")
+        if args.verbose:
+            print(f"{'':22s} licence: {ds.licence}\n{'':22s} cite: {ds.citation}")
+    return 0
+
+
+def _download(args) -> int:
+    _logging()
+    from k3dn.data.downloads import DownloadError, ManualDownloadRequired, fetch_dataset
+
+    dest = Path(args.dest) if args.dest else _default_root(args.dataset)
+    try:
+        rep = fetch_dataset(args.dataset, dest, source=args.source, unpack=not args.no_unpack,
+                            retries=args.retries, registry=args.registry)
+    except ManualDownloadRequired as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_MANUAL
+    except (DownloadError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(rep.summary())
+    return 0
+
+
+def _manifest(args) -> int:
+    _logging()
+    from k3dn.data.layouts import LayoutError, write_manifests
+
+    root = Path(args.root) if args.root else _default_root(args.dataset)
+    kw = {}
+    if args.any_count:
+        kw["expected_counts" if args.dataset in ("dpdd", "synth") else "expected_count"] = None
+    try:
+        paths = write_manifests(args.dataset, root, args.out, processed=args.processed, protocol=args.protocol, **kw)
+    except (LayoutError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for p in paths:
+        print(p)
+    return 0
+
+
+def _check(args) -> int:
+    _logging()
+    from k3dn.data.check import check_dataset
+
+    root = Path(args.root) if args.root else _default_root(args.dataset)
+    kw = {}
+    if args.any_count:
+        kw["expected_counts" if args.dataset in ("dpdd", "synth") else "expected_count"] = None
+    rep = check_dataset(args.dataset, root, decode=not args.no_decode, checksums=not args.no_checksums,
+                        registry=args.registry, **kw)
+    print(rep.format())
+    return 0 if rep.ok else 1
 
 
 def add_commands(subparsers) -> None:
-    pass
+    p = subparsers.add_parser("data", help="data sets: list, download, manifest, check")
+    p.add_argument("--registry", default=None, help="data-set registry YAML (default: config/datasets.yaml)")
+    sub = p.add_subparsers(dest="data_command", required=True)
+
+    s = sub.add_parser("list", help="registered data sets")
+    s.add_argument("-v", "--verbose", action="store_true")
+    s.set_defaults(func=_list)
+
+    s = sub.add_parser("download", help="fetch and verify a data set (resumable)")
+    s.add_argument("dataset")
+    s.add_argument("--dest", default=None, help="default resources/raw/<dataset>")
+    s.add_argument("--source", default=None, help="registry source name (default: official first, then mirrors)")
+    s.add_argument("--no-unpack", action="store_true")
+    s.add_argument("--retries", type=int, default=4)
+    s.set_defaults(func=_download)
+
+    s = sub.add_parser("manifest", help="write <out>/<dataset>_<split>.csv from a data tree")
+    s.add_argument("dataset")
+    s.add_argument("--root", default=None, help="data tree (default resources/raw/<dataset>)")
+    s.add_argument("--out", default="resources/manifests")
+    s.add_argument("--processed", default=None, help="derived files (default <root>/k3dn_processed)")
+    s.add_argument("--protocol", choices=("16bit", "8bit"), default=None,
+                   help="override the reading protocol (file name gets a _<protocol> suffix)")
+    s.add_argument("--any-count", action="store_true", help="do not enforce the official sample counts")
+    s.set_defaults(func=_manifest)
+
+    s = sub.add_parser("check", help="counts, sizes, bit depths, channels, missing/unreadable files")
+    s.add_argument("dataset")
+    s.add_argument("--root", default=None, help="data tree (default resources/raw/<dataset>)")
+    s.add_argument("--no-decode", action="store_true", help="headers only (fast)")
+    s.add_argument("--no-checksums", action="store_true")
+    s.add_argument("--any-count", action="store_true")
+    s.set_defaults(func=_check)
