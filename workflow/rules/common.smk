@@ -21,6 +21,9 @@ SPLITS = {"dpdd": ["train", "val", "test"], "pixel": ["test"], "dpd_disp": ["tes
           "ddd_syn": ["train", "test"], "rdpd": ["train", "val", "test"], "synth": ["train", "val", "test"]}
 with open("config/checkpoints.yaml") as _f:
     CHECKPOINTS = yaml.safe_load(_f)["checkpoints"]
+_unknown = sorted({p["checkpoint"] for p in PUBLISHED.values() if p.get("checkpoint")} - set(CHECKPOINTS))
+if _unknown:
+    raise ValueError(f"config: checkpoint(s) {_unknown} are not in config/checkpoints.yaml")
 RAW = "resources/raw"
 MANIFESTS = "resources/manifests"
 

@@ -13,6 +13,10 @@ def test_manifest(wildcards):
     return manifest(wildcards.test)
 
 
+def test_manifest_dir(wildcards):
+    return manifest_dir(dataset_of(wildcards.test))
+
+
 def speed_inputs(wildcards):
     return method_inputs(wildcards.method)
 
@@ -44,7 +48,7 @@ rule predict:
 rule evaluate:
     input:
         "results/predictions/{method}/{test}/.done",
-        test_manifest,
+        test_manifest_dir,
     output:
         "results/metrics/{method}/{test}.csv",
     log:

@@ -1,0 +1,85 @@
+"""Paper tables: group means, published values joined by label, differences, provenance, and the check."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from k3dn.report.tables import build_table, check_table, write_table
+
+
+def _metrics(root, method, test, rows):
+    d = root / method
+    d.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(d / f"{test}.csv", index=False)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    m = tmp_path / "metrics"
+    prov = {"protocol": "16bit", "git_commit": "abc", "device": "cpu", "dataset_sha256": "d" * 64}
+    _metrics(m, "ours", "t_test", [
+        {"id": "a", "label": "indoor", "psnr": 30.0, "ssim": 0.9, **prov},
+        {"id": "b", "label": "indoor", "psnr": 28.0, "ssim": 0.8, **prov},
+        {"id": "c", "label": "outdoor", "psnr": 20.0, "ssim": 0.5, **prov},
+    ])
+    pub = tmp_path / "pub.csv"
+    pd.DataFrame([
+        {"row": "Ours", "group": "combined", "metric": "psnr", "value": 27.0, "source": "paper T1", "status": "exact"},
+        {"row": "Xin", "group": "combined", "metric": "psnr", "value": 26.0, "source": "paper T1", "status": "exact"},
+    ]).to_csv(pub, index=False)
+    spec = {"title": "t", "test": "t_test", "groups": ["indoor", "outdoor", "combined"], "metrics": ["psnr", "ssim"],
+            "published": str(pub), "rows": [{"label": "Ours", "method": "ours"}, {"label": "Xin", "method": None}]}
+    return tmp_path, m, spec
+
+
+def test_group_means_published_and_diff(setup):
+    tmp, m, spec = setup
+    df = build_table(spec, metrics_root=m)
+    ours = df.iloc[0]
+    assert ours["indoor_psnr"] == pytest.approx(29.0)
+    assert ours["outdoor_psnr"] == pytest.approx(20.0)
+    assert ours["combined_psnr"] == pytest.approx(26.0)       # mean of per-image values, not of groups
+    assert ours["combined_psnr_paper"] == 27.0
+    assert ours["combined_psnr_diff"] == pytest.approx(-1.0)
+    assert math.isnan(ours["indoor_psnr_paper"])              # unknown published value stays empty
+    assert ours["n_images"] == 3 and ours["git_commit"] == "abc" and ours["protocol"] == "16bit"
+    xin = df.iloc[1]
+    assert math.isnan(xin["combined_psnr"]) and xin["combined_psnr_paper"] == 26.0
+
+
+def test_check_flags_missing_rows_and_nan(setup):
+    tmp, m, spec = setup
+    out = write_table(spec, tmp / "t.csv", metrics_root=m)
+    assert check_table(out, spec) == []
+    spec2 = dict(spec, rows=spec["rows"] + [{"label": "Other", "method": "ours"}])
+    problems = check_table(out, spec2)
+    assert any("rows" in p for p in problems)
+    df = pd.read_csv(out)
+    df.loc[0, "combined_ssim"] = float("nan")
+    df.to_csv(out, index=False)
+    assert any("combined_ssim" in p for p in check_table(out, spec))
+
+
+def test_missing_group_is_an_error(setup):
+    tmp, m, spec = setup
+    spec = dict(spec, groups=["night"])
+    with pytest.raises(ValueError, match="night"):
+        build_table(spec, metrics_root=m)
+
+
+def test_published_files_are_well_formed():
+    """Every published number names its source and one of the documented statuses."""
+    from pathlib import Path
+
+    from k3dn.report.tables import read_published
+
+    files = sorted(Path(__file__).resolve().parent.parent.joinpath("config", "paper").glob("*.csv"))
+    assert len(files) == 9   # Tables 1-3 (main paper) and 7-12 (supplement)
+    for f in files:
+        df = read_published(f)
+        assert set(df["status"]) <= {"exact", "sourced", "approximate", "unverified", "not-found"}, f
+        assert df["source"].notna().all(), f
+        assert (df["value"].isna() == (df["status"] == "not-found")).all(), f
+    t7 = read_published(files[[f.name for f in files].index("table7_pixel.csv")])
+    assert t7[(t7.row == "Ours (Tiny)") & (t7.metric == "psnr")]["value"].item() == 31.59
