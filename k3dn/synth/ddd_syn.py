@@ -192,6 +192,8 @@ def simulate(rgb_u8: np.ndarray, depth_m: np.ndarray, st: DDDSetting, out_size=O
     """One DDD-syn sample: ``(left, right, gt)`` float [0, 1] RGB and the signed disparity map, resized."""
     import cv2
 
+    if min(depth_m.shape) <= 2 * st.crop:
+        raise ValueError(f"image of {depth_m.shape} px is too small for the {st.crop}-px crop of {st.name}")
     z = np.maximum(depth_m, 1e-3) / st.depth_scale
     coc = signed_coc_px(z, st.focus_m, st.focal_m * 1e3, st.f_pix / st.aperture_px, f_pix=st.f_pix)
     img = rgb_u8.astype(np.float64) / 255.0
@@ -247,7 +249,10 @@ def generate_ddd_syn(nyu, out, *, train_images=range(1, 1001), test_images=range
         if all(p.exists() for p in paths):
             continue
         rgb, depth = read_nyu(nyu, n)
-        left, right, gt, disp = simulate(rgb, depth, st, out_size, n_layers)
+        try:
+            left, right, gt, disp = simulate(rgb, depth, st, out_size, n_layers)
+        except ValueError as e:
+            raise ValueError(f"{nyu}: image {n}: {e}") from e
         for p, im in zip(paths[:3], (left, right, gt)):
             p.parent.mkdir(parents=True, exist_ok=True)
             write_png8(p, im)

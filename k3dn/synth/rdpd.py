@@ -95,8 +95,9 @@ def barrel_distort(img: np.ndarray, a: float, b: float, c: float, d: float | Non
 
     For each output pixel at normalised radius ``r`` (distance from the image centre divided by half the
     smaller image side) the source is sampled at radius ``r · (a r³ + b r² + c r + d)`` along the same ray;
-    ``d`` defaults to ``1 − a − b − c`` (no scaling at ``r = 1``). Negative ``c`` (or ``b``) gives barrel,
-    positive pincushion. Bilinear; source points outside the image give black.
+    ``d`` defaults to ``1 − a − b − c`` (no scaling at ``r = 1``). Positive ``c`` (or ``a``, ``b``) gives barrel
+    distortion (the centre magnified, the periphery compressed; corners sample outside the frame and turn
+    black), negative gives pincushion. Bilinear; source points outside the image give black.
     """
     import cv2
 
