@@ -23,9 +23,9 @@ def test_pfm_round_trip_and_layout(tmp_path, rng):
 
 
 def test_ddd_syn_standin(tmp_path):
-    mat = ddd_syn.write_standin_nyu(tmp_path / "nyu.mat", n=3, size=(40, 52))
+    mat = ddd_syn.write_standin_nyu(tmp_path / "nyu.mat", n=3, size=(56, 72))
     rgb, depth = ddd_syn.read_nyu(mat, 2)
-    assert rgb.shape == (40, 52, 3) and rgb.dtype == np.uint8 and depth.shape == (40, 52)
+    assert rgb.shape == (56, 72, 3) and rgb.dtype == np.uint8 and depth.shape == (56, 72)
     res = ddd_syn.generate_ddd_syn(mat, tmp_path / "out", train_images=range(1, 2), test_images=range(2, 4),
                                    test1_images=range(2, 3), out_size=(32, 48), n_layers=8, progress=False)
     assert res == {"written": 8, "samples": 8, "test_lines": 3}
