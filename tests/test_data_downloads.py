@@ -344,3 +344,16 @@ def test_unpack_refuses_foreign_folder_and_corrupt_archive(tmp_path):
     with pytest.raises(ArchiveError, match="corrupt or truncated"):
         unpack(c, progress=False)
     assert not (tmp_path / "c").exists() and not (tmp_path / ".c.partial").exists()
+
+
+def test_cli_download_manual_exit_code(server, tmp_path, capsys):
+    from k3dn.cli import main
+
+    z = _zip_bytes({"a.txt": b"1"})
+    reg = _registry(tmp_path, server.url + "/none.zip", _sha(z))
+    rc = main(["data", "--registry", str(reg), "download", "toy", "--dest", str(tmp_path / "raw"), "--retries", "0"])
+    err = capsys.readouterr().err
+    assert rc == 3 and "manual download required" in err and str(tmp_path / "raw" / "toy.zip") in err
+    server.files["/none.zip"] = z
+    assert main(["data", "--registry", str(reg), "download", "toy", "--dest", str(tmp_path / "raw")]) == 0
+    assert "source mirror (mirror)" in capsys.readouterr().out

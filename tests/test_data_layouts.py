@@ -344,3 +344,13 @@ def test_check_verifies_registry_checksums(tmp_path):
     # the fixture's 001_left.png is not the authors' file: its published sha256 must not match
     assert rep.checksums["MISMATCH"] >= 1
     assert any(str(base / "001_left.png") in p and "sha256" in p for p in rep.problems)
+
+
+def test_cli_manifest(tmp_path, capsys):
+    from k3dn.cli import main
+
+    root = _dpdd_tree(tmp_path / "d")
+    assert main(["data", "manifest", "dpdd", "--root", str(root), "--out", str(tmp_path / "m")]) == 1
+    assert "expected 350" in capsys.readouterr().err
+    assert main(["data", "manifest", "dpdd", "--root", str(root), "--out", str(tmp_path / "m"), "--any-count"]) == 0
+    assert len(read_manifest(tmp_path / "m" / "dpdd_test.csv")) == 3

@@ -144,8 +144,10 @@ def _dpdd_dirs(root: Path) -> dict[str, dict[str, Path]]:
                 for s in SPLITS if (base / f"{s}_c" / "source").is_dir()}
     # Restormer: .../{train,val}/{inputC,inputL,inputR,target}, test under .../test/DPDD/ (or test/)
     out = {}
-    for d in _find_dirs(root, lambda d: (d / "inputC").is_dir() or (d / "inputL").is_dir(), max_depth=5):
-        split = next((s for s in (d.name, d.parent.name) if s in SPLITS), None)
+    for d in _find_dirs(root, lambda d: (d / "inputC").is_dir() or (d / "inputL").is_dir(), max_depth=7):
+        # The nearest folder named after a split, e.g. .../test/DPDD/inputC or .../train/inputC.
+        chain = [d, *[p for p in d.parents if root in p.parents or p == root]]
+        split = next((p.name for p in chain if p.name in SPLITS), None)
         if split is None:
             raise LayoutError(f"{d}: Restormer-style folder (inputC/inputL/...) whose split is not evident "
                               "from its path (expected .../train, .../val or .../test/...)")
