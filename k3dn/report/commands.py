@@ -35,7 +35,7 @@ def _speed(args) -> int:
     from k3dn.infer import load_model
     from k3dn.report.speed import write_speed
 
-    model = load_model(run=args.run, model=args.model, weights=args.weights)
+    model = load_model(run=args.run, name=args.model, weights=args.weights)
     write_speed(model, args.method, args.out, size=tuple(args.size), warmup=args.warmup, runs=args.runs,
                 device=args.device, dtype=args.dtype)
     return 0

@@ -26,7 +26,7 @@ def _sync(device: torch.device) -> None:
 @torch.no_grad()
 def time_model(model, size=(1120, 1680), warmup: int = 5, runs: int = 30, device="cpu",
                dtype: str = "float32") -> dict:
-    from k3dn.infer import run_model
+    from k3dn.infer import forward_fitted
 
     device = torch.device(device)
     model = model.to(device).eval()
@@ -38,8 +38,7 @@ def time_model(model, size=(1120, 1680), warmup: int = 5, runs: int = 30, device
     for i in range(warmup + runs):
         _sync(device)
         t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            run_model(model, batch)
+        forward_fitted(model, batch, amp=amp)
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)

@@ -87,7 +87,7 @@ def method_args(method, test=None):
         args += f" --override {k}={jsonarg(v)}"
     if spec["model"] == "wiener" and test and dataset_of(test) == "pixel":
         # The Table 7 baseline uses the Pixel set's calibrated per-patch kernels.
-        args += f" --override kernels={RAW}/pixel/pixel_kernels.npz"
+        args += f" --override kernels={RAW}/pixel/k3dn_processed/blur_kernels.npz"
     return args
 
 
