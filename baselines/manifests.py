@@ -52,6 +52,53 @@ def _torch_container(manifest: dict, sd: dict) -> dict:
     return sd
 
 
+def keras_layer_names(manifest: dict) -> list[str]:
+    """The ``layer_names`` attribute a Keras full-model file of ``manifest`` carries: every layer of
+    ``model.layers``, with and without weights. Exact where the manifest spells the interleaved order out
+    (``layer_names_attr_order_note``); otherwise the weighted layers in file order followed by the weightless
+    ones (their positions are not recorded; Keras' topological loader skips them either way)."""
+    weighted = [name for name, _ in manifest["keras_layers_with_weights_in_file_order"]]
+    note = manifest.get("layer_names_attr_order_note", "")
+    if "order:" in note:
+        names = [n.strip() for n in note.split("order:", 1)[1].split(",")]
+        if [n for n in names if n in set(weighted)] == weighted:
+            return names
+    return weighted + [n for n in manifest.get("weightless_layers_in_layer_names", []) if n not in weighted]
+
+
+def _write_keras_hdf5(manifest: dict, tensors, path) -> None:
+    """A Keras ``model.save`` HDF5 as ``keras.engine.saving`` lays it out: root attrs ``keras_version`` and
+    ``backend``; group ``model_weights`` with attr ``layer_names`` (bytes, all layers) and one group per layer
+    with attr ``weight_names`` (bytes; an empty float array for weightless layers, as ``np.asarray([])``
+    gives), datasets at ``model_weights/<layer>/<weight name>``; plus a small ``optimizer_weights`` group,
+    which a loader must ignore."""
+    import h5py
+
+    prefix = manifest.get("key_prefix", "model_weights/")
+    data = dict(tensors)
+    weights_of = {name: wn for name, wn in manifest["keras_layers_with_weights_in_file_order"]}
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.2.4"
+        f.attrs["backend"] = b"tensorflow"
+        g = f.create_group(prefix.rstrip("/"))
+        names = keras_layer_names(manifest)
+        g.attrs["layer_names"] = np.array([n.encode("utf8") for n in names])
+        for layer in names:
+            lg = g.create_group(layer)
+            wn = weights_of.get(layer, [])
+            lg.attrs["weight_names"] = np.array([w.encode("utf8") for w in wn]) if wn else np.asarray([])
+            for w in wn:
+                key = f"{prefix}{layer}/{w}"
+                if key not in data:
+                    raise KeyError(f"{manifest['method']}: manifest lists weight {w} of {layer} but no tensor {key}")
+                lg.create_dataset(w, data=data.pop(key))
+        if data:
+            raise KeyError(f"{manifest['method']}: tensors outside any listed layer: {sorted(data)[:5]}")
+        opt = f.create_group("optimizer_weights")
+        opt.attrs["weight_names"] = np.array([b"Adam/iterations:0"])
+        opt.create_dataset("Adam/iterations:0", data=np.int64(1000))
+
+
 def write_fake_checkpoint(name: str, path, seed: int = 0, include_training_only: bool = True):
     """Write a random-weight file in the *published* container of manifest ``name``.
 
@@ -75,11 +122,7 @@ def write_fake_checkpoint(name: str, path, seed: int = 0, include_training_only:
         with open(tmp, "wb") as f:
             torch.save(_torch_container(manifest, sd), f)
     elif fw == "keras":
-        import h5py
-
-        with h5py.File(tmp, "w") as f:
-            for k, v in tensors:
-                f.create_dataset(k, data=v)
+        _write_keras_hdf5(manifest, tensors, tmp)
     elif fw == "tensorlayer":
         arr = np.empty(len(tensors), dtype=object)
         arr[:] = [v for _, v in tensors]

@@ -30,13 +30,58 @@ class CheckpointMismatch(RuntimeError):
         super().__init__("\n".join(lines))
 
 
+class ForeignWeights(dict):
+    """What :func:`read_foreign` returns for HDF5 and ``.npz`` files: a plain ``{name: ndarray}`` dict that
+    also remembers ``source`` (the file, for error messages) and, for HDF5, ``attrs``: the attributes of
+    every group, ``{group path ('' = root): {attr: value}}``, with byte strings decoded to ``str`` and
+    Keras' chunked attributes (``layer_names0``, ``layer_names1``, ...) joined back into one list.
+    Keras' ``load_weights`` is topological: it matches layers by the ``layer_names`` / ``weight_names``
+    attributes, not by dataset names, so a loader needs them.
+    """
+
+    def __init__(self, data=(), source: str = "", attrs: dict | None = None):
+        super().__init__(data)
+        self.source = str(source)
+        self.attrs = attrs or {}
+
+
+def _decode_attr(v):
+    if isinstance(v, bytes):
+        return v.decode("utf8")
+    if isinstance(v, np.ndarray) and v.dtype.kind in ("S", "O", "U"):
+        return [x.decode("utf8") if isinstance(x, bytes) else str(x) for x in v.tolist()]
+    if isinstance(v, np.ndarray) and v.size == 0:
+        return []  # Keras writes an empty weight_names list as an empty float array
+    return v
+
+
+def _group_attrs(group) -> dict:
+    raw = {k: _decode_attr(group.attrs[k]) for k in group.attrs.keys()}
+    out = {}
+    for k, v in raw.items():
+        # Keras splits attributes over 64 KB into name0, name1, ... (save_attributes_to_hdf5_group)
+        base = k.rstrip("0123456789")
+        if base != k and base not in raw and f"{base}0" in raw:
+            if base not in out:
+                chunks, i = [], 0
+                while f"{base}{i}" in raw:
+                    chunks.extend(raw[f"{base}{i}"])
+                    i += 1
+                out[base] = chunks
+            continue
+        out[k] = v
+    return out
+
+
 def read_foreign(path: str | os.PathLike):
     """Open a published checkpoint without executing code from it.
 
     ``.pth/.pt/.pkl/.pytorch/.ckpt`` -> ``torch.load(weights_only=True)`` (whatever container it holds);
-    ``.hdf5/.h5`` -> ``{dataset path: ndarray}`` of every dataset in the file (Keras weights);
-    ``.npz`` -> ``{key: ndarray}``; TensorLayer's positional ``params`` object array needs pickle, so
-    it is only unpickled from a NumPy container and only into a list of plain arrays.
+    ``.hdf5/.h5`` -> :class:`ForeignWeights` ``{dataset path: ndarray}`` of the weight datasets (Keras), with
+    every group's attributes in ``.attrs``; a compiled Keras model's ``optimizer_weights`` group (Adam
+    moments: training state, up to twice the model's size) is skipped;
+    ``.npz`` -> :class:`ForeignWeights` ``{key: ndarray}``; TensorLayer's positional ``params`` object array
+    needs pickle, so it is only unpickled from a NumPy container and only into a list of plain arrays.
     """
     path = Path(path)
     if not path.is_file():
@@ -46,18 +91,28 @@ def read_foreign(path: str | os.PathLike):
         if suffix in (".hdf5", ".h5"):
             import h5py
 
-            out = {}
+            out = ForeignWeights(source=path)
+
+            def visit(name, obj):
+                if name == "optimizer_weights" or name.startswith("optimizer_weights/"):
+                    return
+                if isinstance(obj, h5py.Dataset):
+                    out[name] = obj[()]
+                else:
+                    out.attrs[name] = _group_attrs(obj)
+
             with h5py.File(path, "r") as f:
-                f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+                out.attrs[""] = _group_attrs(f)
+                f.visititems(visit)
             return out
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 try:
-                    return {k: z[k] for k in z.files}
+                    return ForeignWeights({k: z[k] for k in z.files}, source=path)
                 except ValueError:  # object array: TensorLayer's save_npz list
                     pass
             with np.load(path, allow_pickle=True) as z:
-                out = {}
+                out = ForeignWeights(source=path)
                 for k in z.files:
                     v = z[k]
                     if v.dtype == object:
