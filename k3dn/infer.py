@@ -112,14 +112,14 @@ def load_model(run: str | os.PathLike | None = None, name: str | None = None, we
 
 
 def parse_overrides(items) -> dict:
-    import yaml
+    from k3dn.train.config import parse_value
 
     out = {}
     for it in items or ():
         if "=" not in it:
             raise ValueError(f"override {it!r} is not key=value")
         k, v = it.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = parse_value(v)
     return out
 
 

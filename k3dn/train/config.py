@@ -65,10 +65,10 @@ def _merge(base: dict, over: dict, where: str, prefix: str = "") -> dict:
         key = f"{prefix}{k}"
         if k not in base:
             raise ConfigError(f"{where}: unknown config key {key!r}; known: {sorted(base)}")
-        if k == "overrides":  # factory kwargs: free-form, merged so --set can add one at a time
+        if k == "overrides":  # factory kwargs: free-form, replaced as a whole (model.overrides.KEY=V adds one)
             if not isinstance(v, dict):
                 raise ConfigError(f"{where}: {key!r} must be a mapping, got {v!r}")
-            out[k] = {**base[k], **copy.deepcopy(v)}
+            out[k] = copy.deepcopy(v)
         elif isinstance(base[k], dict):
             if not isinstance(v, dict):
                 raise ConfigError(f"{where}: {key!r} must be a mapping, got {v!r}")
@@ -110,14 +110,29 @@ def _apply_file(cfg: dict, path: Path, seen: tuple) -> dict:
     return _merge(cfg, data, str(path))
 
 
+def parse_value(raw: str):
+    """YAML, except that ``1e-4`` is a number (YAML 1.1 reads exponents without a dot as strings)."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def apply_sets(cfg: dict, sets: list[str]) -> dict:
     """``key.sub=value`` overrides; values are parsed as YAML (``stages=[10,10]``, ``optim.lr=1e-4``)."""
     for item in sets:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw)
+        value = parse_value(raw)
         parts = key.strip().split(".")
+        if parts[:2] == ["model", "overrides"] and len(parts) == 3:
+            cfg = copy.deepcopy(cfg)
+            cfg["model"]["overrides"][parts[2]] = value
+            continue
         node: dict = {}
         cur = node
         for p in parts[:-1]:
