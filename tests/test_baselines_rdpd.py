@@ -1,0 +1,217 @@
+"""RDPD+ port: ConvLSTM2D against a numpy transcription of the Keras equations, topological strict load of the
+published HDF5 container, parameter counts, forward contract, radial mask and BGR conventions."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import baselines.rdpd as rd
+from baselines.keras_weights import hard_sigmoid, tf_kernel_to_torch
+from baselines.manifests import load_manifest, random_tensors, write_fake_checkpoint
+from k3dn.checkpoint import CheckpointMismatch, load_published
+from k3dn.registry import create_model
+
+MANIFEST = "rdpd_plus_keras"
+PARAMS = 24_278_703  # reference/baselines.md §8
+LSTM_PARAMS = 18_876_416
+
+
+def _batch(h, w, seed=0, b=1):
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.rand(b, 3, h, w, generator=g) for k in ("left", "right", "center", "target")}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ConvLSTM2D: Keras equations in numpy
+# ----------------------------------------------------------------------------------------------------------
+
+
+def np_conv_same(x, kernel):
+    """Stride-1 'same' conv of an odd kernel, TF layouts: x (H, W, Cin), kernel [k, k, in, out]."""
+    k = kernel.shape[0]
+    p = k // 2
+    xp = np.pad(x, ((p, p), (p, p), (0, 0)))
+    h, w = x.shape[:2]
+    return sum(xp[a:a + h, b:b + w] @ kernel[a, b] for a in range(k) for b in range(k))
+
+
+def np_keras_convlstm(frames, kernel, recurrent_kernel, bias):
+    """Keras ConvLSTM2DCell, gate order i, f, c, o on the last axis; hard_sigmoid = clip(0.2x + 0.5, 0, 1)."""
+    hs = lambda z: np.clip(0.2 * z + 0.5, 0.0, 1.0)  # noqa: E731
+    f_ = kernel.shape[-1] // 4
+    h = np.zeros(frames.shape[1:3] + (f_,))
+    c = np.zeros_like(h)
+    outs = []
+    for x in frames:
+        zx = np_conv_same(x, kernel) + bias
+        zh = np_conv_same(h, recurrent_kernel)
+        gate = [zx[..., g * f_:(g + 1) * f_] + zh[..., g * f_:(g + 1) * f_] for g in range(4)]
+        i, f, o = hs(gate[0]), hs(gate[1]), hs(gate[3])
+        c = f * c + i * np.tanh(gate[2])
+        h = o * np.tanh(c)
+        outs.append(h)
+    return np.stack(outs)
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_convlstm_matches_numpy_keras_equations(steps, rng):
+    cin, filters, hw = 3, 4, (5, 6)
+    kernel = (rng.standard_normal((3, 3, cin, 4 * filters)) * 0.7).astype(np.float32)
+    rkernel = (rng.standard_normal((3, 3, filters, 4 * filters)) * 0.7).astype(np.float32)
+    bias = rng.standard_normal(4 * filters).astype(np.float32)
+    frames = rng.standard_normal((steps, *hw, cin)).astype(np.float32)
+    lstm = rd.KerasConvLSTM2d(cin, filters, 3, dropout=0.4).eval()  # eval: Keras input dropout inactive
+    with torch.no_grad():
+        lstm.input_conv.weight.copy_(tf_kernel_to_torch(kernel))
+        lstm.input_conv.bias.copy_(tf_kernel_to_torch(bias))
+        lstm.recurrent_conv.weight.copy_(tf_kernel_to_torch(rkernel))
+        got = lstm(torch.from_numpy(frames).permute(0, 3, 1, 2)[None])[0].permute(0, 2, 3, 1).numpy()
+    ref = np_keras_convlstm(frames.astype(np.float64), kernel.astype(np.float64), rkernel.astype(np.float64),
+                            bias.astype(np.float64))
+    np.testing.assert_allclose(got, ref, atol=2e-5, rtol=1e-4)
+    # the hard_sigmoid saturates somewhere here, so the clip is exercised, not just the linear part
+    assert (np.abs(0.2 * (np_conv_same(frames[0], kernel) + bias) + 0.5) > 1).any()
+
+
+def test_hard_sigmoid_is_the_keras2_definition():
+    x = torch.tensor([-3.0, -2.5, -1.0, 0.0, 1.0, 2.5, 4.0])
+    torch.testing.assert_close(hard_sigmoid(x), torch.tensor([0.0, 0.0, 0.3, 0.5, 0.7, 1.0, 1.0]))
+
+
+def test_convlstm_dropout_only_in_training():
+    lstm = rd.KerasConvLSTM2d(2, 3, 3, dropout=0.5)
+    x = torch.rand(1, 2, 2, 4, 4)
+    with torch.no_grad():
+        a, b = lstm(x), lstm(x)
+        lstm.eval()
+        c, d = lstm(x), lstm(x)
+    assert not torch.equal(a, b) and torch.equal(c, d)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Published container
+# ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    path = write_fake_checkpoint(MANIFEST, tmp_path_factory.mktemp("ckpt") / "RDPD+.hdf5")
+    return load_published(rd.rdpd_plus(), path).eval(), load_manifest(MANIFEST), path
+
+
+def test_published_container_loads_strictly_with_values(published):
+    model, manifest, _ = published
+    own = model.state_dict()
+    src = random_tensors(manifest)  # file order = Keras' weighted-layer order
+    keys = [k for _, ks in model.keras_targets() for k in ks]
+    assert sorted(keys) == sorted(own) and len(src) == len(keys) == manifest["num_tensors"]
+    for (name, arr), key in zip(src, keys):
+        torch.testing.assert_close(own[key], tf_kernel_to_torch(arr), atol=0, rtol=0)
+    assert own["net.lstm.input_conv.weight"].shape == (2048, 512, 3, 3)
+    assert own["net.up4.weight"].shape == (256, 512, 2, 2)
+
+
+def test_parameter_count_matches_manifest_and_reference(published):
+    model, manifest, _ = published
+    assert sum(p.numel() for p in model.parameters()) == manifest["total_params"] == PARAMS
+    assert sum(p.numel() for p in model.net.lstm.parameters()) == LSTM_PARAMS
+    assert "mask" not in model.state_dict()
+
+
+def test_forward_shape_range_and_odd_size(published):
+    model, _, _ = published
+    with torch.no_grad():
+        out = model(_batch(32, 48))["output"]
+        odd = model(_batch(21, 35, seed=1))["output"]
+    assert out.shape == (1, 3, 32, 48) and 0 <= out.min() and out.max() <= 1
+    assert odd.shape == (1, 3, 21, 35) and torch.isfinite(odd).all()
+
+
+def test_corrupted_checkpoint_names_the_bad_tensors(tmp_path):
+    path = write_fake_checkpoint(MANIFEST, tmp_path / "bad.hdf5")
+    with h5py.File(path, "a") as f:
+        del f["model_weights/conv_lst_m2d/conv_lst_m2d/recurrent_kernel:0"]
+        del f["model_weights/time_distributed_30/time_distributed_30/bias:0"]
+        f["model_weights/time_distributed_30/time_distributed_30/bias:0"] = np.zeros(4, np.float32)
+    with pytest.raises(CheckpointMismatch) as err:
+        load_published(rd.rdpd_plus(), path)
+    assert len(err.value.missing) == 1 and "net.lstm.recurrent_conv.weight" in err.value.missing[0]
+    assert [m[0].split(" ")[0] for m in err.value.misshaped] == ["net.out.bias"]
+    assert "recurrent_kernel:0" in str(err.value) and str(path) in str(err.value)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Conventions
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_radial_mask_shape_and_values():
+    m = rd.radial_mask(1120, 1680)
+    assert m.shape == (1120, 1680) and m.dtype == np.float32
+    assert m.min() == 0.0 and m.max() == 1.0
+    assert m[0, 0] == m[-1, -1] == m[0, -1] == m[-1, 0] == 1.0  # corners
+    np.testing.assert_array_equal(m, m[::-1, ::-1])  # symmetric about the centre
+    np.testing.assert_array_equal(np.round(m * 255), m * 255)  # 8-bit levels like the PNG / 255
+    # mid-edges: distance over the centre-corner distance, to 8-bit precision
+    r = np.hypot(559.5, 839.5)
+    assert abs(m[560, 0] - np.hypot(0.5, 839.5) / r) <= 0.5 / 255
+    assert abs(m[0, 840] - np.hypot(559.5, 0.5) / r) <= 0.5 / 255
+
+
+class _Recorder(torch.nn.Module):
+    def __init__(self, out):
+        super().__init__()
+        self.out, self.seen = out, None
+
+    def forward(self, x):
+        self.seen = x
+        return self.out
+
+
+def test_input_is_one_frame_of_left_right_bgr_and_radial_mask():
+    model = rd.rdpd_plus().eval()
+    b = _batch(16, 32)
+    bgr_out = torch.rand(1, 1, 3, 16, 32)
+    model.net = _Recorder(bgr_out)
+    out = model(b)["output"]
+    seen = model.net.seen
+    assert seen.shape == (1, 1, 7, 16, 32)  # (batch, frames, channels, H, W)
+    torch.testing.assert_close(seen[:, 0, 0:3], b["left"][:, [2, 1, 0]], atol=0, rtol=0)
+    torch.testing.assert_close(seen[:, 0, 3:6], b["right"][:, [2, 1, 0]], atol=0, rtol=0)
+    torch.testing.assert_close(seen[0, 0, 6], torch.from_numpy(rd.radial_mask(16, 32)), atol=0, rtol=0)
+    torch.testing.assert_close(out, bgr_out[:, 0, [2, 1, 0]], atol=0, rtol=0)
+
+
+def test_given_mask_is_used_and_must_fit():
+    mask = np.full((16, 16), 0.25, np.float32)
+    model = rd.rdpd_plus(mask=mask).eval()
+    model.net = _Recorder(torch.zeros(1, 1, 3, 16, 16))
+    model(_batch(16, 16))
+    assert torch.all(model.net.seen[0, 0, 6] == 0.25)
+    with pytest.raises(ValueError, match="radial mask"):
+        model(_batch(32, 16))
+
+
+def test_linear_output_is_clipped_in_training_too_and_views_matter(published):
+    model, _, _ = published
+    b = _batch(16, 16)
+    with torch.no_grad():
+        base = model(b)["output"]
+        assert not torch.allclose(base, model({**b, "left": b["right"], "right": b["left"]})["output"])
+        saved = model.net.out.bias.clone()
+        model.net.out.bias.fill_(5.0)
+        model.train()
+        try:
+            hot = model(b)["output"]
+        finally:
+            model.net.out.bias.copy_(saved)
+            model.eval()
+    assert torch.all(hot == 1.0)  # backend.clip is in the Keras graph
+
+
+def test_interface_and_registry():
+    m = create_model("rdpd_plus")
+    assert isinstance(m, rd.RDPDDefocus) and m.registry_name == "rdpd_plus"
+    assert m.input_views == ("left", "right") and m.input_protocol == "8bit"
+    assert m.size_multiple == (16, 16) and m.size_mode == "pad" and m.published_manifest == MANIFEST
