@@ -1,3 +1,3 @@
 """Published baselines re-implemented in PyTorch; importing this package registers every one."""
 
-from . import bambnet, drbnet, restormer  # noqa: F401  (registration side effects)
+from . import bambnet, dddnet, dpdnet, drbnet, ifan, kpac, rdpd, restormer  # noqa: F401  (registration)
