@@ -8,7 +8,7 @@ def _list(args) -> int:
 
     for name, ck in load_checkpoints().items():
         how = ", ".join(f"{s.name}:{s.method}" for s in ck.sources)
-        print(f"{name:24s} model={ck.model:20s} params={ck.params:>10,d}  {ck.file}  [{how}]")
+        print(f"{name:24s} model={ck.model:20s} params={ck.params:>10,d}  {', '.join(ck.files)}  [{how}]")
     return 0
 
 
@@ -26,7 +26,9 @@ def _fake(args) -> int:
     from baselines.registry import get_checkpoint, verify_checkpoint
 
     ck = get_checkpoint(args.name)
-    path = write_fake_checkpoint(ck.manifest, f"{args.dest}/{ck.file}", seed=args.seed)
+    for i, (manifest, file) in enumerate(zip(ck.manifests, ck.files)):
+        write_fake_checkpoint(manifest, f"{args.dest}/{file}", seed=args.seed + i)
+    path = ck.weights_path(args.dest)
     n = verify_checkpoint(args.name, path)
     print(f"{args.name}: RANDOM weights (not the published ones) written to {path} ({n:,d} parameters)")
     return 0

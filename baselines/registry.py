@@ -24,11 +24,14 @@ _REQUIRED = {"model", "manifest", "params", "file", "container", "licence", "cit
 
 @dataclass(frozen=True)
 class Checkpoint:
+    """One published checkpoint; a method published as several files (DDDNet) lists them in ``files``
+    (with one manifest each) and is loaded from their folder."""
+
     name: str
     model: str
-    manifest: str
+    manifests: tuple[str, ...]
     params: int
-    file: str
+    files: tuple[str, ...]
     member: str | None
     container: str
     licence: str
@@ -36,9 +39,12 @@ class Checkpoint:
     input_protocol: str | None
     sources: tuple[Source, ...]
 
+    def weights_path(self, dest) -> Path:
+        return Path(dest) / self.files[0] if len(self.files) == 1 else Path(dest)
+
     def as_dataset(self) -> Dataset:
         """The entry seen as a downloadable item of the data-set machinery (same fetch and checks)."""
-        return Dataset(name=self.name, title=self.file, kind="download", adapter=None, licence=self.licence,
+        return Dataset(name=self.name, title=", ".join(self.files), kind="download", adapter=None, licence=self.licence,
                        citation=self.citation, sources=self.sources)
 
 
@@ -58,11 +64,18 @@ def load_checkpoints(path: str | os.PathLike | None = None) -> dict[str, Checkpo
         if unknown or missing:
             raise RegistryError(f"{path}: {where}: unknown key(s) {unknown}, missing key(s) {missing}")
         sources = tuple(_parse_source(path, f"{where}.sources[{i}]", s) for i, s in enumerate(d["sources"]))
-        out[name] = Checkpoint(name=name, model=d["model"], manifest=d["manifest"], params=int(d["params"]),
-                               file=d["file"], member=d.get("member"), container=d["container"],
+        files, manifests = _listed(d["file"]), _listed(d["manifest"])
+        if len(files) != len(manifests) or (d.get("member") and len(files) > 1):
+            raise RegistryError(f"{path}: {where}: one manifest per file, and 'member' only for a single file")
+        out[name] = Checkpoint(name=name, model=d["model"], manifests=manifests, params=int(d["params"]),
+                               files=files, member=d.get("member"), container=d["container"],
                                licence=d["licence"], citation=d["citation"],
                                input_protocol=d.get("input_protocol"), sources=sources)
     return out
+
+
+def _listed(v) -> tuple[str, ...]:
+    return tuple(v) if isinstance(v, list) else (v,)
 
 
 def get_checkpoint(name: str, path=None) -> Checkpoint:
@@ -73,12 +86,13 @@ def get_checkpoint(name: str, path=None) -> Checkpoint:
 
 
 def fetch_checkpoint(name: str, dest: str | os.PathLike, progress: bool = True) -> Path:
-    """Download (or verify what is in place), unpack, and put the weights at ``dest/<file>``."""
+    """Download (or verify what is in place), unpack, and put the weights at ``dest/<file>``; returns the
+    path to load (the file, or ``dest`` itself for a multi-file checkpoint)."""
     from k3dn.data.downloads import fetch_dataset
 
     ck = get_checkpoint(name)
     dest = Path(dest)
-    final = dest / ck.file
+    final = ck.weights_path(dest)
     rep = fetch_dataset(ck.as_dataset(), dest, progress=progress)
     if ck.member:
         found = [u / ck.member for u in rep.unpacked if (u / ck.member).is_file()]
@@ -87,8 +101,9 @@ def fetch_checkpoint(name: str, dest: str | os.PathLike, progress: bool = True) 
         tmp = final.with_name(final.name + ".tmp")
         shutil.copyfile(found[0], tmp)
         os.replace(tmp, final)
-    if not final.is_file():
-        raise FileNotFoundError(f"{name}: expected the weights at {final} after the download")
+    missing = [f for f in ck.files if not (dest / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{name}: expected {missing} in {dest} after the download")
     return final
 
 

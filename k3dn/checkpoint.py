@@ -16,6 +16,9 @@ import torch
 import torch.nn as nn
 
 
+_WEIGHT_SUFFIXES = (".pth", ".pt", ".pkl", ".pytorch", ".ckpt", ".hdf5", ".h5", ".npz")
+
+
 class CheckpointMismatch(RuntimeError):
     def __init__(self, source, missing, unexpected, misshaped):
         self.missing, self.unexpected, self.misshaped = missing, unexpected, misshaped
@@ -77,6 +80,7 @@ def read_foreign(path: str | os.PathLike):
     """Open a published checkpoint without executing code from it.
 
     ``.pth/.pt/.pkl/.pytorch/.ckpt`` -> ``torch.load(weights_only=True)`` (whatever container it holds);
+    a folder -> ``{file stem: contents}`` of the weight files in it (methods published as several files);
     ``.hdf5/.h5`` -> :class:`ForeignWeights` ``{dataset path: ndarray}`` of the weight datasets (Keras), with
     every group's attributes in ``.attrs``; a compiled Keras model's ``optimizer_weights`` group (Adam
     moments: training state, up to twice the model's size) is skipped;
@@ -84,6 +88,12 @@ def read_foreign(path: str | os.PathLike):
     needs pickle, so it is only unpickled from a NumPy container and only into a list of plain arrays.
     """
     path = Path(path)
+    if path.is_dir():
+        # A method published as several files (DDDNet: Estd.pkl + Esti.pkl): {file stem (lower case): contents}.
+        parts = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _WEIGHT_SUFFIXES)
+        if not parts:
+            raise FileNotFoundError(f"{path}: no checkpoint files in this folder")
+        return {p.stem.lower(): read_foreign(p) for p in parts}
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     suffix = path.suffix.lower()

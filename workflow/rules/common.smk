@@ -65,7 +65,9 @@ def checkpoint_dir(ckpt):
 
 
 def checkpoint_file(ckpt):
-    return f"{checkpoint_dir(ckpt)}/{CHECKPOINTS[ckpt]['file']}"
+    """The path `--weights` takes: the file, or the folder of a checkpoint published as several files."""
+    files = CHECKPOINTS[ckpt]["file"]
+    return checkpoint_dir(ckpt) if isinstance(files, list) else f"{checkpoint_dir(ckpt)}/{files}"
 
 
 def method_inputs(method):
