@@ -1,0 +1,55 @@
+"""Integration: the real K3DN Tiny through both training stages, checkpoint, predict (its paper resize mode)."""
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from k3dn.infer import load_model, predict_manifest
+from k3dn.registry import list_models
+from k3dn.train.config import load_config
+from k3dn.train.loop import train
+
+
+def _probe():
+    import importlib.util
+
+    if "k3dn_test_probe" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("k3dn_test_probe", Path(__file__).with_name("test_train_probe.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["k3dn_test_probe"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["k3dn_test_probe"]
+
+
+def test_k3dn_tiny_two_stages_and_predict(tmp_path):
+    assert "k3dn_tiny" in list_models()
+    P = _probe()
+    # window (4, 4) shrinks the size multiple to 32x32 so a CPU test can use 32x32 crops (batch 2: the
+    # disparity branch's BatchNorm3d needs more than one value per channel at 1/32 resolution).
+    train_m = P.write_dp_set(tmp_path / "train", 2, 40, 40)
+    test_m = P.write_dp_set(tmp_path / "test", 1, 40, 50, split="test")  # not a multiple: resized and back
+    cfg = {"model": {"name": "k3dn_tiny", "overrides": {"window": [4, 4]}}, "stages": [1, 1],
+           "data": {"train": str(train_m), "crop": [32, 32], "batch_size": 2, "workers": 0},
+           "engine": {"device": "cpu", "progress": False, "ckpt_every": 1}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    torch.manual_seed(0)
+    s = train(load_config(tmp_path / "c.yaml"), tmp_path / "run")
+    assert s["iteration"] == 2
+    after1 = load_file(str(tmp_path / "run/state/ckpt_00000001/weights.safetensors"))
+    final = load_file(str(tmp_path / "run/model.safetensors"))
+    srp = [k for k in final if k.startswith("srp.")]
+    rest = [k for k in final if not k.startswith("srp.") and final[k].is_floating_point() and "running" not in k]
+    assert srp and all(torch.equal(final[k], after1[k]) for k in rest)        # stage 2 freezes all but SRP
+    assert any(not torch.equal(final[k], after1[k]) for k in srp)
+    assert json.loads((tmp_path / "run/model.json").read_text())["overrides"] == {"window": [4, 4]}
+    model = load_model(run=tmp_path / "run")
+    assert model.size_mode == "resize"
+    [out] = predict_manifest(model, test_m, tmp_path / "pred", device="cpu", progress=False)
+    img = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert img.dtype == np.uint16 and img.shape == (40, 50, 3)
