@@ -63,7 +63,6 @@ def evaluate_predictions(pred_dir, manifest, protocol: str | None = None, lpips:
     ``manifest``: a manifest path (or a frame from :func:`k3dn.data.manifest.read_manifest`).
     ``protocol``: ``"16bit"`` / ``"8bit"`` for every row, or None for each row's own ``protocol``.
     """
-    import torch
     from tqdm import tqdm
 
     from k3dn.data.manifest import read_manifest
