@@ -152,3 +152,20 @@ def test_interface_attributes():
     assert s.size_multiple == d.size_multiple == (16, 16) and s.size_mode == d.size_mode == "pad"
     with pytest.raises(ValueError, match="forward\\(C, R, L\\)"):
         drb.DRBNet(dual=True)(torch.zeros(1, 3, 16, 16))
+
+
+def test_odd_sizes_are_reflect_padded_to_the_multiple_and_cropped_back():
+    """The network sees C mapped to [-1, 1] and reflect-padded bottom/right to 48x48; the output is 37x45."""
+    model = drb.drbnet_single().eval()
+    seen = []
+    hook = model.conv1_1.register_forward_pre_hook(lambda m, a: seen.append(a[0].clone()))
+    b = _batch(37, 45)
+    try:
+        with torch.no_grad():
+            out = model(b)["output"]
+    finally:
+        hook.remove()
+    x = b["center"]
+    expect = F.pad(x * 2 - 1, (0, 3, 0, 11), mode="reflect")
+    assert seen[0].shape == (1, 3, 48, 48) and out.shape == (1, 3, 37, 45)
+    torch.testing.assert_close(seen[0], expect, atol=1e-6, rtol=0)

@@ -210,3 +210,20 @@ def test_single_ignores_dp_views_and_interface():
     assert s.size_multiple == d.size_multiple == (8, 8) and s.size_mode == d.size_mode == "pad"
     with pytest.raises(ValueError, match="forward\\(C, R, L\\)"):
         ifan.IFAN(dual=True)(torch.zeros(1, 3, 16, 16))
+
+
+def test_odd_sizes_are_reflect_padded_to_the_multiple_and_cropped_back():
+    """The network sees C mapped to [0, 1] and reflect-padded bottom/right to 32x24; the output is 29x21."""
+    model = ifan.ifan_single().eval()
+    seen = []
+    hook = model.conv1_1.register_forward_pre_hook(lambda m, a: seen.append(a[0].clone()))
+    b = _batch(29, 21)
+    try:
+        with torch.no_grad():
+            out = model(b)["output"]
+    finally:
+        hook.remove()
+    x = b["center"]
+    expect = F.pad(x, (0, 3, 0, 3), mode="reflect")
+    assert seen[0].shape == (1, 3, 32, 24) and out.shape == (1, 3, 29, 21)
+    torch.testing.assert_close(seen[0], expect, atol=1e-6, rtol=0)
