@@ -121,7 +121,7 @@ def test_corrupted_checkpoint_names_missing_and_misshaped(tmp_path):
 # ------------------------------------------------------------------------------------------- forward
 
 def test_folded_network_equals_doconv_network(folded, unfolded):
-    b = _center(seed=3)
+    b = _center(16, 16, seed=3)
     with torch.no_grad():
         torch.testing.assert_close(folded(b)["output"], unfolded(b)["output"], rtol=1e-4, atol=1e-4)
 
@@ -133,11 +133,11 @@ def test_forward_shape_range_and_odd_size(folded):
 
 
 def test_residual_output_equals_input_when_last_conv_is_zero(folded):
-    model = rft.deeprft(tile=16).eval()
+    model = rft.deeprft_wholeimage().eval()
     model.load_state_dict(folded.state_dict())
     with torch.no_grad():
         model.net.feat_extract[5].main[0].W.zero_()
-        b = _center(24, 40)
+        b = _center(16, 20)
         torch.testing.assert_close(model(b)["output"], b["center"])
 
 
@@ -163,13 +163,13 @@ def test_edge_windows_only_fill_the_remainder():
 
 def test_wrapper_tiles_in_eval_and_results_depend_on_the_tile():
     # freshly initialised weights: the fake file's 0.02-scale weights leave the output ~= the input
-    tiled, whole = rft.deeprft(tile=32).eval(), rft.deeprft_wholeimage().eval()
+    tiled, whole = rft.deeprft(tile=16).eval(), rft.deeprft_wholeimage().eval()
     whole.load_state_dict(tiled.state_dict())
-    assert whole.tile is None
-    b = _center(40, 40, seed=5)
+    assert whole.tile is None and rft.deeprft().tile == 512
+    b = _center(24, 24, seed=5)
     with torch.no_grad():
         got = tiled(b)["output"]
-        torch.testing.assert_close(got, rft.tiled_apply(tiled.net, b["center"], 32).clamp(0, 1))
+        torch.testing.assert_close(got, rft.tiled_apply(tiled.net, b["center"], 16).clamp(0, 1))
         full = whole(b)["output"]
     assert (got - full).abs().max() > 1e-3          # window borders and the FFT's period change the result
 
