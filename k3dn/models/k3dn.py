@@ -243,7 +243,7 @@ def checkpoint_filter_fn(raw) -> dict:
 # Registered variants (supplement Tab. 6); overrides are the ablation knobs listed in the module docstring.
 # ---------------------------------------------------------------------------------------------------------------
 
-def _create(bn: int, bc: int, dual_pixel: bool, **overrides) -> K3DN:
+def _create(bn: int, bc: int, dual_pixel: bool, overrides: dict) -> K3DN:
     params = dict(bn=bn, bc=bc, dual_pixel=dual_pixel)
     params.update(overrides)
     model = K3DN(**params)
@@ -253,29 +253,29 @@ def _create(bn: int, bc: int, dual_pixel: bool, **overrides) -> K3DN:
 
 @register_model
 def k3dn_tiny(**kw):
-    return _create(2, 24, True, **kw)
+    return _create(2, 24, True, kw)
 
 
 @register_model
 def k3dn_lightweight(**kw):
-    return _create(2, 32, True, **kw)
+    return _create(2, 32, True, kw)
 
 
 @register_model
 def k3dn_large(**kw):
-    return _create(4, 48, True, **kw)
+    return _create(4, 48, True, kw)
 
 
 @register_model
 def k3dn_tiny_single(**kw):
-    return _create(2, 24, False, **kw)
+    return _create(2, 24, False, kw)
 
 
 @register_model
 def k3dn_lightweight_single(**kw):
-    return _create(2, 32, False, **kw)
+    return _create(2, 32, False, kw)
 
 
 @register_model
 def k3dn_large_single(**kw):
-    return _create(4, 48, False, **kw)
+    return _create(4, 48, False, kw)
