@@ -7,6 +7,8 @@ sizes are fitted per ``size_mode`` and the output is brought back to the input s
 * ``"pad"``: reflect-pad at the bottom/right, crop back. Where a pad is at least as large as the image
   (reflection impossible) replicate padding is used instead.
 
+Inputs are read under the model's ``input_protocol`` when it has one (a checkpoint trained on 8-bit data
+gets 16-bit files truncated to 8 bits, as its authors' code read them), else under the manifest's protocol.
 Outputs are written as 16-bit PNGs (``<out>/<id>.png``) at the target's size; single-channel rows
 (``channels == 1``) are replicated to RGB for the model and written back as the mean of the three output
 channels. Existing outputs are skipped, so an interrupted run resumes; every write is atomic.
@@ -133,13 +135,13 @@ def pick_device(device: str | None = None) -> torch.device:
 # Prediction
 # ----------------------------------------------------------------------------------------------------------
 
-def _row_batch(row, device) -> tuple[dict, tuple[int, int]]:
+def _row_batch(row, device, protocol: str | None = None) -> tuple[dict, tuple[int, int]]:
     from k3dn.io import read_image
 
     views = {}
     for k in INPUT_KEYS:
         if row.get(k):
-            views[k] = read_image(row[k], row["protocol"], channels=3)
+            views[k] = read_image(row[k], protocol or row["protocol"], channels=3)
     if "left" in views and "right" in views and "center" not in views:
         views["center"] = 0.5 * (views["left"] + views["right"])  # the physical DP sum, as in training
     shapes = {k: v.shape[:2] for k, v in views.items()}
@@ -176,7 +178,8 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
         paths.append(path)
         if path.exists():
             continue
-        batch, _ = _row_batch(row, device)
+        # A checkpoint trained on 8-bit data (IFAN, DRBNet, ...) gets its inputs as its authors read them.
+        batch, _ = _row_batch(row, device, getattr(model, "input_protocol", None))
         missing = [k for k in getattr(model, "input_views", ()) if k not in batch]
         if missing:
             raise ValueError(f"{manifest}: row {row['id']!r} lacks the view(s) {missing} the model reads")
@@ -195,7 +198,7 @@ def deblur_files(model, left, right, out, center=None, size_mode=None, device=No
     amp = (device.type == "cuda") if amp is None else amp
     row = {"id": Path(out).stem, "left": str(left), "right": str(right), "center": str(center or ""),
            "target": "", "protocol": "16bit"}
-    batch, _ = _row_batch(row, device)
+    batch, _ = _row_batch(row, device, getattr(model, "input_protocol", None))
     y = forward_fitted(model.to(device).eval(), batch, size_mode, amp)[0].permute(1, 2, 0).cpu().numpy()
     return write_png16(out, y)
 

@@ -74,6 +74,18 @@ def test_predict_writes_every_row_at_the_target_size_and_resumes(tmp_path):
     assert paths[0].read_bytes() == b"sentinel" and paths[1].is_file()
 
 
+def test_an_8bit_checkpoint_gets_its_inputs_truncated_to_8_bits(tmp_path):
+    """A model with input_protocol '8bit' reads 16-bit files as (v >> 8) / 255, like its authors' code."""
+    manifest = P.write_dp_set(tmp_path / "d", 1, 16, 24, split="test")
+    model = _identity_probe()
+    model.input_protocol = "8bit"
+    [path] = predict_manifest(model, manifest, tmp_path / "pred", device="cpu", progress=False)
+    got = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).astype(np.int64)
+    src = cv2.imread(str(tmp_path / "d" / "test000_center.png"), cv2.IMREAD_UNCHANGED).astype(np.int64)
+    want = np.round((src >> 8) / 255 * 65535)
+    assert np.array_equal(got, want) and not np.array_equal(got, src)
+
+
 def test_single_channel_rows_are_written_as_one_channel_mean(tmp_path):
     manifest = P.write_dp_set(tmp_path / "g", 1, 16, 16, split="test", channels=1)
     [path] = predict_manifest(_identity_probe(), manifest, tmp_path / "pred", device="cpu", progress=False)
