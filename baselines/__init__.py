@@ -1,3 +1,3 @@
 """Published baselines re-implemented in PyTorch; importing this package registers every one."""
 
-from . import bambnet, dddnet, dpdnet, drbnet, ifan, kpac, rdpd, restormer, wiener  # noqa: F401  (registration)
+from . import bambnet, dddnet, deeprft, dpdnet, drbnet, ifan, kpac, rdpd, restormer, wiener  # noqa: F401  (registration)
