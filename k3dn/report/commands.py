@@ -21,9 +21,12 @@ def _table(args) -> int:
 
 
 def _check(args) -> int:
+    import yaml
+
     from k3dn.report.tables import check_table
 
-    specs = _spec(args.specs)
+    with open(args.config) as f:
+        specs = yaml.safe_load(f)["tables"]
     problems = [p for name, spec in specs.items() for p in check_table(f"{args.tables_dir}/{name}.csv", spec)]
     for p in problems:
         print(p, file=sys.stderr)
@@ -65,8 +68,8 @@ def add_commands(subparsers) -> None:
     t.add_argument("--speed-root", default="results/speed")
     t.set_defaults(func=_table)
 
-    c = sub.add_parser("check", help="every table has its rows and finite values")
-    c.add_argument("--specs", required=True, help="JSON object: table name -> spec")
+    c = sub.add_parser("check", help="every table of a workflow config has its rows and finite values")
+    c.add_argument("--config", required=True, help="the workflow config whose `tables` were built")
     c.add_argument("--tables-dir", default="results/tables")
     c.set_defaults(func=_check)
 
