@@ -145,7 +145,8 @@ def draw_sample(cfg: SynthConfig, split: str, index: int):
     q = rng.uniform(*cfg.focus_quantile)
     focus = float(np.quantile(scene.depth, q))
     if scene.depth.max() < 1.01 * scene.depth.min():  # a single plane: focus off it, or it is never blurred
-        focus = focus * float(np.exp(rng.uniform(-0.7, 0.7)))
+        # at least ~35 % off the plane, so that a fronto-parallel scene is never (almost) in focus
+        focus = focus * float(np.exp(rng.choice([-1.0, 1.0]) * rng.uniform(0.3, 0.7)))
     focus = max(focus, cfg.focal_mm * 1e-3 * 1.5)
     f_number = float(rng.choice(list(cfg.f_numbers)))
     coc = signed_coc_px(scene.depth, focus, cfg.focal_mm, f_number, pixel_pitch_um=cfg.pixel_pitch_um)
