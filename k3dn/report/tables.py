@@ -58,7 +58,7 @@ def _provenance(per_image: pd.DataFrame) -> dict:
 def read_published(path) -> pd.DataFrame:
     if not path:
         return pd.DataFrame(columns=["row", "group", "metric", "value", "source", "status"])
-    df = pd.read_csv(path, dtype={"value": float}, keep_default_na=True)
+    df = pd.read_csv(path, dtype={"row": str, "group": str, "value": float}, keep_default_na=True)
     need = {"row", "group", "metric", "value", "source", "status"}
     if need - set(df.columns):
         raise ValueError(f"{path}: missing column(s) {sorted(need - set(df.columns))}")
@@ -124,7 +124,7 @@ def write_table(spec: dict, out, **roots) -> Path:
 
 def check_table(path, spec: dict) -> list[str]:
     """Problems with a written table: missing rows, and non-finite values of rows the suite ran."""
-    df = pd.read_csv(path, keep_default_na=True)
+    df = pd.read_csv(path, dtype={"row": str}, keep_default_na=True)
     problems = []
     want = [r["label"] for r in spec["rows"]]
     if list(df["row"]) != want:
