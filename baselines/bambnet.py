@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from k3dn.checkpoint import strip_prefix
+from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
 __all__ = ["KernelEDNet", "BaMBNet", "checkpoint_filter_fn"]
@@ -140,12 +141,6 @@ class KernelEDNet(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- wrapper
 
-def _pad_to_multiple(x: torch.Tensor, mult) -> tuple[torch.Tensor, tuple[int, int]]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % mult[0], (-w) % mult[1]
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if (ph < h and pw < w) else "replicate")
-    return x, (h, w)
 
 
 class BaMBNet(nn.Module):
@@ -178,7 +173,9 @@ class BaMBNet(nn.Module):
 
     def forward(self, batch: dict) -> dict:
         left, right = batch["left"].flip(1), batch["right"].flip(1)  # RGB -> BGR
-        x, (h, w) = _pad_to_multiple(torch.cat([left, right, right], dim=1), self.size_multiple)
+        x = torch.cat([left, right, right], dim=1)
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, self.size_multiple)
         out = self.net(x)[..., :h, :w].flip(1)                    # BGR -> RGB
         if not self.training:
             out = out.clamp(0, 1)

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from k3dn.checkpoint import strip_prefix
+from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
 __all__ = ["DisparityNet", "DeblurNet", "DDDNet", "checkpoint_filter_fn", "filter_estd", "filter_esti"]
@@ -334,12 +335,6 @@ class DeblurNet(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- wrapper
 
-def _pad_to_multiple(x: torch.Tensor, mult) -> tuple[torch.Tensor, tuple[int, int]]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % mult[0], (-w) % mult[1]
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if (ph < h and pw < w) else "replicate")
-    return x, (h, w)
 
 
 class DDDNet(nn.Module):
@@ -377,7 +372,9 @@ class DDDNet(nn.Module):
                 m.use_batch_stats = bn_batch_stats
 
     def forward(self, batch: dict) -> dict:
-        x, (h, w) = _pad_to_multiple(torch.cat([batch["left"], batch["right"]], dim=1), self.size_multiple)
+        x = torch.cat([batch["left"], batch["right"]], dim=1)
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, self.size_multiple)
         left, right = x[:, :3], x[:, 3:]
         disp = self.estd(left, right)
         out, refined = self.esti(left, right, disp)

@@ -34,6 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from k3dn.checkpoint import strip_prefix
+from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
 __all__ = ["DOConv2d", "FoldedConv2d", "DeepRFTNet", "DeepRFT", "fold_doconv", "fold_doconv_state_dict",
@@ -276,12 +277,6 @@ def tiled_apply(fn, x: torch.Tensor, win: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- wrapper
 
-def _pad_to_multiple(x: torch.Tensor, mult) -> tuple[torch.Tensor, tuple[int, int]]:
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % mult[0], (-w) % mult[1]
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if (ph < h and pw < w) else "replicate")
-    return x, (h, w)
 
 
 class DeepRFT(nn.Module):
@@ -315,7 +310,9 @@ class DeepRFT(nn.Module):
         self.net = DeepRFTNet(num_res=num_res, doconv=doconv)
 
     def forward(self, batch: dict) -> dict:
-        x, (h, w) = _pad_to_multiple(batch["center"], self.size_multiple)
+        x = batch["center"]
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, self.size_multiple)
         if self.training:
             out, side2, side4 = self.net(x, multi_scale=True)
             return {"output": out[..., :h, :w], "side_outputs": [side2, side4]}

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from baselines.keras_weights import SameConv2d, keras_state_dict
 from baselines.manifests import load_manifest
+from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
 __all__ = ["DPDNet", "DPDNetDefocus", "dpdnet_dual", "dpdnet_single_retrained"]
@@ -98,12 +99,6 @@ class DPDNet(nn.Module):
         return torch.sigmoid(self.out(self.to_rgb(y)))
 
 
-def _pad_to_multiple(x: torch.Tensor, mult: int):
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % mult, (-w) % mult
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-    return x, h, w
 
 
 def rgb_bgr(x: torch.Tensor) -> torch.Tensor:
@@ -147,7 +142,8 @@ class DPDNetDefocus(nn.Module):
             x = torch.cat([rgb_bgr(batch["left"]), rgb_bgr(batch["right"])], 1)
         else:
             x = rgb_bgr(batch["center"])
-        x, h, w = _pad_to_multiple(x, self.size_multiple[0])
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, self.size_multiple[0])
         out = rgb_bgr(self.net(x)[..., :h, :w])
         if not self.training:
             out = out.clamp(0, 1)

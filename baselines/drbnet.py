@@ -27,6 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from baselines.common import pad_to_multiple
+from k3dn.checkpoint import strip_prefix
 from k3dn.registry import register_model
 
 __all__ = ["DRBNet", "DRBNetDefocus", "filter_adaptive_conv", "drbnet_single", "drbnet_dual"]
@@ -192,13 +194,6 @@ class DRBNet(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _pad_to_multiple(x: torch.Tensor, mult: int) -> torch.Tensor:
-    """Reflect-pad bottom/right to a multiple of ``mult`` (replicate where the image is too small to reflect)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % mult, (-w) % mult
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-    return x
 
 
 class DRBNetDefocus(DRBNet):
@@ -227,7 +222,7 @@ class DRBNetDefocus(DRBNet):
     def forward(self, batch: dict) -> dict:
         h, w = batch["center"].shape[-2:]
         views = [batch["center"]] + ([batch["right"], batch["left"]] if self.dual else [])
-        views = [_pad_to_multiple(v * 2.0 - 1.0, self.size_multiple[0]) for v in views]
+        views = [pad_to_multiple(v * 2.0 - 1.0, self.size_multiple[0]) for v in views]
         out = (super().forward(*views)[..., :h, :w] + 1.0) / 2.0
         if not self.training:
             out = out.clamp(0, 1)
@@ -242,7 +237,7 @@ def checkpoint_filter_fn(raw) -> dict:
     """Published files are plain state dicts with no prefix; ``module.`` is stripped should a re-save carry it."""
     if not isinstance(raw, dict):
         raise TypeError(f"DRBNet checkpoint: expected a state dict, got {type(raw).__name__}")
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in raw.items()}
+    return strip_prefix(raw, "module.")
 
 
 # ----------------------------------------------------------------------------------------------------------

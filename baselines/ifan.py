@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
 __all__ = ["IFAN", "IFANDefocus", "iac", "separable_adaptive_conv", "ifan_single", "ifan_single_16bit", "ifan_dual"]
@@ -196,13 +197,6 @@ class IFAN(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _pad_to_multiple(x: torch.Tensor, mult: int) -> torch.Tensor:
-    """Reflect-pad bottom/right to a multiple of ``mult`` (replicate where the image is too small to reflect)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % mult, (-w) % mult
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-    return x
 
 
 class IFANDefocus(IFAN):
@@ -235,7 +229,7 @@ class IFANDefocus(IFAN):
     def forward(self, batch: dict) -> dict:
         h, w = batch["center"].shape[-2:]
         views = [batch["center"]] + ([batch["right"], batch["left"]] if self.dual else [])
-        views = [_pad_to_multiple(v, self.size_multiple[0]) for v in views]
+        views = [pad_to_multiple(v, self.size_multiple[0]) for v in views]
         out = super().forward(*views)[..., :h, :w]
         if not self.training:
             out = out.clamp(0, 1)

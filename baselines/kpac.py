@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from baselines.keras_weights import SameConv2d, SameConvTranspose2d, positional_state_dict, same_conv2d
 from baselines.manifests import load_manifest
+from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
 __all__ = ["KPACNet", "KPACDefocus", "kpac_single_2level", "kpac_single_3level", "kpac_dual"]
@@ -164,12 +165,6 @@ class KPACNet(nn.Module):
         return n + ref
 
 
-def _pad_to_multiple(x: torch.Tensor, mult: int):
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % mult, (-w) % mult
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-    return x, h, w
 
 
 def tf_name_to_key(tf_name: str) -> str:
@@ -222,8 +217,9 @@ class KPACDefocus(nn.Module):
         c = batch["center"] * 2 - 1
         x = torch.cat([batch["left"], batch["right"]], 1) * 2 - 1 if self.dual_pixel else c
         mult = self.size_multiple[0]
-        x, h, w = _pad_to_multiple(x, mult)
-        c, _, _ = _pad_to_multiple(c, mult)
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, mult)
+        c = pad_to_multiple(c, mult)
         out = (self.net(x, c)[..., :h, :w] + 1) / 2
         if not self.training:
             out = out.clamp(0, 1)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from baselines.keras_weights import SameConv2d, hard_sigmoid, keras_state_dict
 from baselines.manifests import load_manifest
+from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
 __all__ = ["KerasConvLSTM2d", "RDPDNet", "RDPDDefocus", "radial_mask", "rdpd_plus"]
@@ -165,12 +166,6 @@ class RDPDNet(nn.Module):
         return self.out(self.to_rgb(y)).clamp(0, 1).unflatten(0, (b, t))
 
 
-def _pad_to_multiple(x: torch.Tensor, mult: int):
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % mult, (-w) % mult
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-    return x, h, w
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -214,7 +209,8 @@ class RDPDDefocus(nn.Module):
 
     def forward(self, batch: dict) -> dict:
         x = torch.cat([batch["left"].flip(1), batch["right"].flip(1)], 1)  # RGB -> BGR per view
-        x, h, w = _pad_to_multiple(x, self.size_multiple[0])
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, self.size_multiple[0])
         m = self._mask(*x.shape[-2:], x).expand(x.shape[0], 1, -1, -1)
         out = self.net(torch.cat([x, m], 1)[:, None])[:, 0, :, :h, :w]
         return {"output": out.flip(1)}  # BGR -> RGB; already in [0, 1]

@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from baselines.common import pad_to_multiple
+from k3dn.checkpoint import strip_prefix
 from k3dn.registry import register_model
 
 __all__ = ["Restormer", "RestormerDefocus", "restormer_dual", "restormer_single"]
@@ -210,14 +212,6 @@ class Restormer(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _pad_to_multiple(x: torch.Tensor, mult: int) -> tuple[torch.Tensor, int, int]:
-    """Reflect-pad bottom/right to a multiple of ``mult`` (replicate where the image is too small to reflect)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % mult, (-w) % mult
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, h, w
 
 
 class RestormerDefocus(Restormer):
@@ -246,7 +240,8 @@ class RestormerDefocus(Restormer):
 
     def forward(self, batch: dict) -> dict:
         x = torch.cat([batch["left"], batch["right"]], 1) if self.dual_pixel else batch["center"]
-        x, h, w = _pad_to_multiple(x, self.size_multiple[0])
+        h, w = x.shape[-2:]
+        x = pad_to_multiple(x, self.size_multiple[0])
         out = super().forward(x)[..., :h, :w]
         if not self.training:
             out = out.clamp(0, 1)
@@ -265,7 +260,7 @@ def checkpoint_filter_fn(raw) -> dict:
         sd = raw["params_ema"]  # BasicSR files trained with EMA; not expected for these two checkpoints
     else:
         sd = raw
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    return strip_prefix(sd, "module.")
 
 
 # ----------------------------------------------------------------------------------------------------------

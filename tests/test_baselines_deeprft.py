@@ -3,7 +3,6 @@ the official 512-window tiling, residual output."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import baselines.deeprft as rft
 from baselines.manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint

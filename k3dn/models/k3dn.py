@@ -64,6 +64,7 @@ import math
 import torch
 import torch.nn as nn
 
+from k3dn.checkpoint import strip_prefix
 from k3dn.registry import register_model
 
 from .blocks import BasicConv, EBlock, fit_to_multiple, restore_from_multiple, window_merge, window_partition
@@ -236,7 +237,7 @@ def checkpoint_filter_fn(raw) -> dict:
                 break
     if not isinstance(sd, dict):
         raise TypeError(f"checkpoint_filter_fn: expected a state dict, got {type(raw).__name__}")
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in sd.items()}
+    return strip_prefix(sd, "module.")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ DIFFERENCES from the original generator:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 

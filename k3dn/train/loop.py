@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import random
 import time
@@ -277,7 +276,7 @@ def _train(cfg: dict, out: Path, resume: str, info: DistInfo) -> dict:
                     raise NonFiniteLoss(
                         f"non-finite training loss at iteration {iteration + 1} (stage {stage}; this rank: "
                         + ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
-                        + f"). Stopped before the optimizer step. Last good checkpoint: "
+                        + "). Stopped before the optimizer step. Last good checkpoint: "
                         + (f"{good}" if good else "none (no checkpoint written yet)")
                         + ". Lower optim.lr, check the data, or resume from it with a different seed.")
                 opt.zero_grad(set_to_none=True)
