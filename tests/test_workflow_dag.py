@@ -86,3 +86,10 @@ def test_invalid_config_fails_before_any_job(workdir, tmp_path):
     bad.write_text(yaml.safe_dump(cfg))
     out = dry_run(workdir, "tables", "--configfile", str(bad))
     assert out.returncode != 0 and "12bit" in (out.stdout + out.stderr)
+
+
+def test_slurm_profile_dry_run_needs_no_cluster(workdir):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    out = dry_run(workdir, "tables", "--profile", str(ROOT / "profiles" / "slurm"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert job_counts(out.stdout)["train"] == TRAIN_JOBS
