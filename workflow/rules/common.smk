@@ -1,7 +1,6 @@
 # Helpers of the rules: config validation, name lookups, and the inputs/commands each rule needs.
 
 import json
-from pathlib import Path
 
 import yaml
 from snakemake.utils import validate
@@ -17,6 +16,7 @@ if _clash:
     raise ValueError(f"config: names used both as runs and as published methods: {_clash}")
 
 # Splits each data set's adapter writes (k3dn data manifest); a test set is named <dataset>_<split>.
+# DPD-disp has no targets: its predictions feed the figures, never `evaluate`.
 SPLITS = {"dpdd": ["train", "val", "test"], "pixel": ["test"], "dpd_disp": ["test"],
           "ddd_syn": ["train", "test"], "rdpd": ["train", "val", "test"], "synth": ["train", "val", "test"]}
 with open("config/checkpoints.yaml") as _f:
@@ -30,7 +30,6 @@ MANIFESTS = "resources/manifests"
 
 wildcard_constraints:
     ds="[a-z0-9_]+",
-    split="train|val|test",
     run="|".join(RUNS) or "NONE",
     method="|".join(METHODS) or "NONE",
     ckpt="[a-z0-9_]+",
@@ -47,10 +46,6 @@ def manifest_dir(ds):
 def manifest(test):
     ds = dataset_of(test)
     return f"{MANIFESTS}/{ds}/{test}.csv"
-
-
-def has_targets(test):
-    return dataset_of(test) != "dpd_disp"
 
 
 def jsonarg(obj):
