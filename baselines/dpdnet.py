@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from baselines.keras_weights import SameConv2d, keras_state_dict
+from baselines.keras_weights import ConvReLU, SameConv2d, UpConv, keras_state_dict
 from baselines.manifests import load_manifest
 from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
@@ -40,21 +40,6 @@ __all__ = ["DPDNet", "DPDNetDefocus", "dpdnet_dual", "dpdnet_single_retrained"]
 # ----------------------------------------------------------------------------------------------------------
 
 
-class ConvReLU(SameConv2d):
-    """Keras ``Conv2D(..., activation='relu', padding='same')``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(super().forward(x))
-
-
-class UpConv(ConvReLU):
-    """``UpSampling2D(2)`` (nearest) then a 2x2 'same' conv, ReLU: the decoder's up path."""
-
-    def __init__(self, in_ch: int, out_ch: int):
-        super().__init__(in_ch, out_ch, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 # ----------------------------------------------------------------------------------------------------------

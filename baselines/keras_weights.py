@@ -59,6 +59,24 @@ class SameConv2d(nn.Conv2d):
         return same_conv2d(x, self.weight, self.bias, self.stride[0], self.dilation[0])
 
 
+
+class ConvReLU(SameConv2d):
+    """Keras ``Conv2D(..., activation='relu', padding='same')`` (also inside ``TimeDistributed``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(super().forward(x))
+
+
+class UpConv(ConvReLU):
+    """``UpSampling2D(2)`` (nearest) then a 2x2 'same' conv with ReLU: the Keras U-nets' up path."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__(in_ch, out_ch, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
 def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1,
                 dilation: int = 1) -> torch.Tensor:
     kh, kw = weight.shape[-2:]

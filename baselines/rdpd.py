@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from baselines.keras_weights import SameConv2d, hard_sigmoid, keras_state_dict
+from baselines.keras_weights import ConvReLU, SameConv2d, UpConv, hard_sigmoid, keras_state_dict
 from baselines.manifests import load_manifest
 from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
@@ -46,19 +46,6 @@ __all__ = ["KerasConvLSTM2d", "RDPDNet", "RDPDDefocus", "radial_mask", "rdpd_plu
 # ----------------------------------------------------------------------------------------------------------
 
 
-class ConvReLU(SameConv2d):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(super().forward(x))
-
-
-class UpConv(ConvReLU):
-    """``TimeDistributed(UpSampling2D(2))`` then a ``TimeDistributed`` 2x2 'same' conv with ReLU."""
-
-    def __init__(self, in_ch: int, out_ch: int):
-        super().__init__(in_ch, out_ch, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 class KerasConvLSTM2d(nn.Module):
