@@ -1,21 +1,20 @@
-# K3DN reproducibility suite: data -> manifests -> training -> predictions -> metrics -> tables.
-#   snakemake --cores all tables                                  # the paper (GPU box)
-#   snakemake --cores all tables --configfile config/smoke.yaml   # synthetic data, CPU, minutes
-# Rules are thin: each calls the `k3dn` command (k3dn/cli.py), which is tested without Snakemake.
+# K3DN reproducibility suite: data -> manifests -> training -> predictions -> metrics -> tables, figures.
+#   snakemake --cores all all --configfile config/miniature.yaml   # every job of the paper's grid, CPU, minutes
+#   snakemake --cores all tables                                    # the paper (GPU box)
+# Rules are thin: each calls a `k3dn` command (k3dn/cli.py), which is tested without Snakemake.
 
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-# The paper config is the default. A --configfile (e.g. config/smoke.yaml) replaces it instead of being
-# merged into it key by key, so a smoke run never inherits the paper's experiment grid.
-if "runs" not in config:
-
-    configfile: "config/config.yaml"
+# The paper's grid is always the base. A --configfile (config/miniature.yaml, a user's own) is merged over it
+# key by key by Snakemake, so it can change scale and sources but never drop an experiment.
+configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/miniature.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/train.smk"

@@ -1,3 +1,8 @@
-"""Published baselines re-implemented in PyTorch; importing this package registers every one."""
+"""Published baselines re-implemented in PyTorch, the checkpoint registry and Wiener deconvolution.
 
-from . import bambnet, dddnet, deeprft, dpdnet, drbnet, ifan, kpac, rdpd, restormer, wiener  # noqa: F401  (registration)
+The network modules register themselves when imported; :mod:`k3dn.registry` imports every one listed in
+``MODEL_MODULES``. Importing the package itself imports no model (and no torch), so the workflow can read the
+checkpoint registry (:mod:`baselines.registry`) cheaply on every Snakemake invocation.
+"""
+
+MODEL_MODULES = ("bambnet", "dddnet", "deeprft", "dpdnet", "drbnet", "ifan", "kpac", "rdpd", "restormer", "wiener")

@@ -15,8 +15,8 @@ def _list(args) -> int:
 def _fetch(args) -> int:
     from baselines.registry import fetch_checkpoint, verify_checkpoint
 
-    path = fetch_checkpoint(args.name, args.dest)
-    n = verify_checkpoint(args.name, path)
+    path = fetch_checkpoint(args.name, args.dest, registry=args.registry)
+    n = verify_checkpoint(args.name, path, registry=args.registry)
     print(f"{args.name}: {path} loads strictly ({n:,d} parameters)")
     return 0
 
@@ -49,6 +49,7 @@ def add_commands(subparsers) -> None:
     f = sub.add_parser("fetch", help="download, verify and strictly load a published checkpoint")
     f.add_argument("name")
     f.add_argument("--dest", required=True)
+    f.add_argument("--registry", default=None, help="checkpoint registry YAML (default: config/checkpoints.yaml)")
     f.set_defaults(func=_fetch)
     k = sub.add_parser("fake", help="random weights in the published container (smoke runs; clearly not real)")
     k.add_argument("name")

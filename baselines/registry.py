@@ -85,12 +85,12 @@ def get_checkpoint(name: str, path=None) -> Checkpoint:
     return reg[name]
 
 
-def fetch_checkpoint(name: str, dest: str | os.PathLike, progress: bool = True) -> Path:
+def fetch_checkpoint(name: str, dest: str | os.PathLike, progress: bool = True, registry=None) -> Path:
     """Download (or verify what is in place), unpack, and put the weights at ``dest/<file>``; returns the
     path to load (the file, or ``dest`` itself for a multi-file checkpoint)."""
     from k3dn.data.downloads import fetch_dataset
 
-    ck = get_checkpoint(name)
+    ck = get_checkpoint(name, registry)
     dest = Path(dest)
     final = ck.weights_path(dest)
     rep = fetch_dataset(ck.as_dataset(), dest, progress=progress)
@@ -107,12 +107,12 @@ def fetch_checkpoint(name: str, dest: str | os.PathLike, progress: bool = True) 
     return final
 
 
-def verify_checkpoint(name: str, weights: str | os.PathLike) -> int:
+def verify_checkpoint(name: str, weights: str | os.PathLike, registry=None) -> int:
     """Load ``weights`` strictly into the entry's model; return its parameter count (checked against the entry)."""
     from k3dn.checkpoint import load_published
     from k3dn.registry import create_model
 
-    ck = get_checkpoint(name)
+    ck = get_checkpoint(name, registry)
     model = load_published(create_model(ck.model), weights)
     n = sum(p.numel() for p in model.parameters())
     if n != ck.params:

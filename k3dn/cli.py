@@ -19,6 +19,7 @@ _COMMAND_MODULES = (
     "baselines.commands",      # k3dn baselines ...        checkpoint registry, fetch, verify
     "k3dn.report.commands",    # k3dn report ...           tables, figures, speed
     "k3dn.preflight",          # k3dn preflight            every input can be had, before any work
+    "k3dn.miniature.commands", # k3dn miniature ...        stand-ins of the miniature run, its registries
 )
 
 

@@ -1,8 +1,10 @@
 """``k3dn evaluate``: per-image metrics of a prediction folder against a manifest's targets.
 
 One row per manifest row: ``id, label, psnr, ssim, rmse, mae, lpips, lpips_note, protocol, channels``, then
-provenance (``git_commit, torch, device`` from :func:`k3dn.provenance.provenance`, ``backend``,
-``data_sha256`` = :func:`k3dn.provenance.sha256_files` of every target file, ``manifest``, ``pred_dir``).
+provenance (:data:`PROVENANCE`): ``git_commit`` of the evaluation; from the predictions' ``predictions.json``
+(see :mod:`k3dn.infer`) the ``config_hash`` of everything that made them, ``weights_sha256``, ``device`` and
+``dtype`` of the inference; ``data_sha256`` = :func:`k3dn.provenance.sha256_files` of every target file;
+``label_source`` of the indoor/outdoor labels; and ``manifest``, ``pred_dir``, ``backend``, ``torch``.
 
 Reading. The protocol (``--protocol``, default: each row's manifest ``protocol``) decides how the **target**
 is read (``16bit``: /65535; ``8bit``: the legacy ``v >> 8`` then /255, see :mod:`k3dn.io`). Predictions are
@@ -32,6 +34,8 @@ import pandas as pd
 from k3dn.io import PROTOCOLS, ImageError, read_image
 
 RESULT_COLUMNS = ["id", "label", "psnr", "ssim", "rmse", "mae", "lpips", "lpips_note", "protocol", "channels"]
+#: Provenance of every metrics row; the tables carry them on (k3dn.report.tables), and a missing one is an error.
+PROVENANCE = ["git_commit", "config_hash", "weights_sha256", "data_sha256", "device", "dtype", "label_source"]
 BACKENDS = ("skimage", "torch")
 
 
@@ -56,18 +60,34 @@ def _read_prediction(path: Path, target: np.ndarray, target_path: str) -> np.nda
     return pred
 
 
+def prediction_record(pred_dir) -> dict:
+    """``<pred_dir>/predictions.json`` (written by ``k3dn predict`` when every image is done)."""
+    import json
+
+    path = Path(pred_dir) / "predictions.json"
+    if not path.is_file():
+        raise EvaluationError(f"{path}: missing; the predictions are incomplete or were not made by `k3dn predict`")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise EvaluationError(f"{path}: not valid JSON ({e})") from e
+
+
 def evaluate_predictions(pred_dir, manifest, protocol: str | None = None, lpips: bool = False,
-                         device: str = "cpu", backend: str = "skimage", progress: bool = True) -> pd.DataFrame:
+                         device: str = "cpu", backend: str = "skimage", progress: bool = True,
+                         lpips_files: tuple | None = None, lpips_standin: bool = False) -> pd.DataFrame:
     """Per-image metrics of ``<pred_dir>/<id>.png`` against each manifest row's target.
 
     ``manifest``: a manifest path (or a frame from :func:`k3dn.data.manifest.read_manifest`).
     ``protocol``: ``"16bit"`` / ``"8bit"`` for every row, or None for each row's own ``protocol``.
+    ``lpips_files``: ``(backbone, heads)`` weight files (default: :func:`k3dn.lpips.find_weights`);
+    ``lpips_standin``: they are the miniature's random stand-ins, loaded unverified and labelled so.
     """
     from tqdm import tqdm
 
     from k3dn.data.manifest import read_manifest
     from k3dn.metrics import batch_metrics, image_metrics, to_tensor
-    from k3dn.provenance import provenance, sha256_files
+    from k3dn.provenance import git_commit, sha256_files
 
     if protocol is not None and protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
@@ -91,16 +111,23 @@ def evaluate_predictions(pred_dir, manifest, protocol: str | None = None, lpips:
         if not Path(t).is_file():
             raise EvaluationError(f"{t}: target file not found (manifest {manifest_path})")
 
+    record = prediction_record(pred_dir)
     scorer = None
     lpips_note = "not requested"
     if lpips:
         from k3dn.lpips import LPIPSScorer
 
-        scorer = LPIPSScorer(device=device)
-        lpips_note = scorer.reason or f"alex v0.1 ({scorer.weights})"
+        backbone, lin = lpips_files or (None, None)
+        scorer = LPIPSScorer(device=device, backbone=backbone, lin=lin, verify=not lpips_standin)
+        lpips_note = scorer.reason or (f"RANDOM stand-in weights (miniature): not LPIPS ({scorer.weights})"
+                                       if lpips_standin else f"alex v0.1 ({scorer.weights})")
 
-    prov = provenance(device=device, backend=backend, data_sha256=sha256_files(df["target"]),
-                      manifest=manifest_path, pred_dir=str(pred_dir.resolve()))
+    from importlib.metadata import version
+
+    prov = {"git_commit": git_commit(), "config_hash": record["config_hash"],
+            "weights_sha256": record.get("weights_sha256") or "none", "data_sha256": sha256_files(df["target"]),
+            "device": record["device"], "dtype": record["dtype"], "torch": version("torch"), "backend": backend,
+            "manifest": manifest_path, "pred_dir": str(pred_dir.resolve())}
     rows = []
     it = tqdm(list(df.itertuples(index=False)), desc="evaluate", unit="img", disable=not progress)
     for r in it:
@@ -117,7 +144,7 @@ def evaluate_predictions(pred_dir, manifest, protocol: str | None = None, lpips:
         if scorer is not None:
             lp = scorer(pred, target)
         rows.append({"id": r.id, "label": r.label, **m, "lpips": lp, "lpips_note": lpips_note,
-                     "protocol": prot, "channels": ch, **prov})
+                     "protocol": prot, "channels": ch, **prov, "label_source": r.label_source or "none"})
     out = pd.DataFrame(rows)
     return out[RESULT_COLUMNS + [c for c in out.columns if c not in RESULT_COLUMNS]]
 
@@ -154,7 +181,8 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 def _cmd_evaluate(args) -> int:
     try:
         df = evaluate_predictions(args.pred, args.manifest, protocol=args.protocol, lpips=args.lpips,
-                                  device=args.device, backend=args.backend, progress=not args.quiet)
+                                  device=args.device, backend=args.backend, progress=not args.quiet,
+                                  lpips_files=(args.lpips_backbone, args.lpips_lin), lpips_standin=args.lpips_standin)
     except (EvaluationError, ImageError) as e:
         print(f"k3dn evaluate: error: {e}", file=sys.stderr)
         return 2
@@ -174,6 +202,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--protocol", choices=PROTOCOLS, default=None,
                    help="how targets are read (default: each manifest row's protocol)")
     p.add_argument("--lpips", action="store_true", help="also compute AlexNet-LPIPS v0.1 (needs its weight files)")
+    p.add_argument("--lpips-backbone", help="torchvision's alexnet-owt-7be5be79.pth (default: k3dn.lpips's search)")
+    p.add_argument("--lpips-lin", help="lpips' v0.1 alex.pth heads (default: k3dn.lpips's search)")
+    p.add_argument("--lpips-standin", action="store_true",
+                   help="the LPIPS files are the miniature's random stand-ins: load them unverified, label the column")
     p.add_argument("--device", default="cpu", help="torch device for LPIPS and the torch backend")
     p.add_argument("--backend", choices=BACKENDS, default="skimage",
                    help="metric implementation: skimage (reference) or torch (batched; same numbers)")

@@ -11,7 +11,15 @@ Inputs are read under the model's ``input_protocol`` when it has one (a checkpoi
 gets 16-bit files truncated to 8 bits, as its authors' code read them), else under the manifest's protocol.
 Outputs are written as 16-bit PNGs (``<out>/<id>.png``) at the target's size; single-channel rows
 (``channels == 1``) are replicated to RGB for the model and written back as the mean of the three output
-channels. Existing outputs are skipped, so an interrupted run resumes; every write is atomic.
+channels. Every write is atomic.
+
+Precision: float32 unless ``dtype="bfloat16"`` is asked for (bf16 autocast, CUDA only).
+
+Predictions belong to the weights that made them. ``<out>/.key.json`` holds what determines them (model name
+and overrides, the weights' sha256, the run's training-config hash, the manifest, input protocol, size mode,
+dtype); ``<out>/predictions.json`` is that key plus provenance, written when every image is done (the
+workflow's output). A rerun with the same key resumes (finished images are kept); another key (retrained
+weights, another ablation knob) deletes the old images first and redoes them all.
 """
 
 from __future__ import annotations
@@ -62,6 +70,9 @@ def fit_batch(batch: dict, size_multiple=(1, 1), size_mode: str = "pad"):
     else:
         raise ValueError(f"unknown size_mode {size_mode!r}; expected 'pad' or 'resize'")
     return {k: fit(v) if torch.is_tensor(v) else v for k, v in batch.items()}, undo
+
+
+DTYPES = ("float32", "bfloat16")
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -158,19 +169,66 @@ def _row_batch(row, device, protocol: str | None = None) -> tuple[dict, tuple[in
     return batch, size
 
 
-def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, device=None, amp: bool | None = None,
-                     progress: bool = True) -> list[Path]:
-    """Write ``<out_dir>/<id>.png`` (16-bit) for every row of ``manifest``; returns the paths."""
+def weights_identity(model, weights=None, run=None) -> dict:
+    """What identifies a model's weights: its registered name and overrides, the weights' sha256 (a file, or every
+    file of a checkpoint folder), and for a training run its training-config hash and trained stages."""
+    from k3dn.provenance import sha256_file, sha256_files
+
+    ident = {"model": getattr(model, "registry_name", type(model).__name__),
+             "overrides": getattr(model, "registry_overrides", {})}
+    if run is not None:
+        spec = json.loads((Path(run) / "model.json").read_text())
+        weights = weights or Path(run) / "model.safetensors"
+        ident.update(run_config_hash=spec.get("config_hash"), stages=spec.get("stages"))
+    if weights is not None:
+        w = Path(weights)
+        ident["weights_sha256"] = sha256_files(p for p in sorted(w.iterdir()) if p.is_file()) if w.is_dir() \
+            else sha256_file(w)
+    else:
+        ident["weights_sha256"] = None   # a method without trained weights (Wiener)
+    return ident
+
+
+def _prediction_key(model, manifest, identity: dict, size_mode, dtype: str) -> dict:
+    from k3dn.provenance import sha256_file
+
+    return {**identity, "manifest": str(Path(manifest).resolve()), "manifest_sha256": sha256_file(manifest),
+            "input_protocol": getattr(model, "input_protocol", None),
+            "size_mode": size_mode or getattr(model, "size_mode", "pad"), "dtype": dtype}
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, device=None, dtype: str = "float32",
+                     identity: dict | None = None, progress: bool = True) -> list[Path]:
+    """Write ``<out_dir>/<id>.png`` (16-bit) for every row of ``manifest``, then ``predictions.json``; returns
+    the image paths. ``identity`` (:func:`weights_identity`) keys the predictions to the weights (see the module
+    docstring); without it the model's name and overrides alone are the key."""
     from tqdm import tqdm
 
     from k3dn.data.manifest import read_manifest
     from k3dn.io import write_png16
+    from k3dn.provenance import config_hash, device_name, git_commit
 
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {DTYPES}")
     device = pick_device(device) if not isinstance(device, torch.device) else device
-    amp = (device.type == "cuda") if amp is None else amp
     rows = read_manifest(manifest).to_dict("records")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    key = _prediction_key(model, manifest, identity or weights_identity(model), size_mode, dtype)
+    key_path, done_path = out_dir / ".key.json", out_dir / "predictions.json"
+    old = json.loads(key_path.read_text()) if key_path.is_file() else None
+    if old != key:
+        # Images of other weights (or of unknown origin) must not be scored as these: start over.
+        for p in out_dir.glob("*.png"):
+            p.unlink()
+        done_path.unlink(missing_ok=True)
+        _write_json(key_path, key)
     model = model.to(device).eval()
     paths = []
     for row in tqdm(rows, desc=f"predict {Path(manifest).name}", disable=not progress):
@@ -183,24 +241,25 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
         missing = [k for k in getattr(model, "input_views", ()) if k not in batch]
         if missing:
             raise ValueError(f"{manifest}: row {row['id']!r} lacks the view(s) {missing} the model reads")
-        y = forward_fitted(model, batch, size_mode, amp)[0].permute(1, 2, 0).cpu().numpy()
+        y = forward_fitted(model, batch, size_mode, dtype == "bfloat16")[0].permute(1, 2, 0).cpu().numpy()
         if int(row["channels"]) == 1:
             y = y.mean(axis=-1)
         write_png16(path, y)
+    _write_json(done_path, {**key, "config_hash": config_hash(key), "device": device_name(device),
+                            "git_commit": git_commit(), "images": len(paths)})
     return paths
 
 
-def deblur_files(model, left, right, out, center=None, size_mode=None, device=None, amp=None) -> Path:
+def deblur_files(model, left, right, out, center=None, size_mode=None, device=None, dtype: str = "float32") -> Path:
     """Deblur one DP pair from files and write a 16-bit PNG."""
     from k3dn.io import write_png16
 
     device = pick_device(device)
-    amp = (device.type == "cuda") if amp is None else amp
     row = {"id": Path(out).stem, "left": str(left), "right": str(right), "center": str(center or ""),
            "target": "", "protocol": "16bit"}
     batch, _ = _row_batch(row, device, getattr(model, "input_protocol", None))
-    y = forward_fitted(model.to(device).eval(), batch, size_mode, amp)[0].permute(1, 2, 0).cpu().numpy()
-    return write_png16(out, y)
+    y = forward_fitted(model.to(device).eval(), batch, size_mode, dtype == "bfloat16")[0].permute(1, 2, 0)
+    return write_png16(out, y.cpu().numpy())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -216,7 +275,8 @@ def add_model_args(p) -> None:
                    help="factory override for create_model (repeatable)")
     p.add_argument("--size-mode", choices=("pad", "resize"), help="default: the model's size_mode")
     p.add_argument("--device", default="auto")
-    p.add_argument("--no-amp", action="store_true", help="float32 on CUDA instead of bf16 autocast")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="float32 (default), or bfloat16 autocast (CUDA only; recorded with the predictions)")
 
 
 def model_from_args(args):
@@ -225,8 +285,9 @@ def model_from_args(args):
 
 def _cmd_predict(args) -> int:
     model = model_from_args(args)
+    identity = weights_identity(model, args.weights, args.run)
     paths = predict_manifest(model, args.manifest, args.out, size_mode=args.size_mode, device=args.device,
-                             amp=False if args.no_amp else None)
+                             dtype=args.dtype, identity=identity)
     print(f"{len(paths)} predictions in {args.out}")
     return 0
 

@@ -216,14 +216,14 @@ class LPIPSScorer:
     returns a float (or a ``(B,)`` tensor). ``scorer.reason`` is ``""`` when weights are loaded.
     """
 
-    def __init__(self, device="cpu", backbone=None, lin=None, model: LPIPS | None = None):
+    def __init__(self, device="cpu", backbone=None, lin=None, model: LPIPS | None = None, verify: bool = True):
         self.device = torch.device(device)
         self.reason = ""
         self.model = model
         self.weights = ""
         if self.model is None:
             try:
-                self.model = load_lpips(self.device, backbone, lin)
+                self.model = load_lpips(self.device, backbone, lin, verify=verify)
                 b, l = (backbone, lin) if backbone and lin else find_weights()
                 self.weights = f"{Path(b).name}+{Path(l).name}"
             except (LPIPSWeightsError, FileNotFoundError, RuntimeError) as e:

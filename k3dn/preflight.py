@@ -1,12 +1,17 @@
-"""``k3dn preflight``: before any work, make sure every input can be had.
+"""``k3dn preflight``: the first job of the workflow. Before any work, check the config and every input.
 
-A data set or checkpoint that is already in place, or that a program can fetch (HTTP, Google Drive), passes.
-One that only a person can fetch (sync.com share links, web forms) and is not in place stops the workflow
-here, with one message listing every such file: where to download it and exactly where to put it.
+* Config: the device can be used; every run's training crop fits its model's size multiple (or is rounded up to
+  it, ``data.crop_fit: up``) and its training set's images. A problem stops here with one line naming the
+  run, the key and the fix, instead of hours into a GPU run.
+* Inputs: a data set or checkpoint that is in place, or that a program can fetch (HTTP, Google Drive), passes.
+  One that only a person can fetch (sync.com share links, web forms) and is not in place is listed with where
+  to download it and exactly where to put it. The workflow has already left out what needs it (its table rows
+  say ``not run``); with ``--require-all`` preflight stops instead.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -23,36 +28,135 @@ def _blockers(ds: Dataset, dest: Path) -> list[ManualItem]:
     return [ManualItem(dest / f.path, f.url, f.sha256, s.notes) for s in main for f in s.files]
 
 
-def preflight(datasets, checkpoints, raw_root="resources/raw", ckpt_root="resources/checkpoints") -> list[str]:
-    from baselines.registry import get_checkpoint
-    from k3dn.data.registry import get_dataset
+def manual_blockers(kind: str, name: str, dest, registry=None) -> list[ManualItem]:
+    """The manual-only files of data set or checkpoint ``name`` that are not in place under ``dest``."""
+    if kind == "dataset":
+        from k3dn.data.registry import get_dataset
 
+        return _blockers(get_dataset(name, registry), Path(dest))
+    from baselines.registry import get_checkpoint
+
+    return _blockers(get_checkpoint(name, registry).as_dataset(), Path(dest))
+
+
+def preflight(datasets, checkpoints, raw_root="resources/raw", ckpt_root="resources/checkpoints",
+              datasets_registry=None, checkpoints_registry=None) -> list[str]:
+    """One message per manual-only input that is not in place."""
     problems = []
-    items = [(get_dataset(d), Path(raw_root) / d) for d in datasets]
-    items += [(get_checkpoint(c).as_dataset(), Path(ckpt_root) / c) for c in checkpoints]
-    for ds, dest in items:
-        for it in _blockers(ds, dest):
-            problems.append(f"{ds.name}: download {it.url or '(see notes)'}\n    and save it as {it.path}"
+    items = [("dataset", d, Path(raw_root) / d, datasets_registry) for d in datasets]
+    items += [("checkpoint", c, Path(ckpt_root) / c, checkpoints_registry) for c in checkpoints]
+    for kind, name, dest, reg in items:
+        for it in manual_blockers(kind, name, dest, reg):
+            problems.append(f"{name}: download {it.url or '(see notes)'}\n    and save it as {it.path}"
                             + (f"\n    sha256 {it.sha256}" if it.sha256 else "")
                             + (f"\n    note: {it.note}" if it.note else ""))
     return problems
 
 
+def check_device(name: str) -> list[str]:
+    import torch
+
+    try:
+        dev = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
+                           "cpu" if name == "auto" else name)
+    except RuntimeError as e:
+        return [f"config: device: {name!r} is not a device ({e}); use auto, cpu or cuda"]
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        return [f"config: device: {name!r} asks for CUDA, but no CUDA device is visible; use device: auto or cpu"]
+    return []
+
+
+def check_runs(runs: list[dict]) -> list[str]:
+    """Each run's crop against its model's size multiple and its training images (see :meth:`Plan.preflight_checks`)."""
+    import torch
+
+    from k3dn.data.datasets import fit_crop
+    from k3dn.registry import create_model
+
+    problems, multiples = [], {}
+    for r in runs:
+        key = (r["model"], json.dumps(r["overrides"], sort_keys=True))
+        if key not in multiples:
+            with torch.device("meta"):
+                multiples[key] = tuple(getattr(create_model(r["model"], **r["overrides"]), "size_multiple", (1, 1)))
+        mult = multiples[key]
+        crop = tuple(int(c) for c in r["crop"])
+        where = f"runs.{r['run']}.set.data.crop" if r["set_by_run"] else f"data.crop of {r['recipe']} (run {r['run']})"
+        if r["crop_fit"] == "up":
+            crop = fit_crop(crop, mult)
+        elif crop[0] % mult[0] or crop[1] % mult[1]:
+            fix = fit_crop(crop, mult)
+            problems.append(f"config: {where}: crop {crop[0]}x{crop[1]} is not a multiple of {r['model']}'s size "
+                            f"multiple {mult[0]}x{mult[1]}; set runs.{r['run']}.set.data.crop to e.g. "
+                            f"[{fix[0]}, {fix[1]}]")
+            continue
+        size = r.get("image_size")
+        if size and (crop[0] > size[0] or crop[1] > size[1]):
+            fit = (size[0] // mult[0] * mult[0], size[1] // mult[1] * mult[1])
+            hint = (f"set runs.{r['run']}.set.data.crop to e.g. [{fit[0]}, {min(fit[1], crop[1])}]" if min(fit) > 0
+                    else f"the model needs at least {mult[0]}x{mult[1]}; train it on larger images")
+            problems.append(f"config: {where}: crop {crop[0]}x{crop[1]} does not fit {r['data']}'s "
+                            f"{size[0]}x{size[1]} images; {hint}")
+    return problems
+
+
+def run_preflight(config: dict) -> tuple[list[str], list[str]]:
+    """``(errors, notes)`` for a merged workflow config (see the module docstring)."""
+    import yaml
+
+    from k3dn.workflow import Plan, WorkflowConfigError
+
+    from baselines.registry import DEFAULT as CHECKPOINTS_YAML
+
+    try:
+        plan = Plan(config, yaml.safe_load(Path(CHECKPOINTS_YAML).read_text())["checkpoints"])
+        checks = plan.preflight_checks()
+    except WorkflowConfigError as e:
+        return [str(e)], []
+    errors = check_device(config["device"]) + check_runs(checks)
+    mini = config.get("miniature")
+    regs = (f"{mini['root']}/datasets.yaml", f"{mini['root']}/checkpoints.yaml") if mini else (None, None)
+    missing = preflight(plan.downloads(), plan.needed_checkpoints(), plan.raw_root, plan.ckpt_root, *regs)
+    notes = []
+    if missing and config.get("require_all"):
+        errors.append("these inputs can only be fetched by hand; put them in place and run again (or drop "
+                      "require_all to run what can run):\n  - " + "\n  - ".join(missing))
+    elif plan.missing:
+        notes.append(plan.report())
+    notes.append(f"config checked: {len(plan.runs)} run(s), {len(plan.published)} published method(s); "
+                 f"{len(plan.downloads())} data set(s) and {len(plan.needed_checkpoints())} checkpoint(s) can be had")
+    return errors, notes
+
+
 def _run(args) -> int:
-    problems = preflight(args.datasets, args.checkpoints, args.raw_root, args.ckpt_root)
-    if problems:
-        print("These inputs can only be fetched by hand; put them in place and run again:", file=sys.stderr)
-        for p in problems:
-            print("  - " + p, file=sys.stderr)
+    try:
+        config = json.loads(Path(args.workflow).read_text())
+    except (OSError, ValueError) as e:
+        print(f"error: {args.workflow}: cannot read the workflow config ({e})", file=sys.stderr)
         return 1
-    print(f"preflight: {len(args.datasets)} data set(s) and {len(args.checkpoints)} checkpoint(s) can be had")
+    errors, notes = run_preflight(config)
+    for e in errors:
+        print(f"error: {e}", file=sys.stderr)
+    if errors:
+        return 1
+    for n in notes:
+        print(n)
     return 0
 
 
+def write_workflow_config(config: dict, path) -> Path:
+    """The merged workflow config as JSON, rewritten only when it changed (the workflow's ``onstart``)."""
+    path = Path(path)
+    text = json.dumps(config, indent=1, sort_keys=True, default=str)
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return path
+
+
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("preflight", help="check that every input can be fetched before any work")
-    p.add_argument("--datasets", nargs="*", default=[])
-    p.add_argument("--checkpoints", nargs="*", default=[])
-    p.add_argument("--raw-root", default="resources/raw")
-    p.add_argument("--ckpt-root", default="resources/checkpoints")
+    p = subparsers.add_parser("preflight", help="check the config and that every input can be had, before any work")
+    p.add_argument("--workflow", required=True, help="the merged workflow config as JSON (written by the Snakefile)")
     p.set_defaults(func=_run)

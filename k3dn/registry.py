@@ -12,7 +12,12 @@ from typing import Callable
 import torch.nn as nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_MODEL_PACKAGES = ("k3dn.models", "baselines")
+def _model_modules() -> list[str]:
+    from baselines import MODEL_MODULES
+
+    return ["k3dn.models", *(f"baselines.{m}" for m in MODEL_MODULES)]
+
+
 _loaded = False
 
 
@@ -32,8 +37,8 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, name: str | No
 def _load_all() -> None:
     global _loaded
     if not _loaded:
-        for pkg in _MODEL_PACKAGES:
-            importlib.import_module(pkg)
+        for module in _model_modules():
+            importlib.import_module(module)
         _loaded = True
 
 
@@ -51,4 +56,5 @@ def create_model(name: str, **overrides) -> nn.Module:
         raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
     model = factory(**overrides)
     model.registry_name = name
+    model.registry_overrides = dict(overrides)
     return model

@@ -41,7 +41,7 @@ class UnsafeArchiveError(ArchiveError):
 
 def archive_kind(path: Path) -> str:
     name = path.name.lower()
-    if name.endswith(".zip"):
+    if name.endswith((".zip", ".whl")):   # a wheel is a zip
         return "zip"
     if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")):
         return "tar"
@@ -51,7 +51,7 @@ def archive_kind(path: Path) -> str:
 def default_folder(path: Path) -> str:
     """The folder an archive unpacks into by default: its name without the archive suffix."""
     name = path.name
-    for suf in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".zip", ".tar"):
+    for suf in (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".zip", ".whl", ".tar"):
         if name.lower().endswith(suf):
             return name[: -len(suf)]
     return name

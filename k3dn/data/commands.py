@@ -62,6 +62,11 @@ def _manifest(args) -> int:
     kw = {}
     if args.any_count:
         kw["expected_counts" if args.dataset in ("dpdd", "synth") else "expected_count"] = None
+    if args.crop:
+        if args.dataset != "pixel":
+            print(f"error: --crop: only the pixel adapter crops (not {args.dataset})", file=sys.stderr)
+            return 1
+        kw["pixel_crop"] = tuple(args.crop)
     try:
         paths = write_manifests(args.dataset, root, args.out, processed=args.processed, protocol=args.protocol, **kw)
     except (LayoutError, ValueError) as e:
@@ -111,6 +116,8 @@ def add_commands(subparsers) -> None:
     s.add_argument("--protocol", choices=("16bit", "8bit"), default=None,
                    help="override the reading protocol (file name gets a _<protocol> suffix)")
     s.add_argument("--any-count", action="store_true", help="do not enforce the official sample counts")
+    s.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
+                   help="pixel: the centre crop the ground truth covers (default 1008 1344)")
     s.set_defaults(func=_manifest)
 
     s = sub.add_parser("check", help="counts, sizes, bit depths, channels, missing/unreadable files")

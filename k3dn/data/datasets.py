@@ -86,6 +86,11 @@ def check_crop(crop: Sequence[int], size_multiple: Sequence[int], where="crop") 
     return h, w
 
 
+def fit_crop(crop: Sequence[int], size_multiple: Sequence[int]) -> tuple[int, int]:
+    """``crop`` rounded up to the next multiple of ``size_multiple`` in each dimension."""
+    return tuple(-(-int(c) // int(m)) * int(m) for c, m in zip(crop, size_multiple))
+
+
 class DPTrainDataset(Dataset):
     """Random ``crop`` (H, W) patches with DP-aware flips from the rows of ``manifest``.
 
@@ -95,9 +100,11 @@ class DPTrainDataset(Dataset):
     """
 
     def __init__(self, manifest, crop: Sequence[int], size_multiple: Sequence[int] = (1, 1),
-                 hflip: float = 0.5, vflip: float = 0.5, cache: bool = False):
+                 hflip: float = 0.5, vflip: float = 0.5, cache: bool = False, crop_fit: str = "exact"):
         self.manifest_path = str(manifest)
         self.rows = read_manifest(manifest).to_dict("records")
+        if crop_fit == "up":
+            crop = fit_crop(crop, size_multiple)
         self.crop = check_crop(crop, size_multiple, where=f"training crop (data.crop, for {self.manifest_path})")
         self.hflip, self.vflip, self.cache = float(hflip), float(vflip), cache
         self._cache: dict[int, dict] = {}

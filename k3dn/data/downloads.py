@@ -17,6 +17,7 @@ verify against that record. Nothing is trusted silently.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import logging
 import os
@@ -111,13 +112,29 @@ class ChecksumLock:
         os.replace(tmp, self.path)
 
 
-def verify_file(path: Path, rel: str, expected: str | None, lock: ChecksumLock | None) -> tuple[str, str]:
-    """Check ``path`` against ``expected`` or the lock's record; record it if neither exists.
+def git_blob_sha1(path: Path) -> str:
+    """The id git gives a file's content: sha1 of ``"blob <size>\\0"`` followed by the bytes."""
+    h = hashlib.sha1(f"blob {Path(path).stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_file(path: Path, rel: str, expected: str | None, lock: ChecksumLock | None,
+                git_sha1: str | None = None) -> tuple[str, str]:
+    """Check ``path`` against ``expected`` (sha256), ``git_sha1`` (a git blob id) or the lock's record; record
+    it if none exists.
 
     Returns ``(sha256, status)`` with status ``verified`` (published checksum), ``verified-recorded``
     (matches the earlier recording) or ``recorded`` (first sight; reported, not verified).
     """
     sha = sha256_file(path)
+    if git_sha1 and not expected:
+        got = git_blob_sha1(path)
+        if got != git_sha1.lower():
+            raise ChecksumMismatch(f"{path}: git blob id {got} differs from the pinned {git_sha1}")
+        return sha, "verified"
     if expected:
         if sha != expected.lower():
             raise ChecksumMismatch(f"{path}: sha256 {sha} differs from the published {expected}")
@@ -195,7 +212,8 @@ def _transfer(url: str, part: Path, timeout: float, chunk: int, progress: bool) 
 
 
 def download_http(url: str, dest: str | os.PathLike, sha256: str | None = None, *, size: int | None = None,
-                  lock: ChecksumLock | None = None, rel: str | None = None, retries: int = 4,
+                  lock: ChecksumLock | None = None, rel: str | None = None, git_sha1: str | None = None,
+                  retries: int = 4,
                   backoff: float = 1.0, timeout: float = 60.0, chunk: int = 1 << 20,
                   progress: bool = True) -> tuple[Path, str]:
     """Download ``url`` to ``dest`` (resumable, verified). Returns ``(dest, checksum status)``.
@@ -207,7 +225,7 @@ def download_http(url: str, dest: str | os.PathLike, sha256: str | None = None, 
     dest = Path(dest)
     rel = rel or dest.name
     if dest.exists():
-        return dest, verify_file(dest, rel, sha256, lock)[1]
+        return dest, verify_file(dest, rel, sha256, lock, git_sha1)[1]
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     attempt = 0
@@ -229,7 +247,7 @@ def download_http(url: str, dest: str | os.PathLike, sha256: str | None = None, 
         part.unlink()
         raise ChecksumMismatch(f"{url}: got {n} bytes, expected {size}; the partial file was removed")
     try:
-        status = verify_file(part, rel, sha256, lock)[1]
+        status = verify_file(part, rel, sha256, lock, git_sha1)[1]
     except ChecksumMismatch as e:
         part.unlink()
         raise ChecksumMismatch(f"{url}: {e}; the download was removed, nothing written to {dest}") from e
@@ -303,12 +321,13 @@ def _fetch_file(ds: Dataset, src: Source, f: FileSpec, dest: Path, lock: Checksu
     target = dest / f.path
     if src.method == "manual":
         if target.is_file():
-            return verify_file(target, f.path, f.sha256, lock)[1]
+            return verify_file(target, f.path, f.sha256, lock, f.git_sha1)[1]
         raise ManualDownloadRequired(ds.name, [ManualItem(target, f.url, f.sha256, src.notes)])
     if src.method == "gdrive":
         return download_gdrive(f.id, target, f.sha256, lock=lock, rel=f.path, dataset=ds.name,
                                progress=progress)[1]
-    return download_http(f.url, target, f.sha256, size=f.size, lock=lock, rel=f.path, retries=retries,
+    return download_http(f.url, target, f.sha256, size=f.size, lock=lock, rel=f.path, git_sha1=f.git_sha1,
+                         retries=retries,
                          backoff=backoff, progress=progress)[1]
 
 

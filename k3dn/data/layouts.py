@@ -509,41 +509,52 @@ def process_pixel(scan: Scan, processed: Path, *, crop: tuple[int, int] = PIXEL_
 
 # --------------------------------------------------------------------------------------------- DPD-disp
 def scan_dpd_disp(root) -> Scan:
-    """DPD-disp (ICCP 2020): one flat folder of ``<id>_B.jpg`` (combined), ``<id>_L.jpg``, ``<id>_R.jpg`` and
-    ``<id>_D.TIF`` ((inverse-)depth GT, affine-ambiguous). No all-in-focus target: ``target`` is empty;
-    GT goes to the ``depth`` column. For qualitative and disparity figures only."""
+    """DPD-disp (ICCP 2020), either published layout:
+
+    * the git repository's ``Qualitative/`` and ``Quantitative/`` folders of ``<id>_B.png`` (combined),
+      ``<id>_L.png``, ``<id>_R.png``, without depth ground truth;
+    * the Drive archive's flat folder of ``<id>_B.jpg``, ``<id>_L.jpg``, ``<id>_R.jpg`` and ``<id>_D.TIF``
+      ((inverse-)depth GT, affine-ambiguous).
+
+    Every folder below ``root`` holding ``*_B.*`` files is read; ids must be unique across them. No all-in-focus
+    target: ``target`` is empty, GT (where present) goes to the ``depth`` column. Qualitative and disparity
+    figures only."""
     root = Path(root)
     pat = re.compile(r"(.+)_([BLRD])$", re.IGNORECASE)
     hits = _find_dirs(root, lambda d: any(pat.match(p.stem) and _is_image(p) for p in d.glob("*_[Bb].*")),
                       max_depth=3)
     if not hits:
-        raise LayoutError(f"{root}: no DPD-disp layout found (expected <id>_B.jpg, <id>_L.jpg, <id>_R.jpg, <id>_D.TIF)")
-    base = hits[0]
+        raise LayoutError(f"{root}: no DPD-disp layout found (expected <id>_B/_L/_R images: the repository's "
+                          "Qualitative/ and Quantitative/ folders, or the archive's flat folder with <id>_D.TIF)")
     scan = Scan("dpd_disp", root)
     groups: dict[str, dict[str, Path]] = {}
-    for p in sorted(base.iterdir()):
-        m = pat.match(p.stem)
-        if p.is_file() and m and _is_image(p):
-            kind = m.group(2).upper()
-            if kind in groups.setdefault(m.group(1), {}):
-                raise LayoutError(f"{p}: second {kind} file for id {m.group(1)} ({groups[m.group(1)][kind].name})")
-            groups[m.group(1)][kind] = p
-        elif p.is_file():
-            scan.warn(f"{p}: not part of the DPD-disp layout, ignored")
+    for base in hits:
+        for p in sorted(base.iterdir()):
+            m = pat.match(p.stem)
+            if p.is_file() and m and _is_image(p):
+                kind = m.group(2).upper()
+                if kind in groups.setdefault(m.group(1), {}):
+                    raise LayoutError(f"{p}: second {kind} file for id {m.group(1)} ({groups[m.group(1)][kind]})")
+                groups[m.group(1)][kind] = p
+            elif p.is_file():
+                scan.warn(f"{p}: not part of the DPD-disp layout, ignored")
     rows = []
     for i in sorted(groups, key=_natural_key):
         g = groups[i]
-        for k, what in (("B", "combined image"), ("L", "left view"), ("R", "right view"), ("D", "depth ground truth")):
+        for k, what in (("B", "combined image"), ("L", "left view"), ("R", "right view")):
             if k not in g:
-                raise LayoutError(f"{base / (i + '_' + k)}.*: {what} of {i} missing")
+                raise LayoutError(f"{next(iter(g.values())).parent / (i + '_' + k)}.*: {what} of {i} missing")
         views = {"center": g["B"], "left": g["L"], "right": g["R"]}
         infos = {k: _probe(p) for k, p in views.items()}
         _same_size(views, infos, f"dpd_disp {i}")
-        _probe(g["D"])
+        if "D" in g:
+            _probe(g["D"])
         rows.append({"id": i, "dataset": "dpd_disp", "split": "test", "left": str(g["L"]), "right": str(g["R"]),
-                     "center": str(g["B"]), "target": "", "depth": str(g["D"]), "protocol": "16bit", "channels": 3})
-    if not rows:
-        raise LayoutError(f"{base}: no samples")
+                     "center": str(g["B"]), "target": "", "depth": str(g.get("D", "")), "protocol": "16bit",
+                     "channels": 3})
+    with_depth = sum(1 for r in rows if r["depth"])
+    if 0 < with_depth < len(rows):
+        scan.warn(f"{root}: {len(rows) - with_depth} of {len(rows)} DPD-disp scenes have no depth ground truth")
     scan.splits["test"] = rows
     return scan
 
@@ -751,7 +762,8 @@ def write_manifests(dataset: str, root, out_dir, *, processed=None, protocol: st
     sc = scan(dataset, root, **scan_kw)
     processed = Path(processed) if processed is not None else root / "k3dn_processed"
     if dataset == "pixel":
-        sc = process_pixel(sc, processed, crop=pixel_crop, progress=progress)
+        # The calibration grid (6 x 8 cells) covers the crop, whatever its size.
+        sc = process_pixel(sc, processed, crop=pixel_crop, patch=pixel_crop[0] // PIXEL_GRID[0], progress=progress)
     elif dataset == "ddd_syn":
         sc = process_ddd_syn(sc, processed, progress=progress)
     out_dir = Path(out_dir)

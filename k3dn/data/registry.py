@@ -23,6 +23,7 @@ ROLES = ("official", "mirror")
 ADAPTER_NAMES = ("dpdd", "pixel", "dpd_disp", "ddd_syn", "rdpd", "synth")
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
 class RegistryError(ValueError):
@@ -35,6 +36,7 @@ class FileSpec:
     url: str | None = None     # http / manual
     id: str | None = None      # gdrive file id
     sha256: str | None = None  # None: not published, recorded on first download
+    git_sha1: str | None = None  # a file pinned in a git repository: its blob id, a published checksum too
     size: int | None = None
     unpack: bool = False
 
@@ -80,7 +82,7 @@ class Dataset:
 _DATASET_KEYS = {"title", "kind", "adapter", "licence", "citation", "homepage", "notes", "sources", "requires",
                  "generator"}
 _SOURCE_KEYS = {"name", "role", "method", "files", "base_url", "layout", "optional", "notes"}
-_FILE_KEYS = {"path", "url", "id", "sha256", "size", "unpack"}
+_FILE_KEYS = {"path", "url", "id", "sha256", "git_sha1", "size", "unpack"}
 
 
 def _fail(origin, where: str, msg: str):
@@ -119,6 +121,9 @@ def _parse_file(origin, where, d, method, base_url) -> FileSpec:
     sha = d.get("sha256")
     if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha)):
         _fail(origin, where, f"sha256 must be 64 lowercase hex digits or null, got {sha!r}")
+    git_sha1 = d.get("git_sha1")
+    if git_sha1 is not None and (not isinstance(git_sha1, str) or not _SHA1.match(git_sha1)):
+        _fail(origin, where, f"git_sha1 must be 40 lowercase hex digits or null, got {git_sha1!r}")
     size = d.get("size")
     if size is not None and (not isinstance(size, int) or size < 0):
         _fail(origin, where, f"size must be a non-negative integer, got {size!r}")
@@ -136,7 +141,7 @@ def _parse_file(origin, where, d, method, base_url) -> FileSpec:
     unpack = d.get("unpack", False)
     if not isinstance(unpack, bool):
         _fail(origin, where, f"unpack must be true/false, got {unpack!r}")
-    return FileSpec(path=path, url=url, id=fid, sha256=sha, size=size, unpack=unpack)
+    return FileSpec(path=path, url=url, id=fid, sha256=sha, git_sha1=git_sha1, size=size, unpack=unpack)
 
 
 def _parse_source(origin, where, d) -> Source:
@@ -185,7 +190,8 @@ def _parse_dataset(origin, name, d) -> Dataset:
         _fail(origin, where, f"duplicate source names {names}")
     if kind == "download" and not [s for s in sources if not s.optional]:
         _fail(origin, where, "a 'download' data set needs at least one non-optional source")
-    if sources and sources[0].role != "official" and any(s.role == "official" for s in sources):
+    main = [s for s in sources if not s.optional]
+    if main and main[0].role != "official" and any(s.role == "official" for s in main):
         _fail(origin, where, "official sources must come before mirrors")
     requires = d.get("requires") or []
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):

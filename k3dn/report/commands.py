@@ -35,12 +35,12 @@ def _check(args) -> int:
 
 
 def _speed(args) -> int:
-    from k3dn.infer import load_model
+    from k3dn.infer import load_model, parse_overrides, pick_device
     from k3dn.report.speed import write_speed
 
-    model = load_model(run=args.run, name=args.model, weights=args.weights)
+    model = load_model(run=args.run, name=args.model, weights=args.weights, overrides=parse_overrides(args.override))
     write_speed(model, args.method, args.out, size=tuple(args.size), warmup=args.warmup, runs=args.runs,
-                device=args.device, dtype=args.dtype)
+                device=pick_device(args.device), dtype=args.dtype)
     return 0
 
 
@@ -78,10 +78,11 @@ def add_commands(subparsers) -> None:
     s.add_argument("--run", help="a training run folder")
     s.add_argument("--model", help="a registered model name")
     s.add_argument("--weights")
+    s.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--size", type=int, nargs=2, default=[1120, 1680], metavar=("H", "W"))
     s.add_argument("--warmup", type=int, default=5)
     s.add_argument("--runs", type=int, default=30)
-    s.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     s.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_speed)
@@ -91,9 +92,3 @@ def add_commands(subparsers) -> None:
                    " qualitative: {name: {manifest, predictions: {method: dir}}}}")
     f.add_argument("--out-dir", default="results/figures")
     f.set_defaults(func=_figures)
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

@@ -7,8 +7,10 @@ A table spec (from the workflow config) names its test set, groups, metrics and 
      "rows": [{"label": "Ours (Tiny)", "method": "k3dn_tiny_dpdd"}, {"label": "Xin et al.", "method": null}]}
 
 Each row becomes one line: our mean per (group, metric), the published value, their difference, and the
-provenance of our number (code version, config hash, data checksum, device, protocol). A row whose method
-is null is a published method the suite cannot run; it keeps its published values and an empty "ours".
+provenance of our number (:data:`PROVENANCE`: protocol, image count, code version, config hash, weights and
+data checksums, device, dtype, label source); a metrics file without one of these columns is an error. A row
+whose method is null is a published method the suite cannot run; it keeps its published values and an empty
+"ours". A row the workflow left out (an input missing) says why in ``note`` (``not run: ...``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import pandas as pd
 
 #: Groups over which per-image metrics are averaged; "combined"/"all" take every image.
 _ALL = ("combined", "all")
-PROVENANCE = ["protocol", "n_images", "git_commit", "config_hash", "dataset_sha256", "device"]
+PROVENANCE = ["protocol", "n_images", "git_commit", "config_hash", "weights_sha256", "data_sha256", "device", "dtype",
+              "label_source"]
+SPEED_PROVENANCE = ["device", "git_commit", "size", "warmup", "runs", "dtype"]
 
 
 def metrics_path(metrics_root, method: str, test: str) -> Path:
@@ -46,10 +50,13 @@ def summarise(per_image: pd.DataFrame, groups, metrics, source="metrics") -> dic
     return out
 
 
-def _provenance(per_image: pd.DataFrame) -> dict:
-    row = {"n_images": len(per_image)}
-    for c in PROVENANCE:
-        if c in per_image.columns:
+def _provenance(per_image: pd.DataFrame, columns, source) -> dict:
+    missing = [c for c in columns if c != "n_images" and c not in per_image.columns]
+    if missing:
+        raise ValueError(f"{source}: provenance column(s) {missing} missing; rerun the job that wrote it")
+    row = {"n_images": len(per_image)} if "n_images" in columns else {}
+    for c in columns:
+        if c != "n_images":
             vals = sorted(set(per_image[c].astype(str)))
             row[c] = vals[0] if len(vals) == 1 else "|".join(vals)
     return row
@@ -82,13 +89,12 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
                 path = speed_path(speed_root, method)
                 df = pd.read_csv(path)
                 ours = {(groups[0], "seconds"): float(df["seconds_mean"].iloc[0])}
-                prov = {c: df[c].iloc[0] for c in ("device", "git_commit", "size", "warmup", "runs", "dtype")
-                        if c in df.columns}
+                prov = _provenance(df, SPEED_PROVENANCE, path)
             else:
                 path = metrics_path(metrics_root, method, spec["test"])
                 df = pd.read_csv(path, keep_default_na=False, dtype={"label": str})
                 ours = summarise(df, groups, metrics, source=path)
-                prov = _provenance(df)
+                prov = _provenance(df, PROVENANCE, path)
         pub = published[published["row"] == label]
         sources, statuses = [], []
         for g in groups:
@@ -107,6 +113,7 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
                         statuses.append(st)
         line["paper_status"] = "; ".join(statuses)
         line["paper_source"] = "; ".join(sources)
+        line["note"] = row.get("not_run", "")
         line.update(prov)
         lines.append(line)
     return pd.DataFrame(lines)

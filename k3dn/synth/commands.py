@@ -47,8 +47,9 @@ def _cmd_dp(args) -> int:
 def _cmd_ddd(args) -> int:
     from k3dn.synth.ddd_syn import generate_ddd_syn
 
+    nyu = args.nyu / "nyu_depth_v2_labeled.mat" if args.nyu.is_dir() else args.nyu  # the download's folder
     try:
-        res = generate_ddd_syn(args.nyu, args.out, train_images=args.train_images, test_images=args.test_images,
+        res = generate_ddd_syn(nyu, args.out, train_images=args.train_images, test_images=args.test_images,
                                test1_images=args.test1_images, limit=args.limit, n_layers=args.layers,
                                out_size=tuple(args.out_size),
                                progress=not args.quiet)
@@ -109,7 +110,7 @@ def add_commands(subparsers) -> None:
     dp.set_defaults(func=_cmd_dp)
 
     d = sub.add_parser("ddd-syn", help="regenerate DDD-syn from nyu_depth_v2_labeled.mat")
-    d.add_argument("--nyu", required=True, type=Path)
+    d.add_argument("--nyu", required=True, type=Path, help="nyu_depth_v2_labeled.mat, or the folder holding it")
     d.add_argument("--out", required=True, type=Path)
     d.add_argument("--limit", type=int, help="first N NYU images of each group only")
     d.add_argument("--train-images", type=_range, default=range(1, 1001), metavar="A:B")
@@ -121,7 +122,7 @@ def add_commands(subparsers) -> None:
     d.set_defaults(func=_cmd_ddd)
 
     r = sub.add_parser("rdpd", help="regenerate the RDPD synthetic DP video set from SYNTHIA-SF")
-    r.add_argument("--synthia", required=True, type=Path)
+    r.add_argument("--synthia", required=True, type=Path, help="SYNTHIA-SF folder (SEQ1..SEQ6 in it or below it)")
     r.add_argument("--out", required=True, type=Path)
     r.add_argument("--limit", type=int, help="first N frames of each sequence only")
     r.add_argument("--sets", type=int, nargs="+", default=[0, 1, 2, 3, 4])

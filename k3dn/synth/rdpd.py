@@ -121,8 +121,21 @@ class Frame:
     name: str
 
 
+def sequences_root(root: Path, max_depth: int = 3) -> Path:
+    """The folder holding ``SEQk/RGBLeft``: ``root`` itself, or the folder the SYNTHIA-SF zip unpacked into
+    (``<dest>/SYNTHIA-SF/SYNTHIA-SF/``, as the download leaves it)."""
+    level = [Path(root)]
+    for _ in range(max_depth + 1):
+        for d in level:
+            if any((c / "RGBLeft").is_dir() for c in d.iterdir() if c.is_dir()):
+                return d
+        level = [c for d in level for c in sorted(d.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+    return Path(root)
+
+
 def list_sequences(root: Path) -> list[Path]:
-    seqs = sorted(p for p in root.iterdir() if p.is_dir())
+    root = sequences_root(root)
+    seqs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not seqs:
         raise ValueError(f"{root}: no sequence folders (expected SEQ1..SEQ6)")
     for s in seqs:

@@ -44,7 +44,7 @@ def _cmd_deblur(args) -> int:
 
     model = model_from_args(args)
     path = deblur_files(model, args.left, args.right, args.out, center=args.center, size_mode=args.size_mode,
-                        device=args.device, amp=False if args.no_amp else None)
+                        device=args.device, dtype=args.dtype)
     print(path)
     return 0
 

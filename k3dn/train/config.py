@@ -23,6 +23,7 @@ DEFAULTS: dict = {
         "train": None,            # manifest CSV of the training split
         "val": None,              # manifest CSV of held-out images (optional)
         "crop": [576, 448],       # training crop H, W; must be a multiple of the model's size_multiple
+        "crop_fit": "exact",      # exact: a crop that is not a multiple is an error; up: round it up to one
         "batch_size": 4,          # per process (per GPU); the global batch is this x world size
         "workers": None,          # DataLoader workers per process; None = min(8, cpus - 1)
         "hflip": 0.5,             # probability; swaps L and R (DP physics, see k3dn.data.datasets)
@@ -154,6 +155,8 @@ def validate(cfg: dict, where: str) -> None:
     crop = cfg["data"]["crop"]
     if not (isinstance(crop, list) and len(crop) == 2 and all(isinstance(c, int) and c > 0 for c in crop)):
         raise ConfigError(f"{where}: data.crop must be [H, W] positive integers, got {crop!r}")
+    if cfg["data"]["crop_fit"] not in ("exact", "up"):
+        raise ConfigError(f"{where}: data.crop_fit must be exact or up, got {cfg['data']['crop_fit']!r}")
     if cfg["data"]["batch_size"] < 1:
         raise ConfigError(f"{where}: data.batch_size must be >= 1")
     sc = cfg["schedule"]

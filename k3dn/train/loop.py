@@ -189,7 +189,7 @@ def _train(cfg: dict, out: Path, resume: str, info: DistInfo) -> dict:
     if not data["train"]:
         raise TrainingError("data.train is not set (a manifest CSV of the training split)")
     train_ds = DPTrainDataset(data["train"], data["crop"], getattr(model, "size_multiple", (1, 1)),
-                              data["hflip"], data["vflip"], data["cache"])
+                              data["hflip"], data["vflip"], data["cache"], data["crop_fit"])
     val_ds = DPEvalDataset(data["val"], data["val_crop"], data["val_max_images"]) if data["val"] else None
     criterion = K3DNLoss(**cfg["loss"])
 

@@ -1,15 +1,17 @@
-# Published baseline checkpoints: fetched and verified, or (smoke) random weights in the published container.
+# Published baseline checkpoints: fetched, verified and strictly loaded (the miniature: random weights in the
+# published containers, fetched the same way from its local server).
 
 
-rule checkpoint:
+rule fetch_weights:
     input:
-        "resources/preflight.ok",
+        ancient("resources/preflight.ok"),
     output:
         touch("resources/checkpoints/{ckpt}/.ready"),
     log:
         "logs/checkpoints/{ckpt}.log",
     params:
-        verb="fetch" if config["checkpoints"] == "download" else "fake",
+        registry=registry_args("checkpoints"),
     retries: 2
     shell:
-        "k3dn baselines {params.verb} {wildcards.ckpt} --dest resources/checkpoints/{wildcards.ckpt} > {log} 2>&1"
+        "k3dn baselines fetch {wildcards.ckpt} --dest resources/checkpoints/{wildcards.ckpt} {params.registry}"
+        " > {log} 2>&1"

@@ -1,25 +1,10 @@
-# Data: check what must be fetched by hand, obtain each data set (download, generate or render),
-# and turn it into manifests.
-
-
-def needed_datasets():
-    """Every data set some run trains on or some method is tested on, with the sets they are made from."""
-    used = {RUNS[r]["data"] for r in RUNS}
-    used |= {dataset_of(t) for m in METHODS for t in method_tests(m)}
-    for ds in list(used):
-        src = config["datasets"][ds].get("from")
-        if src:
-            used.add(src)
-    return sorted(used)
-
-
-def needed_checkpoints():
-    return sorted({p["checkpoint"] for p in PUBLISHED.values() if p.get("checkpoint")})
+# Data: check every input and the config before any work (preflight), obtain each data set (download,
+# generate or render), and turn it into manifests.
 
 
 def obtain_inputs(wildcards):
     spec = config["datasets"][wildcards.ds]
-    deps = ["resources/preflight.ok"]
+    deps = [ancient("resources/preflight.ok")]
     if spec.get("from"):
         deps.append(f"{RAW}/{spec['from']}/.ready")
     return deps
@@ -30,30 +15,31 @@ def obtain_cmd(wildcards):
     how, dest = spec["obtain"], f"{RAW}/{ds}"
     extra = " ".join(str(a) for a in spec.get("args", []))
     if how == "download":
-        return f"k3dn data download {ds} --dest {dest}"
+        return f"k3dn data {registry_args('datasets')} download {ds} --dest {dest}"
     if how == "render":
         return f"k3dn synth dp --out {dest} {extra}"
-    if how == "standin":
-        return f"k3dn synth standin-{ds.split('_')[0]} --out {dest} {extra}"
     if how == "generate":
         src = f"{RAW}/{spec['from']}"
         if ds == "ddd_syn":
-            return f"k3dn synth ddd-syn --nyu {src} --out {dest} {extra}"
+            size = " ".join(str(s) for s in spec["image_size"]) if spec.get("image_size") else ""
+            return f"k3dn synth ddd-syn --nyu {src} --out {dest} {'--out-size ' + size if size else ''} {extra}"
         if ds == "rdpd":
             return f"k3dn synth rdpd --synthia {src} --out {dest} {extra}"
     raise ValueError(f"config: data set {ds!r}: cannot obtain it by {how!r}")
 
 
 rule preflight:
+    input:
+        miniature_registries(),
     output:
         touch("resources/preflight.ok"),
     log:
         "logs/preflight.log",
     params:
-        datasets=" ".join(d for d in needed_datasets() if config["datasets"][d]["obtain"] == "download"),
-        checkpoints=" ".join(needed_checkpoints()) if config["checkpoints"] == "download" else "",
+        # reruns preflight when the config changes; its output is `ancient` downstream, so nothing else reruns
+        config_hash=config_hash(config),
     shell:
-        "k3dn preflight --datasets {params.datasets} --checkpoints {params.checkpoints} 2>&1 | tee {log}"
+        "k3dn preflight --workflow {WORKFLOW_CONFIG} > {log} 2>&1 || (cat {log} >&2; exit 1)"
 
 
 rule obtain:
@@ -71,8 +57,14 @@ rule obtain:
 
 
 def manifest_args(wildcards):
+    spec = config["datasets"][wildcards.ds]
+    args = []
     # The official sample counts are checked for downloaded sets only; generated ones are sized by config.
-    return "" if config["datasets"][wildcards.ds]["obtain"] == "download" else "--any-count"
+    if spec["obtain"] != "download" or config.get("scale"):
+        args.append("--any-count")
+    if spec.get("crop"):
+        args.append("--crop " + " ".join(str(c) for c in spec["crop"]))
+    return " ".join(args)
 
 
 rule manifests:

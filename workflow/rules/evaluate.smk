@@ -5,66 +5,58 @@ def predict_inputs(wildcards):
     return method_inputs(wildcards.method) + [manifest_dir(dataset_of(wildcards.test))]
 
 
-def predict_args(wildcards):
-    return method_args(wildcards.method, wildcards.test)
-
-
-def test_manifest(wildcards):
-    return manifest(wildcards.test)
-
-
-def test_manifest_dir(wildcards):
-    return manifest_dir(dataset_of(wildcards.test))
-
-
-def speed_inputs(wildcards):
-    return method_inputs(wildcards.method)
-
-
-def speed_args(wildcards):
-    return method_args(wildcards.method)
+def lpips_args():
+    if not config["lpips"]:
+        return ""
+    root = f"{RAW}/lpips_weights"
+    args = (f"--lpips --lpips-backbone {root}/alexnet-owt-7be5be79.pth"
+            f" --lpips-lin {root}/lpips-0.1.4-py3-none-any/lpips/weights/v0.1/alex.pth")
+    return args + (" --lpips-standin" if MINIATURE else "")
 
 
 rule predict:
     input:
         predict_inputs,
     output:
-        # A marker, not the folder: an interrupted run keeps its finished images and resumes.
-        touch("results/predictions/{method}/{test}/.done"),
+        # Written last; <id>.png and the weights' key (.key.json) beside it let an interrupted run resume, and
+        # other weights or another model config redo every image.
+        "results/predictions/{method}/{test}/predictions.json",
     log:
         "logs/predict/{method}/{test}.log",
     threads: config.get("predict_threads", 4)
     resources:
         gpu=config.get("gpus_per_run", 1),
     params:
-        model=predict_args,
-        manifest=test_manifest,
+        model=lambda w: PLAN.method_args(w.method, w.test),
+        manifest=lambda w: manifest_path(w.test),
         device=config["device"],
+        dtype=config.get("predict_dtype", "float32"),
     shell:
-        "k3dn predict {params.model} --manifest {params.manifest} --device {params.device}"
+        "k3dn predict {params.model} --manifest {params.manifest} --device {params.device} --dtype {params.dtype}"
         " --out results/predictions/{wildcards.method}/{wildcards.test} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        "results/predictions/{method}/{test}/.done",
-        test_manifest_dir,
+        "results/predictions/{method}/{test}/predictions.json",
+        lambda w: manifest_dir(dataset_of(w.test)),
+        [f"{RAW}/lpips_weights/.ready"] if config["lpips"] else [],
     output:
         "results/metrics/{method}/{test}.csv",
     log:
         "logs/evaluate/{method}/{test}.log",
     params:
-        manifest=test_manifest,
-        lpips="--lpips" if config["lpips"] else "",
+        manifest=lambda w: manifest_path(w.test),
+        lpips=lpips_args(),
         protocol=config["protocol"],
     shell:
         "k3dn evaluate --pred results/predictions/{wildcards.method}/{wildcards.test} --manifest {params.manifest}"
-        " --protocol {params.protocol} {params.lpips} --out {output} > {log} 2>&1"
+        " --protocol {params.protocol} {params.lpips} --out {output} --quiet > {log} 2>&1"
 
 
 rule speed:
     input:
-        speed_inputs,
+        lambda w: method_inputs(w.method),
     output:
         "results/speed/{method}.csv",
     log:
@@ -72,7 +64,7 @@ rule speed:
     resources:
         gpu=config.get("gpus_per_run", 1),
     params:
-        model=speed_args,
+        model=lambda w: PLAN.method_args(w.method),
         size=" ".join(str(s) for s in config["speed"]["size"]),
         warmup=config["speed"]["warmup"],
         runs=config["speed"]["runs"],

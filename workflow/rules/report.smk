@@ -1,36 +1,28 @@
 # The paper's tables (one CSV each, beside the published numbers) and the figures.
 
 
-def table_spec(wildcards):
-    return jsonarg(TABLES[wildcards.table])
-
-
-def table_rule_inputs(wildcards):
-    return table_inputs(wildcards.table)
-
-
 rule table:
     input:
-        table_rule_inputs,
+        lambda w: table_inputs(w.table),
     output:
         "results/tables/{table}.csv",
     log:
         "logs/tables/{table}.log",
     params:
-        spec=table_spec,
+        spec=lambda w: jsonarg(TABLES[w.table]),
     shell:
         "k3dn report table --spec {params.spec:q} --out {output} > {log} 2>&1"
 
 
 def figures_spec():
-    figs = config.get("figures", {})
+    figs = PLAN.config.get("figures", {})
     spec = {}
     if figs.get("ablations"):
         spec["ablations"] = {t: f"results/tables/{t}.csv" for t in figs["ablations"]}
     if figs.get("speed_accuracy"):
         spec["speed_accuracy"] = [f"results/tables/{t}.csv" for t in figs["speed_accuracy"]]
     spec["qualitative"] = {
-        name: {"manifest": manifest(q["test"]),
+        name: {"manifest": manifest_path(q["test"]),
                "predictions": {m: f"results/predictions/{m}/{q['test']}" for m in q["methods"]}}
         for name, q in figs.get("qualitative", {}).items()
     }
@@ -41,7 +33,7 @@ def figures_inputs():
     spec = figures_spec()
     deps = list(spec.get("ablations", {}).values()) + spec.get("speed_accuracy", [])
     for q in spec["qualitative"].values():
-        deps += [f"{d}/.done" for d in q["predictions"].values()]
+        deps += [f"{d}/predictions.json" for d in q["predictions"].values()]
     return deps
 
 

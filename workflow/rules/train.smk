@@ -10,16 +10,9 @@ def run_gpus(wildcards):
 
 
 def train_cmd(wildcards, resources):
-    spec = RUNS[wildcards.run]
-    ds = spec["data"]
-    recipe = config["recipes"][spec.get("recipe", ds)]
-    sets = [f"model.name={spec['model']}", f"model.overrides={jsonarg(spec.get('overrides', {}))}",
-            f"data.train={manifest_dir(ds)}/{ds}_train.csv"]
-    if "val" in SPLITS[ds]:
-        sets.append(f"data.val={manifest_dir(ds)}/{ds}_val.csv")
-    extra = {**config.get("train_set", {}), **spec.get("set", {})}
-    sets += [f"{k}={jsonarg(v)}" for k, v in extra.items()]
-    args = f"train --config {recipe} --out results/runs/{wildcards.run} " + " ".join(f"--set '{s}'" for s in sets)
+    run = wildcards.run
+    sets = " ".join(f"--set {shlex_quote(s)}" for s in PLAN.train_sets(run))
+    args = f"train --config {PLAN.recipe(run)} --out results/runs/{run} {sets}"
     if resources.gpu > 1:
         # One process per GPU; on SLURM the job owns its node's GPUs, locally they are shared by --resources gpu=N.
         return f"torchrun --standalone --nproc_per_node={resources.gpu} -m k3dn.cli {args}"

@@ -1,0 +1,327 @@
+"""The workflow config resolved into what each Snakemake rule runs (imported by ``workflow/rules/common.smk``).
+
+The Snakefile always loads ``config/config.yaml``, the paper's grid; a ``--configfile`` is merged over it
+key by key (Snakemake's own merge). ``config/miniature.yaml`` is such a file: it changes scale and data
+sources only, through
+
+* ``scale.iterations``: every stage of every recipe trains this many iterations;
+* ``scale.train``: training-config values set on every run (batch, crop, ...), after the run's own;
+* ``datasets.<name>.image_size`` and ``args``: the size of the stand-ins and of the generated sets;
+* ``miniature``: stand-ins of every data set and checkpoint, served on 127.0.0.1 (``k3dn.miniature``).
+
+So a run added to the paper config is in the miniature automatically. Nothing here imports torch: the
+Snakefile parses this on every invocation, dry runs included. Checks that need the models (a crop against a
+model's size multiple) run in ``k3dn preflight``, the first job.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Splits each data set's adapter writes; a test set is named ``<dataset>_<split>``.
+SPLITS = {"dpdd": ("train", "val", "test"), "pixel": ("test",), "dpd_disp": ("test",),
+          "ddd_syn": ("train", "test"), "rdpd": ("train", "val", "test"), "synth": ("train", "val", "test")}
+#: Data sets with no all-in-focus target: predicted for the figures, never scored.
+UNSCORED = ("dpd_disp",)
+RAW = "resources/raw"
+MANIFESTS = "resources/manifests"
+CHECKPOINTS = "resources/checkpoints"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class WorkflowConfigError(ValueError):
+    """A config problem; the message names the key and the fix."""
+
+
+def jsonarg(obj) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def dataset_of(test: str) -> str:
+    return test.rsplit("_", 1)[0]
+
+
+def manifest_path(test: str) -> str:
+    return f"{MANIFESTS}/{dataset_of(test)}/{test}.csv"
+
+
+def recipe_stages(recipe: str | Path) -> list[int]:
+    """The ``stages`` of a training config file (its ``base:`` chain resolved)."""
+    from k3dn.train.config import load_config
+
+    return list(load_config(recipe)["stages"])
+
+
+@dataclass
+class Plan:
+    """The experiment grid of one workflow config, with every derived name the rules need.
+
+    Partial runs: an input that only a person can fetch (a sync.com file, a web form) and that is not in place
+    is *missing*. Unless the config sets ``require_all: true``, every method that needs a missing input is left
+    out of the DAG (``left_out``: method -> reason) and the table rows it would fill say ``not run: <reason>``;
+    the rest runs. With ``require_all`` the grid stays whole and ``k3dn preflight`` stops on the first job.
+    The miniature's stand-ins put every such input in place, so nothing is missing there.
+    """
+
+    config: dict
+    checkpoints: dict                      # config/checkpoints.yaml entries (name -> raw mapping)
+    raw_root: str = RAW
+    ckpt_root: str = CHECKPOINTS
+    runs: dict = field(init=False)
+    published: dict = field(init=False)
+    methods: dict = field(init=False)
+    tables: dict = field(init=False)
+    missing: dict = field(init=False)      # item -> what to fetch and where to put it
+    left_out: dict = field(init=False)     # method (or method/test) -> "not run: ..." reason
+
+    def __post_init__(self):
+        self.config = copy.deepcopy(self.config)
+        self.runs = self.config["runs"]
+        self.published = self.config["published"]
+        self.methods = {**self.runs, **self.published}
+        self.tables = self.config["tables"]
+        self.check()
+        self.missing, self.left_out = {}, {}
+        if not self.config.get("miniature"):
+            self.missing = self._missing_inputs()
+        if self.missing and not self.config.get("require_all"):
+            self._leave_out()
+
+    # ---- partial runs --------------------------------------------------------------------------------
+    def _missing_inputs(self) -> dict:
+        from k3dn.preflight import manual_blockers
+
+        items = [("dataset", d) for d in self.downloads()] + [("checkpoint", c) for c in self.needed_checkpoints()]
+        out = {}
+        for kind, name in items:
+            dest = Path(self.raw_root if kind == "dataset" else self.ckpt_root) / name
+            blockers = manual_blockers(kind, name, dest)
+            if blockers:
+                out[name] = "; ".join(f"download {b.url or '(see its notes)'} and save it as {b.path}" for b in blockers)
+        return out
+
+    def _needs(self, method: str, test: str | None = None) -> list[str]:
+        spec = self.methods[method]
+        items = []
+        if method in self.runs:
+            ds = spec["data"]
+            items += [ds, self.config["datasets"][ds].get("from")]
+        elif spec.get("checkpoint"):
+            items.append(spec["checkpoint"])
+        if test:
+            ds = dataset_of(test)
+            items += [ds, self.config["datasets"][ds].get("from")]
+        return [i for i in items if i in self.missing]
+
+    def _leave_out(self) -> None:
+        for m in list(self.methods):
+            gone = self._needs(m)
+            if gone:
+                self.left_out[m] = f"not run: {gone[0]} is missing ({self.missing[gone[0]]})"
+                self.runs.pop(m, None)
+                self.published.pop(m, None)
+                continue
+            keep = []
+            for t in self.methods[m]["test"]:
+                gone = self._needs(m, t)
+                if gone:
+                    self.left_out[f"{m}/{t}"] = f"not run: {gone[0]} is missing ({self.missing[gone[0]]})"
+                else:
+                    keep.append(t)
+            if not keep:
+                self.left_out[m] = self.left_out[f"{m}/{self.methods[m]['test'][0]}"]
+                self.runs.pop(m, None)
+                self.published.pop(m, None)
+            else:
+                self.methods[m]["test"] = keep
+        self.methods = {**self.runs, **self.published}
+        for t in self.tables.values():
+            for r in t["rows"]:
+                m = r.get("method")
+                reason = self.left_out.get(m) or self.left_out.get(f"{m}/{t.get('test')}")
+                if m and reason:
+                    r["method"], r["not_run"] = None, reason
+        figs = self.config.get("figures", {})
+        for q in figs.get("qualitative", {}).values():
+            q["methods"] = [m for m in q["methods"] if m in self.methods and q["test"] in self.methods[m]["test"]]
+        figs["qualitative"] = {k: q for k, q in figs.get("qualitative", {}).items() if q["methods"]}
+
+    def report(self) -> str:
+        """What preflight says up front about missing inputs (empty when nothing is missing)."""
+        if not self.missing:
+            return ""
+        lines = ["These inputs can only be fetched by hand and are not in place:"]
+        lines += [f"  - {k}: {v}" for k, v in self.missing.items()]
+        if self.config.get("require_all"):
+            lines.append("require_all is set: the run stops at preflight until they are in place.")
+        else:
+            lines.append(f"Left out until they are in place ({len(self.left_out)}): {', '.join(sorted(self.left_out))}."
+                         " Their table rows say 'not run'. Set require_all: true to stop instead.")
+        return "\n".join(lines)
+
+    # ---- validation that needs no model --------------------------------------------------------------
+    def check(self) -> None:
+        cfg = self.config
+        clash = sorted(set(self.runs) & set(self.published))
+        if clash:
+            raise WorkflowConfigError(f"config: {clash} are both runs and published methods; rename one")
+        if cfg["device"] not in DEVICES:
+            raise WorkflowConfigError(f"config: device: unknown device {cfg['device']!r}; use one of {DEVICES}")
+        for name, spec in self.methods.items():
+            kind = "runs" if name in self.runs else "published"
+            if not spec.get("test"):
+                raise WorkflowConfigError(f"config: {kind}.{name}.test: no test set; list at least one, "
+                                          f"e.g. [dpdd_test]")
+            for t in spec["test"]:
+                ds, split = dataset_of(t), t.rsplit("_", 1)[-1]
+                if ds not in cfg["datasets"]:
+                    raise WorkflowConfigError(f"config: {kind}.{name}.test: {t!r} names data set {ds!r}, which "
+                                              f"is not under datasets: (known: {sorted(cfg['datasets'])})")
+                if split not in SPLITS.get(ds, ()):
+                    raise WorkflowConfigError(f"config: {kind}.{name}.test: {ds} has no split {split!r} "
+                                              f"(splits: {list(SPLITS.get(ds, ()))})")
+        for name, spec in self.runs.items():
+            ds = spec["data"]
+            if ds not in cfg["datasets"] or "train" not in SPLITS.get(ds, ()):
+                raise WorkflowConfigError(f"config: runs.{name}.data: {ds!r} is not a training set under "
+                                          f"datasets: ({[d for d in cfg['datasets'] if 'train' in SPLITS.get(d, ())]})")
+            recipe = spec.get("recipe", ds)
+            if recipe not in cfg["recipes"]:
+                raise WorkflowConfigError(f"config: runs.{name}.recipe: {recipe!r} is not under recipes: "
+                                          f"({sorted(cfg['recipes'])})")
+        for name, spec in self.published.items():
+            ck = spec.get("checkpoint")
+            if ck and ck not in self.checkpoints:
+                raise WorkflowConfigError(f"config: published.{name}.checkpoint: {ck!r} is not in "
+                                          "config/checkpoints.yaml")
+        for tname, t in self.tables.items():
+            for r in t["rows"]:
+                m = r.get("method")
+                if m and m not in self.methods:
+                    raise WorkflowConfigError(f"config: tables.{tname}: row {r['label']!r} names method {m!r}, "
+                                              "which is neither a run nor a published method")
+                if m and t.get("kind") != "speed" and t["test"] not in self.methods[m]["test"]:
+                    raise WorkflowConfigError(f"config: tables.{tname}: row {r['label']!r}: method {m!r} is not "
+                                              f"tested on {t['test']}; add it to that method's test: list")
+        for fname, q in cfg.get("figures", {}).get("qualitative", {}).items():
+            for m in q["methods"]:
+                if m not in self.methods or q["test"] not in self.methods[m]["test"]:
+                    raise WorkflowConfigError(f"config: figures.qualitative.{fname}: method {m!r} is not tested "
+                                              f"on {q['test']}")
+
+    # ---- training ------------------------------------------------------------------------------------
+    def recipe(self, run: str) -> str:
+        spec = self.runs[run]
+        return self.config["recipes"][spec.get("recipe", spec["data"])]
+
+    def train_values(self, run: str) -> dict:
+        """Every training-config value the workflow sets for ``run`` (``k3dn train --set key=value``), in order:
+        the model and data, the run's own ``set``, then the miniature's ``scale``."""
+        spec, ds = self.runs[run], self.runs[run]["data"]
+        values = {"model.name": spec["model"], "model.overrides": spec.get("overrides", {}),
+                  "data.train": f"{MANIFESTS}/{ds}/{ds}_train.csv"}
+        if "val" in SPLITS[ds]:
+            values["data.val"] = f"{MANIFESTS}/{ds}/{ds}_val.csv"
+        values.update(spec.get("set", {}))
+        scale = self.config.get("scale") or {}
+        values.update(scale.get("train", {}))
+        if "iterations" in scale:
+            values["stages"] = [int(scale["iterations"])] * len(recipe_stages(self.recipe(run)))
+        return values
+
+    def train_sets(self, run: str) -> list[str]:
+        return [f"{k}={jsonarg(v)}" for k, v in self.train_values(run).items()]
+
+    # ---- methods ---------------------------------------------------------------------------------------
+    def checkpoint_dir(self, ckpt: str) -> str:
+        return f"{CHECKPOINTS}/{ckpt}"
+
+    def checkpoint_file(self, ckpt: str) -> str:
+        """What ``--weights`` takes: the file, or the folder of a checkpoint published as several files."""
+        files = self.checkpoints[ckpt]["file"]
+        return self.checkpoint_dir(ckpt) if isinstance(files, list) else f"{self.checkpoint_dir(ckpt)}/{files}"
+
+    def method_args(self, method: str, test: str | None = None) -> str:
+        """Arguments of ``k3dn predict`` / ``k3dn report speed`` that build the method's model."""
+        if method in self.runs:
+            return f"--run results/runs/{method}"
+        spec = self.published[method]
+        args = f"--model {spec['model']}"
+        if spec.get("checkpoint"):
+            args += f" --weights {self.checkpoint_file(spec['checkpoint'])}"
+        for k, v in spec.get("overrides", {}).items():
+            args += f" --override {k}={jsonarg(v)}"
+        if spec["model"] == "wiener" and test and dataset_of(test) == "pixel":
+            # The Table 7 baseline uses the Pixel set's calibrated per-patch kernels.
+            args += f" --override kernels={RAW}/pixel/k3dn_processed/blur_kernels.npz"
+        return args
+
+    # ---- data ----------------------------------------------------------------------------------------
+    def needed_datasets(self) -> list[str]:
+        """Every data set a run trains on or a method is tested on, with the sets they are made from."""
+        used = {s["data"] for s in self.runs.values()}
+        used |= {dataset_of(t) for s in self.methods.values() for t in s["test"]}
+        for ds in list(used):
+            src = self.config["datasets"][ds].get("from")
+            if src:
+                used.add(src)
+        return sorted(used)
+
+    def needed_checkpoints(self) -> list[str]:
+        return sorted({p["checkpoint"] for p in self.published.values() if p.get("checkpoint")})
+
+    def downloads(self) -> list[str]:
+        """Registered data sets the workflow downloads (LPIPS's weight files among them when it is on)."""
+        names = [d for d in self.needed_datasets() if self.config["datasets"][d]["obtain"] == "download"]
+        if self.config.get("lpips") and "lpips_weights" in self.config["datasets"]:
+            names.append("lpips_weights")
+        return names
+
+    def train_config(self, run: str) -> dict:
+        """The run's full training config (recipe file + the workflow's values); a bad key fails here, naming it."""
+        from k3dn.train.config import ConfigError, load_config
+
+        try:
+            return load_config(self.recipe(run), self.train_sets(run))
+        except ConfigError as e:
+            raise WorkflowConfigError(f"config: runs.{run}: {e}") from e
+
+    def preflight_checks(self) -> list[dict]:
+        """What ``k3dn preflight`` checks per run that needs the model: its crop against the model's size multiple
+        and the training set's image size."""
+        out = []
+        for run, spec in self.runs.items():
+            cfg = self.train_config(run)
+            out.append({"run": run, "model": cfg["model"]["name"], "overrides": cfg["model"]["overrides"],
+                        "crop": cfg["data"]["crop"], "crop_fit": cfg["data"]["crop_fit"], "data": spec["data"],
+                        "image_size": self.image_size(spec["data"]), "recipe": self.recipe(run),
+                        "set_by_run": "data.crop" in spec.get("set", {})})
+        return out
+
+    def standin_dataset_config(self, ds: str) -> dict:
+        """The config a data set's miniature stand-in is written from: its own ``datasets`` entry, and for a set
+        that another is generated from (SYNTHIA-SF -> RDPD) that set's ``image_size``."""
+        out = dict(self.config["datasets"].get(ds, {}))
+        for spec in self.config["datasets"].values():
+            if spec.get("from") == ds and spec.get("image_size") and "image_size" not in out:
+                out["image_size"] = spec["image_size"]
+        return out
+
+    def image_size(self, ds: str):
+        """The declared (H, W) of a data set's training images, or None."""
+        size = self.config["datasets"].get(ds, {}).get("image_size")
+        return tuple(int(s) for s in size) if size else None
+
+
+def merged(base: dict, over: dict) -> dict:
+    """``over`` merged into a copy of ``base`` key by key (Snakemake's rule for several config files)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merged(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
