@@ -1,5 +1,6 @@
 """k3dn.evaluate on a tiny generated manifest (images written with k3dn.io, manifest with write_manifest)."""
 
+import json
 import math
 
 import numpy as np
@@ -31,7 +32,12 @@ def _make(tmp_path, rng, channels=3, n=3, h=24, w=32):
                      "label": ["indoor", "outdoor"][i % 2], "label_source": "test", "protocol": "16bit",
                      "channels": channels})
     man = write_manifest(rows, tmp_path / "manifests" / "synth_test.csv")
+    (pred / "predictions.json").write_text(json.dumps(RECORD))
     return pred, man, rows
+
+
+# What `k3dn predict` writes beside finished predictions (see k3dn.infer).
+RECORD = {"config_hash": "c0ffee", "weights_sha256": "w" * 64, "device": "cpu", "dtype": "float32"}
 
 
 def test_rows_match_reference_metrics(tmp_path, rng):
@@ -49,6 +55,9 @@ def test_rows_match_reference_metrics(tmp_path, rng):
         for k in ("psnr", "ssim", "rmse", "mae"):
             assert df.loc[i, k] == pytest.approx(ref[k], abs=1e-12)
     assert df.loc[0, "data_sha256"] == sha256_files([r["target"] for r in rows])
+    # the predictions' provenance travels into every row
+    assert (df["weights_sha256"] == RECORD["weights_sha256"]).all() and (df["dtype"] == "float32").all()
+    assert (df["config_hash"] == "c0ffee").all() and (df["label_source"] == "test").all()
     t = evaluate_predictions(pred, man, backend="torch", progress=False)
     assert np.allclose(t["psnr"][1:], df["psnr"][1:], atol=1e-6) and np.allclose(t["ssim"], df["ssim"], atol=1e-5)
     s = summary(df.iloc[1:])
@@ -82,6 +91,13 @@ def test_missing_and_mismatched_predictions(tmp_path, rng):
         evaluate_predictions(pred, man, progress=False)
     write_png16(pred / "s2.png", rng.random((24, 30, 3)))
     with pytest.raises(Exception, match="size mismatch.*s2.png.*s2_target.png"):
+        evaluate_predictions(pred, man, progress=False)
+
+
+def test_unfinished_predictions_are_not_scored(tmp_path, rng):
+    pred, man, rows = _make(tmp_path, rng)
+    (pred / "predictions.json").unlink()   # predict was interrupted before the last image
+    with pytest.raises(EvaluationError, match="predictions.json: missing"):
         evaluate_predictions(pred, man, progress=False)
 
 

@@ -61,7 +61,9 @@ def test_predict_writes_every_row_at_the_target_size_and_resumes(tmp_path):
     manifest = P.write_dp_set(tmp_path / "d", 3, 20, 28, split="test")  # 20x28: not a multiple of 8
     out = tmp_path / "pred"
     paths = predict_manifest(_identity_probe(), manifest, out, device="cpu", progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["test000.png", "test001.png", "test002.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["test000.png", "test001.png", "test002.png"]
+    done = json.loads((out / "predictions.json").read_text())
+    assert done["images"] == 3 and done["dtype"] == "float32" and done["device"].startswith("cpu")
     for p in paths:
         got = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
         want = cv2.imread(str(tmp_path / "d" / p.name.replace(".png", "_center.png")), cv2.IMREAD_UNCHANGED)
@@ -72,6 +74,24 @@ def test_predict_writes_every_row_at_the_target_size_and_resumes(tmp_path):
     paths[1].unlink()
     predict_manifest(_identity_probe(), manifest, out, device="cpu", progress=False)
     assert paths[0].read_bytes() == b"sentinel" and paths[1].is_file()
+
+
+def test_new_weights_discard_the_old_predictions(tmp_path):
+    """A retrained run (new weights, same output folder) must not have its predecessor's images scored as its own."""
+    manifest = P.write_dp_set(tmp_path / "d", 2, 16, 16, split="test")
+    out = tmp_path / "pred"
+    model = _identity_probe()
+    predict_manifest(model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "a"},
+                     progress=False)
+    (out / "test000.png").write_bytes(b"stale")
+    # same key: resumes, the stale file stays (it is taken as finished work)
+    predict_manifest(model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "a"},
+                     progress=False)
+    assert (out / "test000.png").read_bytes() == b"stale"
+    predict_manifest(model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "b"},
+                     progress=False)
+    assert (out / "test000.png").read_bytes() != b"stale"
+    assert json.loads((out / "predictions.json").read_text())["weights_sha256"] == "b"
 
 
 def test_an_8bit_checkpoint_gets_its_inputs_truncated_to_8_bits(tmp_path):

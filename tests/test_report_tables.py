@@ -17,7 +17,8 @@ def _metrics(root, method, test, rows):
 @pytest.fixture
 def setup(tmp_path):
     m = tmp_path / "metrics"
-    prov = {"protocol": "16bit", "git_commit": "abc", "device": "cpu", "dataset_sha256": "d" * 64}
+    prov = {"protocol": "16bit", "git_commit": "abc", "config_hash": "c1", "weights_sha256": "w" * 64,
+            "data_sha256": "d" * 64, "device": "cpu", "dtype": "float32", "label_source": "official"}
     _metrics(m, "ours", "t_test", [
         {"id": "a", "label": "indoor", "psnr": 30.0, "ssim": 0.9, **prov},
         {"id": "b", "label": "indoor", "psnr": 28.0, "ssim": 0.8, **prov},
@@ -44,6 +45,7 @@ def test_group_means_published_and_diff(setup):
     assert ours["combined_psnr_diff"] == pytest.approx(-1.0)
     assert math.isnan(ours["indoor_psnr_paper"])              # unknown published value stays empty
     assert ours["n_images"] == 3 and ours["git_commit"] == "abc" and ours["protocol"] == "16bit"
+    assert ours["dtype"] == "float32" and ours["weights_sha256"] == "w" * 64 and ours["data_sha256"] == "d" * 64
     xin = df.iloc[1]
     assert math.isnan(xin["combined_psnr"]) and xin["combined_psnr_paper"] == 26.0
 
@@ -59,6 +61,23 @@ def test_check_flags_missing_rows_and_nan(setup):
     df.loc[0, "combined_ssim"] = float("nan")
     df.to_csv(out, index=False)
     assert any("combined_ssim" in p for p in check_table(out, spec))
+
+
+def test_a_number_without_provenance_is_refused(setup):
+    tmp, m, spec = setup
+    path = m / "ours" / "t_test.csv"
+    pd.read_csv(path).drop(columns=["dtype"]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"t_test.csv: provenance column\(s\) \['dtype'\] missing"):
+        build_table(spec, metrics_root=m)
+
+
+def test_a_row_left_out_says_why(setup):
+    tmp, m, spec = setup
+    spec = dict(spec, rows=[{"label": "Ours", "method": None, "not_run": "not run: SYNTHIA-SF is manual"}])
+    out = write_table(spec, tmp / "t.csv", metrics_root=m)
+    df = pd.read_csv(out)
+    assert df.loc[0, "note"] == "not run: SYNTHIA-SF is manual" and math.isnan(df.loc[0, "combined_psnr"])
+    assert check_table(out, spec) == []
 
 
 def test_missing_group_is_an_error(setup):

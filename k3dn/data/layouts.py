@@ -232,7 +232,7 @@ def scan_dpdd(root, *, expected_counts: dict | None = DPDD_COUNTS, protocol: str
     source 1P0A0917 / target 1P0A0916): both lists must have equal length and, where the names end in a
     capture number, the numbers must be within 3. Views are ``<stem>_L.png``/``<stem>_R.png`` or plain
     ``<stem>.png``. ``expected_counts`` (default 350/74/76) is checked for every split present; pass None for
-    generated or smoke trees. Test labels: official label files when present (``label_source=official``),
+    generated or miniature trees. Test labels: official label files when present (``label_source=official``),
     else the packaged list matched by source stem (``unverified-list``), else empty. A ``{split}_disp`` folder
     supplies ``<stem>.npy`` disparity ground truth (required with ``need_disparity``).
     """
