@@ -102,14 +102,10 @@ def check_runs(runs: list[dict]) -> list[str]:
 
 def run_preflight(config: dict) -> tuple[list[str], list[str]]:
     """``(errors, notes)`` for a merged workflow config (see the module docstring)."""
-    import yaml
-
-    from k3dn.workflow import Plan, WorkflowConfigError
-
-    from baselines.registry import DEFAULT as CHECKPOINTS_YAML
+    from k3dn.workflow import Plan, WorkflowConfigError, checkpoint_entries
 
     try:
-        plan = Plan(config, yaml.safe_load(Path(CHECKPOINTS_YAML).read_text())["checkpoints"])
+        plan = Plan(config, checkpoint_entries())
         checks = plan.preflight_checks()
     except WorkflowConfigError as e:
         return [str(e)], []

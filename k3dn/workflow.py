@@ -316,6 +316,25 @@ class Plan:
         return tuple(int(s) for s in size) if size else None
 
 
+def checkpoint_entries(path=None) -> dict:
+    """The entries of the checkpoint registry (``config/checkpoints.yaml`` unless ``path``)."""
+    import yaml
+
+    from baselines.registry import DEFAULT
+
+    return yaml.safe_load(Path(path or DEFAULT).read_text())["checkpoints"]
+
+
+def load_plan(workflow_json) -> Plan:
+    """The plan of the merged config a workflow run wrote (``resources/workflow.json``)."""
+    path = Path(workflow_json)
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise WorkflowConfigError(f"{path}: cannot read the workflow config ({e}); run the workflow first") from e
+    return Plan(config, checkpoint_entries())
+
+
 def merged(base: dict, over: dict) -> dict:
     """``over`` merged into a copy of ``base`` key by key (Snakemake's rule for several config files)."""
     out = copy.deepcopy(base)

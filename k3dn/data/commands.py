@@ -54,14 +54,20 @@ def _download(args) -> int:
     return 0
 
 
+def _count_kw(args) -> dict:
+    """``--any-count``: the adapter's official-count check off (adapters that check no count take nothing)."""
+    from k3dn.data.layouts import COUNT_KEYWORD
+
+    key = COUNT_KEYWORD.get(args.dataset)
+    return {key: None} if args.any_count and key else {}
+
+
 def _manifest(args) -> int:
     _logging()
     from k3dn.data.layouts import LayoutError, write_manifests
 
     root = Path(args.root) if args.root else _default_root(args.dataset)
-    kw = {}
-    if args.any_count:
-        kw["expected_counts" if args.dataset in ("dpdd", "synth") else "expected_count"] = None
+    kw = _count_kw(args)
     if args.crop:
         if args.dataset != "pixel":
             print(f"error: --crop: only the pixel adapter crops (not {args.dataset})", file=sys.stderr)
@@ -82,9 +88,7 @@ def _check(args) -> int:
     from k3dn.data.check import check_dataset
 
     root = Path(args.root) if args.root else _default_root(args.dataset)
-    kw = {}
-    if args.any_count:
-        kw["expected_counts" if args.dataset in ("dpdd", "synth") else "expected_count"] = None
+    kw = _count_kw(args)
     rep = check_dataset(args.dataset, root, decode=not args.no_decode, checksums=not args.no_checksums,
                         registry=args.registry, **kw)
     print(rep.format())

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 DPDD_COUNTS = {"train": 350, "val": 74, "test": 76}
 PIXEL_COUNT = 17
+#: The keyword of each adapter that checks an official sample count (None turns the check off).
+COUNT_KEYWORD = {"dpdd": "expected_counts", "synth": "expected_counts", "pixel": "expected_count"}
 SPLITS = ("train", "val", "test")
 DEFAULT_PROTOCOL = {"dpdd": "16bit", "pixel": "16bit", "dpd_disp": "16bit", "ddd_syn": "8bit", "rdpd": "8bit",
                     "synth": "16bit"}

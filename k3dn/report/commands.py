@@ -21,17 +21,26 @@ def _table(args) -> int:
 
 
 def _check(args) -> int:
-    import yaml
-
     from k3dn.report.tables import check_table
+    from k3dn.workflow import load_plan
 
-    with open(args.config) as f:
-        specs = yaml.safe_load(f)["tables"]
+    # The tables as the workflow planned them: the paper grid with any scale merged in, and rows it left out.
+    specs = load_plan(args.workflow).tables
     problems = [p for name, spec in specs.items() for p in check_table(f"{args.tables_dir}/{name}.csv", spec)]
     for p in problems:
         print(p, file=sys.stderr)
     print(f"checked {len(specs)} tables: {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def _timings(args) -> int:
+    from k3dn.report.timings import read_benchmarks, stage_summary
+
+    jobs = read_benchmarks(args.benchmarks)
+    with __import__("pandas").option_context("display.width", 160, "display.max_colwidth", 60):
+        print(stage_summary(jobs).round(1).to_string())
+    print(f"{len(jobs)} jobs, {jobs['seconds'].sum():.0f} s of job time")
+    return 0
 
 
 def _speed(args) -> int:
@@ -69,9 +78,14 @@ def add_commands(subparsers) -> None:
     t.set_defaults(func=_table)
 
     c = sub.add_parser("check", help="every table of a workflow config has its rows and finite values")
-    c.add_argument("--config", required=True, help="the workflow config whose `tables` were built")
+    c.add_argument("--workflow", default="resources/workflow.json",
+                   help="the merged workflow config the run wrote (resources/workflow.json)")
     c.add_argument("--tables-dir", default="results/tables")
     c.set_defaults(func=_check)
+
+    b = sub.add_parser("timings", help="job time per workflow stage, from the rules' benchmark files")
+    b.add_argument("--benchmarks", default="benchmarks")
+    b.set_defaults(func=_timings)
 
     s = sub.add_parser("speed", help="seconds per image, Table 12 protocol")
     s.add_argument("--method", required=True, help="name written in the output")

@@ -9,6 +9,8 @@ rule fetch_weights:
         touch("resources/checkpoints/{ckpt}/.ready"),
     log:
         "logs/checkpoints/{ckpt}.log",
+    benchmark:
+        "benchmarks/checkpoints/{ckpt}.tsv",
     params:
         registry=registry_args("checkpoints"),
     retries: 2

@@ -4,16 +4,14 @@
 import sys
 from shlex import quote as shlex_quote
 
-import yaml
 from snakemake.utils import validate
 
 from k3dn.provenance import config_hash
-from k3dn.workflow import MANIFESTS, RAW, SPLITS, Plan, dataset_of, jsonarg, manifest_path
+from k3dn.workflow import MANIFESTS, RAW, SPLITS, Plan, checkpoint_entries, dataset_of, jsonarg, manifest_path
 
 validate(config, "../schemas/config.schema.yaml")
 
-with open("config/checkpoints.yaml") as _f:
-    PLAN = Plan(config, yaml.safe_load(_f)["checkpoints"])
+PLAN = Plan(config, checkpoint_entries("config/checkpoints.yaml"))
 RUNS, PUBLISHED, METHODS, TABLES = PLAN.runs, PLAN.published, PLAN.methods, PLAN.tables
 if PLAN.missing:
     print(PLAN.report(), file=sys.stderr)

@@ -35,6 +35,8 @@ rule preflight:
         touch("resources/preflight.ok"),
     log:
         "logs/preflight.log",
+    benchmark:
+        "benchmarks/preflight.tsv",
     params:
         # reruns preflight when the config changes; its output is `ancient` downstream, so nothing else reruns
         config_hash=config_hash(config),
@@ -49,6 +51,8 @@ rule obtain:
         touch(f"{RAW}/{{ds}}/.ready"),
     log:
         "logs/obtain/{ds}.log",
+    benchmark:
+        "benchmarks/obtain/{ds}.tsv",
     params:
         cmd=obtain_cmd,
     retries: 2
@@ -74,6 +78,8 @@ rule manifests:
         directory(f"{MANIFESTS}/{{ds}}"),
     log:
         "logs/manifests/{ds}.log",
+    benchmark:
+        "benchmarks/manifests/{ds}.tsv",
     params:
         extra=manifest_args,
     shell:

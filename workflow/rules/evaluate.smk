@@ -23,6 +23,8 @@ rule predict:
         "results/predictions/{method}/{test}/predictions.json",
     log:
         "logs/predict/{method}/{test}.log",
+    benchmark:
+        "benchmarks/predict/{method}/{test}.tsv",
     threads: config.get("predict_threads", 4)
     resources:
         gpu=config.get("gpus_per_run", 1),
@@ -45,6 +47,8 @@ rule evaluate:
         "results/metrics/{method}/{test}.csv",
     log:
         "logs/evaluate/{method}/{test}.log",
+    benchmark:
+        "benchmarks/evaluate/{method}/{test}.tsv",
     params:
         manifest=lambda w: manifest_path(w.test),
         lpips=lpips_args(),
@@ -61,6 +65,8 @@ rule speed:
         "results/speed/{method}.csv",
     log:
         "logs/speed/{method}.log",
+    benchmark:
+        "benchmarks/speed/{method}.tsv",
     resources:
         gpu=config.get("gpus_per_run", 1),
     params:

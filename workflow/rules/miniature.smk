@@ -18,6 +18,8 @@ if MINIATURE:
             touch(f"{MINI}/done/{{ds}}.data"),
         log:
             "logs/miniature/{ds}.log",
+        benchmark:
+            "benchmarks/miniature/{ds}.tsv",
         params:
             spec=lambda w: jsonarg(MINIATURE["standins"].get(w.ds, {})),
             dataset=lambda w: jsonarg(PLAN.standin_dataset_config(w.ds)),
@@ -30,6 +32,8 @@ if MINIATURE:
             touch(f"{MINI}/done/weights"),
         log:
             "logs/miniature/weights.log",
+        benchmark:
+            "benchmarks/miniature/weights.tsv",
         params:
             checkpoints=" ".join(PLAN.needed_checkpoints()),
         shell:
@@ -43,6 +47,8 @@ if MINIATURE:
             miniature_registries(),
         log:
             "logs/miniature/registries.log",
+        benchmark:
+            "benchmarks/miniature/registries.tsv",
         params:
             datasets=" ".join(PLAN.downloads()),
             checkpoints=" ".join(PLAN.needed_checkpoints()),

@@ -8,6 +8,8 @@ rule table:
         "results/tables/{table}.csv",
     log:
         "logs/tables/{table}.log",
+    benchmark:
+        "benchmarks/tables/{table}.tsv",
     params:
         spec=lambda w: jsonarg(TABLES[w.table]),
     shell:
@@ -44,6 +46,8 @@ rule make_figures:
         figure_files(),
     log:
         "logs/figures.log",
+    benchmark:
+        "benchmarks/figures.tsv",
     params:
         spec=jsonarg(figures_spec()),
     shell:

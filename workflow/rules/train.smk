@@ -26,6 +26,8 @@ rule train:
         "results/runs/{run}/model.safetensors",
     log:
         "logs/train/{run}.log",
+    benchmark:
+        "benchmarks/train/{run}.tsv",
     threads: config.get("train_threads", 8)
     resources:
         gpu=run_gpus,
