@@ -135,6 +135,30 @@ def test_predict_and_deblur_cli_from_a_run_folder(tmp_path):
     assert a.shape == b.shape == (16, 24, 3) and np.abs(a.astype(int) - b.astype(int)).max() <= 2
 
 
+def test_a_retrained_run_is_predicted_again(tmp_path):
+    """Retrain (new weights in the same run folder): `k3dn predict` into the same folder redoes every image."""
+    from k3dn.cli import main
+
+    manifest = P.write_dp_set(tmp_path / "d", 2, 16, 16, split="test")
+    run, out = tmp_path / "run", tmp_path / "p"
+    (run / "model.json").parent.mkdir(parents=True)
+    (run / "model.json").write_text(json.dumps({"model": P.PROBE, "overrides": {"width": 8}, "config_hash": "1"}))
+    args = ["predict", "--run", str(run), "--manifest", str(manifest), "--out", str(out), "--device", "cpu"]
+    with P.probe_registered():
+        save_weights(_identity_probe(), run / "model.safetensors")
+        assert main(args) == 0
+        first = cv2.imread(str(out / "test000.png"), cv2.IMREAD_UNCHANGED)
+        key = json.loads((out / "predictions.json").read_text())
+        retrained = _identity_probe()
+        with torch.no_grad():
+            retrained.body[2].bias.fill_(0.1)      # the residual branch now adds 0.1
+        save_weights(retrained, run / "model.safetensors")
+        assert main(args) == 0
+    second = cv2.imread(str(out / "test000.png"), cv2.IMREAD_UNCHANGED)
+    assert json.loads((out / "predictions.json").read_text())["weights_sha256"] != key["weights_sha256"]
+    assert np.abs(second.astype(int) - first.astype(int)).mean() > 1000
+
+
 def test_load_model_names_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.json"):
         load_model(run=tmp_path)

@@ -121,13 +121,17 @@ def derive_registry(registry: Path, kind: str, items, root: Path, url: str, out:
                 if s.get("optional"):
                     continue
                 raise FileNotFoundError(f"{root}: no stand-in of {kind} item {name!r} (source {s['name']!r}); "
-                                        f"write it with `k3dn miniature standin {name}`")
+                                        f"write it with `k3dn miniature data {name}`")
             t = {k: v for k, v in s.items() if k not in ("files", "base_url")}
             if s["method"] == "gdrive":
                 t["method"] = "http"
             t["files"] = files
             new["sources"].append(t)
         derived[name] = new
+    # A generated set whose source is not stood in cannot be made here: drop it too, so the registry stays valid.
+    while gone := [n for n, e in derived.items() if any(r not in derived for r in e.get("requires") or [])]:
+        for n in gone:
+            del derived[n]
     full[REGISTRY_KEYS[kind]] = derived
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
