@@ -37,3 +37,4 @@ rule all:
     input:
         table_files(),
         figure_files(),
+        result_files(),

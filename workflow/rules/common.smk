@@ -7,7 +7,7 @@ from shlex import quote as shlex_quote
 from snakemake.utils import validate
 
 from k3dn.provenance import config_hash
-from k3dn.workflow import MANIFESTS, RAW, SPLITS, Plan, checkpoint_entries, dataset_of, jsonarg, manifest_path
+from k3dn.workflow import MANIFESTS, RAW, SPLITS, UNSCORED, Plan, checkpoint_entries, dataset_of, jsonarg, manifest_path
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -85,6 +85,12 @@ def table_inputs(table):
 
 def table_files():
     return [f"results/tables/{t}.csv" for t in TABLES]
+
+
+def result_files():
+    """Every method on every test set it lists: a run or method in no table or figure is still run by `all`."""
+    return [f"results/predictions/{m}/{t}/predictions.json" if dataset_of(t) in UNSCORED
+            else f"results/metrics/{m}/{t}.csv" for m in METHODS for t in method_tests(m)]
 
 
 def figure_files():
