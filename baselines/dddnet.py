@@ -358,6 +358,7 @@ class DDDNet(nn.Module):
 
     input_views = ("left", "right")
     size_multiple = (8, 8)
+    min_size = (64, 64)           # Estd's 64x64 average pooling
     size_mode = "pad"
     input_protocol = "8bit"
     published_manifest = ("dddnet_dpd_Estd", "dddnet_dpd_Esti")

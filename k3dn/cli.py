@@ -10,29 +10,35 @@ import argparse
 import importlib
 import sys
 
-_COMMAND_MODULES = (
-    "k3dn.synth.commands",     # k3dn synth ...            render synthetic DP sets, DDD-syn, RDPD
-    "k3dn.data.commands",      # k3dn data ...             download, manifest, check
-    "k3dn.train.commands",     # k3dn train / deblur
-    "k3dn.infer",              # k3dn predict              any registered model on a manifest
-    "k3dn.evaluate",           # k3dn evaluate             per-image metrics of a prediction folder
-    "baselines.commands",      # k3dn baselines ...        checkpoint registry, fetch, verify
-    "k3dn.report.commands",    # k3dn report ...           tables, figures, speed
-    "k3dn.preflight",          # k3dn preflight            every input can be had, before any work
-    "k3dn.miniature.commands", # k3dn miniature ...        stand-ins of the miniature run, its registries
-)
+#: Top-level command -> the module that adds it. Only the module of the command being run is imported: a
+#: workflow runs hundreds of short jobs, and most of them (tables, manifests, downloads) never need torch.
+COMMANDS = {
+    "synth": "k3dn.synth.commands",          # render synthetic DP sets, DDD-syn, RDPD
+    "data": "k3dn.data.commands",            # download, manifest, check
+    "train": "k3dn.train.commands",          # train any registered model
+    "deblur": "k3dn.train.commands",         # one DP pair
+    "predict": "k3dn.infer",                 # any registered model on a manifest
+    "evaluate": "k3dn.evaluate",             # per-image metrics of a prediction folder
+    "baselines": "baselines.commands",       # checkpoint registry, fetch, verify
+    "report": "k3dn.report.commands",        # tables, figures, speed, timings
+    "preflight": "k3dn.preflight",           # every input can be had, before any work
+    "miniature": "k3dn.miniature.commands",  # stand-ins of the miniature run, its registries
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="k3dn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in _COMMAND_MODULES:
+    argv = sys.argv[1:] if argv is None else argv
+    first = next((a for a in argv if not a.startswith("-")), None)
+    modules = [COMMANDS[first]] if first in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in dict.fromkeys(modules):
         importlib.import_module(name).add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     return int(args.func(args) or 0)
 
 

@@ -115,6 +115,9 @@ def load_model(run: str | os.PathLike | None = None, name: str | None = None, we
             raise ValueError(f"{spec_path}: malformed run description ({e})") from e
         model = create_model(name, **{**run_overrides, **(overrides or {})})
         load_weights(model, weights or run / "model.safetensors")
+        trained = spec.get("trained_stages")
+        if trained and callable(getattr(model, "set_stage", None)):
+            model.set_stage(max(trained))     # a run whose stage 2 never ran must not use its untrained SRP
     else:
         if name is None:
             raise ValueError("give a run folder or a model name")

@@ -78,17 +78,18 @@ def check_runs(runs: list[dict]) -> list[str]:
         key = (r["model"], json.dumps(r["overrides"], sort_keys=True))
         if key not in multiples:
             with torch.device("meta"):
-                multiples[key] = tuple(getattr(create_model(r["model"], **r["overrides"]), "size_multiple", (1, 1)))
-        mult = multiples[key]
+                m = create_model(r["model"], **r["overrides"])
+            multiples[key] = tuple(getattr(m, "size_multiple", (1, 1))), tuple(getattr(m, "min_size", (1, 1)))
+        mult, low = multiples[key]
         crop = tuple(int(c) for c in r["crop"])
         where = f"runs.{r['run']}.set.data.crop" if r["set_by_run"] else f"data.crop of {r['recipe']} (run {r['run']})"
         if r["crop_fit"] == "up":
-            crop = fit_crop(crop, mult)
-        elif crop[0] % mult[0] or crop[1] % mult[1]:
-            fix = fit_crop(crop, mult)
+            crop = fit_crop(crop, mult, low)
+        elif crop[0] % mult[0] or crop[1] % mult[1] or crop[0] < low[0] or crop[1] < low[1]:
+            fix = fit_crop(crop, mult, low)
             problems.append(f"config: {where}: crop {crop[0]}x{crop[1]} is not a multiple of {r['model']}'s size "
-                            f"multiple {mult[0]}x{mult[1]}; set runs.{r['run']}.set.data.crop to e.g. "
-                            f"[{fix[0]}, {fix[1]}]")
+                            f"multiple {mult[0]}x{mult[1]} of at least {low[0]}x{low[1]}; set "
+                            f"runs.{r['run']}.set.data.crop to e.g. [{fix[0]}, {fix[1]}]")
             continue
         size = r.get("image_size")
         if size and (crop[0] > size[0] or crop[1] > size[1]):

@@ -110,3 +110,14 @@ def test_config_errors_name_the_key():
     runs["k3dn_tiny_dpdd"] = dict(runs["k3dn_tiny_dpdd"], set={"optim.lrr": 1})
     with pytest.raises(WorkflowConfigError, match=r"runs.k3dn_tiny_dpdd.*optim.lrr"):
         plan(dict(PAPER, runs=runs, require_all=True)).train_config("k3dn_tiny_dpdd")
+
+
+def test_a_model_minimum_input_is_checked_and_fitted():
+    """DDDNet's 64x64 pooling: the miniature's 32x32 crop once crashed its miniature training."""
+    from k3dn.data.datasets import fit_crop
+
+    checks = plan(merged(PAPER, MINI)).preflight_checks()
+    ddd = next(c for c in checks if c["model"] == "dddnet")
+    assert check_runs([ddd]) == [] and fit_crop(ddd["crop"], (8, 8), (64, 64)) == (64, 64)
+    [msg] = check_runs([dict(ddd, crop_fit="exact")])
+    assert "of at least 64x64" in msg and "[64, 64]" in msg

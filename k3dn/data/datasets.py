@@ -77,18 +77,23 @@ def vflip_dp(sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v[::-1] for k, v in sample.items()}
 
 
-def check_crop(crop: Sequence[int], size_multiple: Sequence[int], where="crop") -> tuple[int, int]:
+def check_crop(crop: Sequence[int], size_multiple: Sequence[int], where="crop",
+               min_size: Sequence[int] = (1, 1)) -> tuple[int, int]:
     h, w = (int(c) for c in crop)
     mh, mw = (int(m) for m in size_multiple)
     if h <= 0 or w <= 0 or h % mh or w % mw:
         raise DatasetError(f"{where} {h}x{w} (HxW) is not a positive multiple of the model's size_multiple "
                            f"{mh}x{mw}; choose e.g. {max(1, round(h / mh)) * mh}x{max(1, round(w / mw)) * mw}")
+    if h < min_size[0] or w < min_size[1]:
+        fix = fit_crop(crop, size_multiple, min_size)
+        raise DatasetError(f"{where} {h}x{w} (HxW) is below the model's minimum input {min_size[0]}x{min_size[1]}; "
+                           f"choose e.g. {fix[0]}x{fix[1]}")
     return h, w
 
 
-def fit_crop(crop: Sequence[int], size_multiple: Sequence[int]) -> tuple[int, int]:
-    """``crop`` rounded up to the next multiple of ``size_multiple`` in each dimension."""
-    return tuple(-(-int(c) // int(m)) * int(m) for c, m in zip(crop, size_multiple))
+def fit_crop(crop: Sequence[int], size_multiple: Sequence[int], min_size: Sequence[int] = (1, 1)) -> tuple[int, int]:
+    """``crop``, at least ``min_size``, rounded up to the next multiple of ``size_multiple`` in each dimension."""
+    return tuple(-(-max(int(c), int(lo)) // int(m)) * int(m) for c, m, lo in zip(crop, size_multiple, min_size))
 
 
 class DPTrainDataset(Dataset):
@@ -100,12 +105,14 @@ class DPTrainDataset(Dataset):
     """
 
     def __init__(self, manifest, crop: Sequence[int], size_multiple: Sequence[int] = (1, 1),
-                 hflip: float = 0.5, vflip: float = 0.5, cache: bool = False, crop_fit: str = "exact"):
+                 hflip: float = 0.5, vflip: float = 0.5, cache: bool = False, crop_fit: str = "exact",
+                 min_size: Sequence[int] = (1, 1)):
         self.manifest_path = str(manifest)
         self.rows = read_manifest(manifest).to_dict("records")
         if crop_fit == "up":
-            crop = fit_crop(crop, size_multiple)
-        self.crop = check_crop(crop, size_multiple, where=f"training crop (data.crop, for {self.manifest_path})")
+            crop = fit_crop(crop, size_multiple, min_size)
+        self.crop = check_crop(crop, size_multiple, where=f"training crop (data.crop, for {self.manifest_path})",
+                               min_size=min_size)
         self.hflip, self.vflip, self.cache = float(hflip), float(vflip), cache
         self._cache: dict[int, dict] = {}
 

@@ -153,6 +153,16 @@ class K3DN(nn.Module):
         for p in self.parameters():
             p.requires_grad_((id(p) in srp_ids) == (stage == 2))
         self.stage, self.srp_active = stage, stage == 2
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "K3DN":
+        """In stage 2 only SRP trains: every other module stays in eval mode, so frozen BatchNorm layers (the
+        disparity estimator's) keep their running statistics instead of drifting with stage-2 batches."""
+        super().train(mode)
+        if mode and self.stage == 2:
+            for name, child in self.named_children():
+                if name != "srp":
+                    child.eval()
         return self
 
     # ------------------------------------------------------------------ input checks

@@ -189,7 +189,8 @@ def _train(cfg: dict, out: Path, resume: str, info: DistInfo) -> dict:
     if not data["train"]:
         raise TrainingError("data.train is not set (a manifest CSV of the training split)")
     train_ds = DPTrainDataset(data["train"], data["crop"], getattr(model, "size_multiple", (1, 1)),
-                              data["hflip"], data["vflip"], data["cache"], data["crop_fit"])
+                              data["hflip"], data["vflip"], data["cache"], data["crop_fit"],
+                              getattr(model, "min_size", (1, 1)))
     val_ds = DPEvalDataset(data["val"], data["val_crop"], data["val_max_images"]) if data["val"] else None
     criterion = K3DNLoss(**cfg["loss"])
 
@@ -323,6 +324,11 @@ def _train(cfg: dict, out: Path, resume: str, info: DistInfo) -> dict:
             del batches, loader
 
     if info.is_main:
-        write_run_outputs(out, model, cfg, {"iterations": total, "stages": [p[2] - p[1] for p in plan]})
+        stages = [p[2] - p[1] for p in plan]
+        write_run_outputs(out, model, cfg, {
+            "iterations": total, "stages": stages,
+            # inference uses exactly what was trained: a stage-2 block that never trained is bypassed
+            "trained_stages": [st for (st, _, _), n in zip(plan, stages) if n > 0],
+            "precision": "bfloat16 autocast (float32 weights and loss)" if amp else "float32"})
     barrier(info)
     return {"iteration": iteration, "stopped": False, "elapsed_s": elapsed(), "model": model, **last_val}
