@@ -107,10 +107,10 @@ def run_preflight(config: dict) -> tuple[list[str], list[str]]:
 
     try:
         plan = Plan(config, checkpoint_entries())
-        checks = plan.preflight_checks()
+        checks, manifests = plan.preflight_checks(), plan.manifest_problems()
     except WorkflowConfigError as e:
         return [str(e)], []
-    errors = check_device(config["device"]) + check_runs(checks)
+    errors = check_device(config["device"]) + manifests + check_runs(checks)
     mini = config.get("miniature")
     regs = (f"{mini['root']}/datasets.yaml", f"{mini['root']}/checkpoints.yaml") if mini else (None, None)
     missing = preflight(plan.downloads(), plan.needed_checkpoints(), plan.raw_root, plan.ckpt_root, *regs)

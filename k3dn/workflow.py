@@ -289,6 +289,21 @@ class Plan:
         except ConfigError as e:
             raise WorkflowConfigError(f"config: runs.{run}: {e}") from e
 
+    def manifest_problems(self) -> list[str]:
+        """Training manifests a run names that no rule writes (a split its data set does not have)."""
+        written = {f"{MANIFESTS}/{ds}/{ds}_{split}.csv" for ds in SPLITS for split in SPLITS[ds]}
+        problems = []
+        for run in self.runs:
+            data = self.train_config(run)["data"]
+            for key in ("train", "val"):
+                path = data.get(key)
+                if path and path not in written:
+                    ds = self.runs[run]["data"]
+                    problems.append(f"config: runs.{run}: data.{key} {path} is not a manifest the workflow writes "
+                                    f"({ds} has splits {list(SPLITS[ds])}); set data.{key} in {self.recipe(run)} "
+                                    f"to one of them{' or null' if key == 'val' else ''}")
+        return problems
+
     def preflight_checks(self) -> list[dict]:
         """What ``k3dn preflight`` checks per run that needs the model: its crop against the model's size multiple
         and the training set's image size."""

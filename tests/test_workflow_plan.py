@@ -121,3 +121,15 @@ def test_a_model_minimum_input_is_checked_and_fitted():
     assert check_runs([ddd]) == [] and fit_crop(ddd["crop"], (8, 8), (64, 64)) == (64, 64)
     [msg] = check_runs([dict(ddd, crop_fit="exact")])
     assert "of at least 64x64" in msg and "[64, 64]" in msg
+
+
+def test_every_training_manifest_is_one_the_workflow_writes(tmp_path):
+    """Crash 4, found by the miniature: DDD-syn's recipe validated on a ddd_syn_val.csv no rule writes."""
+    p = plan(dict(PAPER, require_all=True))
+    assert p.manifest_problems() == []
+    bad = tmp_path / "ddd.yaml"
+    bad.write_text(f"base: {ROOT / 'config/train/ddd_syn.yaml'}\ndata:\n  val: resources/manifests/ddd_syn/ddd_syn_val.csv\n")
+    cfg = dict(PAPER, require_all=True, recipes=dict(PAPER["recipes"], ddd_syn=str(bad)))
+    [msg, *_] = plan(cfg).manifest_problems()
+    assert "data.val resources/manifests/ddd_syn/ddd_syn_val.csv is not a manifest the workflow writes" in msg
+    assert "splits ['train', 'test']" in msg and "or null" in msg
