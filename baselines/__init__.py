@@ -5,4 +5,5 @@ The network modules register themselves when imported; :mod:`k3dn.registry` impo
 checkpoint registry (:mod:`baselines.registry`) cheaply on every Snakemake invocation.
 """
 
-MODEL_MODULES = ("bambnet", "dddnet", "deeprft", "dpdnet", "drbnet", "ifan", "kpac", "rdpd", "restormer", "wiener")
+MODEL_MODULES = ("bambnet", "dddnet", "deeprft", "dpdnet", "drbnet", "identity", "ifan", "kpac", "rdpd", "restormer",
+                 "wiener")

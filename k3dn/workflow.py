@@ -259,6 +259,26 @@ class Plan:
             args += f" --override kernels={RAW}/pixel/k3dn_processed/blur_kernels.npz"
         return args
 
+    # ---- protocol sensitivity -------------------------------------------------------------------------
+    def sensitivity_variants(self) -> list[tuple[str, str, str]]:
+        """``(method, test, variant)`` of the predictions made only for the sensitivity table."""
+        sens = self.config.get("sensitivity") or {}
+        return [(m, t, v) for m in sens.get("methods", []) if m in self.methods
+                for t in self.methods[m]["test"] if dataset_of(t) not in UNSCORED for v in sens.get("variants", {})]
+
+    def variant_args(self, variant: str) -> str:
+        return " ".join(str(a) for a in self.config["sensitivity"]["variants"][variant])
+
+    def sensitivity_entries(self) -> list[dict]:
+        """Every method on every scored test set, with its variant prediction folders (``k3dn report
+        sensitivity``)."""
+        variants = {}
+        for m, t, v in self.sensitivity_variants():
+            variants.setdefault((m, t), {})[v] = f"results/predictions/{m}/{t}~{v}"
+        return [{"method": m, "test": t, "pred": f"results/predictions/{m}/{t}", "manifest": manifest_path(t),
+                 "variants": variants.get((m, t), {})}
+                for m, spec in self.methods.items() for t in spec["test"] if dataset_of(t) not in UNSCORED]
+
     # ---- data ----------------------------------------------------------------------------------------
     def needed_datasets(self) -> list[str]:
         """Every data set a run trains on or a method is tested on, with the sets they are made from."""

@@ -24,20 +24,30 @@ def setup(tmp_path):
         {"id": "b", "label": "indoor", "psnr": 28.0, "ssim": 0.8, **prov},
         {"id": "c", "label": "outdoor", "psnr": 20.0, "ssim": 0.5, **prov},
     ])
+    # the blurry input: every image exactly 2 dB below ours
+    _metrics(m, "identity", "t_test", [
+        {"id": i, "label": lab, "psnr": p - 2.0, "ssim": 0.4, **prov}
+        for i, lab, p in (("c", "outdoor", 20.0), ("a", "indoor", 30.0), ("b", "indoor", 28.0))])
     pub = tmp_path / "pub.csv"
     pd.DataFrame([
-        {"row": "Ours", "group": "combined", "metric": "psnr", "value": 27.0, "source": "paper T1", "status": "exact"},
-        {"row": "Xin", "group": "combined", "metric": "psnr", "value": 26.0, "source": "paper T1", "status": "exact"},
+        {"row": "Ours (Lightweight)", "group": "combined", "metric": "psnr", "value": 27.0, "source": "paper T1",
+         "status": "exact", "protocol": "16bit"},
+        {"row": "Xin", "group": "combined", "metric": "psnr", "value": 26.0, "source": "paper T1", "status": "exact",
+         "protocol": "16bit"},
+        {"row": "Blurry input", "group": "combined", "metric": "psnr", "value": 23.0, "source": "other",
+         "status": "sourced", "protocol": "8bit"},
     ]).to_csv(pub, index=False)
     spec = {"title": "t", "test": "t_test", "groups": ["indoor", "outdoor", "combined"], "metrics": ["psnr", "ssim"],
-            "published": str(pub), "rows": [{"label": "Ours", "method": "ours"}, {"label": "Xin", "method": None}]}
+            "published": str(pub), "rows": [{"label": "Blurry input", "method": "identity"},
+                                            {"label": "Ours (Lightweight)", "method": "ours"},
+                                            {"label": "Xin", "method": None}]}
     return tmp_path, m, spec
 
 
 def test_group_means_published_and_diff(setup):
     tmp, m, spec = setup
     df = build_table(spec, metrics_root=m)
-    ours = df.iloc[0]
+    ours = df.iloc[1]
     assert ours["indoor_psnr"] == pytest.approx(29.0)
     assert ours["outdoor_psnr"] == pytest.approx(20.0)
     assert ours["combined_psnr"] == pytest.approx(26.0)       # mean of per-image values, not of groups
@@ -46,8 +56,31 @@ def test_group_means_published_and_diff(setup):
     assert math.isnan(ours["indoor_psnr_paper"])              # unknown published value stays empty
     assert ours["n_images"] == 3 and ours["git_commit"] == "abc" and ours["protocol"] == "16bit"
     assert ours["dtype"] == "float32" and ours["weights_sha256"] == "w" * 64 and ours["data_sha256"] == "d" * 64
-    xin = df.iloc[1]
+    xin = df.iloc[2]
     assert math.isnan(xin["combined_psnr"]) and xin["combined_psnr_paper"] == 26.0
+
+
+def test_a_difference_only_under_the_same_protocol(setup):
+    tmp, m, spec = setup
+    blurry = build_table(spec, metrics_root=m).iloc[0]
+    assert blurry["combined_psnr"] == pytest.approx(24.0) and blurry["combined_psnr_paper"] == 23.0
+    assert math.isnan(blurry["combined_psnr_diff"])
+    assert blurry["diff_note"] == "published under 8bit, ours under 16bit" and blurry["paper_protocol"] == "8bit"
+
+
+def test_intervals_of_the_mean_and_of_the_paired_difference(setup):
+    tmp, m, spec = setup
+    df = build_table(spec, metrics_root=m).set_index("row")
+    ours, blurry = df.loc["Ours (Lightweight)"], df.loc["Blurry input"]
+    assert ours["psnr_ci95_low"] < 26.0 < ours["psnr_ci95_high"]
+    assert 20.0 <= ours["psnr_ci95_low"] and ours["psnr_ci95_high"] <= 30.0
+    # images are paired by id (the identity file lists them in another order): a constant -2 dB gap, resolved
+    assert blurry["vs_row"] == "Ours (Lightweight)" and blurry["psnr_vs_ref"] == pytest.approx(-2.0)
+    assert blurry["psnr_vs_ref_ci95_low"] == pytest.approx(-2.0) == blurry["psnr_vs_ref_ci95_high"]
+    assert blurry["vs_ref_resolved"] == "yes"
+    assert math.isnan(ours["psnr_vs_ref"]) and ours["vs_ref_resolved"] in ("", None) or pd.isna(ours["vs_ref_resolved"])
+    again = build_table(spec, metrics_root=m).set_index("row")
+    assert again.loc["Ours (Lightweight)", "psnr_ci95_low"] == ours["psnr_ci95_low"]     # fixed seed
 
 
 def test_check_flags_missing_rows_and_nan(setup):
@@ -73,7 +106,7 @@ def test_a_number_without_provenance_is_refused(setup):
 
 def test_a_row_left_out_says_why(setup):
     tmp, m, spec = setup
-    spec = dict(spec, rows=[{"label": "Ours", "method": None, "not_run": "not run: SYNTHIA-SF is manual"}])
+    spec = dict(spec, rows=[{"label": "Ours (Lightweight)", "method": None, "not_run": "not run: SYNTHIA-SF is manual"}])
     out = write_table(spec, tmp / "t.csv", metrics_root=m)
     df = pd.read_csv(out)
     assert df.loc[0, "note"] == "not run: SYNTHIA-SF is manual" and math.isnan(df.loc[0, "combined_psnr"])

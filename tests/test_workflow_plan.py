@@ -133,3 +133,13 @@ def test_every_training_manifest_is_one_the_workflow_writes(tmp_path):
     [msg, *_] = plan(cfg).manifest_problems()
     assert "data.val resources/manifests/ddd_syn/ddd_syn_val.csv is not a manifest the workflow writes" in msg
     assert "splits ['train', 'test']" in msg and "or null" in msg
+
+
+def test_sensitivity_covers_every_scored_prediction():
+    p = plan(dict(PAPER, require_all=True))
+    entries = p.sensitivity_entries()
+    assert len(entries) == sum(t != "dpd_disp_test" for s in p.methods.values() for t in s["test"])
+    light = next(e for e in entries if e["method"] == "k3dn_lightweight_dpdd" and e["test"] == "dpdd_test")
+    assert light["variants"] == {"bf16": "results/predictions/k3dn_lightweight_dpdd/dpdd_test~bf16",
+                                 "native": "results/predictions/k3dn_lightweight_dpdd/dpdd_test~native"}
+    assert p.variant_args("bf16") == "--dtype bfloat16"

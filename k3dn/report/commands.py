@@ -33,6 +33,20 @@ def _check(args) -> int:
     return 1 if problems else 0
 
 
+def _sensitivity(args) -> int:
+    from k3dn.report.sensitivity import write_sensitivity
+
+    backend = "torch" if args.device != "cpu" else "skimage"
+    write_sensitivity(_spec(args.spec), args.out, backend=backend, device=_device(args.device))
+    return 0
+
+
+def _device(name: str) -> str:
+    from k3dn.infer import pick_device
+
+    return str(pick_device(name))
+
+
 def _timings(args) -> int:
     from k3dn.report.timings import read_benchmarks, stage_summary
 
@@ -82,6 +96,12 @@ def add_commands(subparsers) -> None:
                    help="the merged workflow config the run wrote (resources/workflow.json)")
     c.add_argument("--tables-dir", default="results/tables")
     c.set_defaults(func=_check)
+
+    v = sub.add_parser("sensitivity", help="every prediction re-scored under each protocol that applies")
+    v.add_argument("--spec", required=True, help="JSON list of {method, test, pred, manifest, variants}")
+    v.add_argument("--device", default="auto", help="metrics on the GPU (torch backend) unless cpu")
+    v.add_argument("--out", required=True)
+    v.set_defaults(func=_sensitivity)
 
     b = sub.add_parser("timings", help="job time per workflow stage, from the rules' benchmark files")
     b.add_argument("--benchmarks", default="benchmarks")

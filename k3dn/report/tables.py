@@ -6,8 +6,13 @@ A table spec (from the workflow config) names its test set, groups, metrics and 
      "metrics": ["psnr", "ssim", "mae"], "published": "config/paper/table1_dpdd.csv",
      "rows": [{"label": "Ours (Tiny)", "method": "k3dn_tiny_dpdd"}, {"label": "Xin et al.", "method": null}]}
 
-Each row becomes one line: our mean per (group, metric), the published value, their difference, and the
-provenance of our number (:data:`PROVENANCE`: protocol, image count, code version, config hash, weights and
+Each row becomes one line: our mean per (group, metric), the published value, and their difference *only
+where both were measured under the same protocol* (each published number carries one, ``config/paper``;
+``protocol`` in the spec names ours where the metric files' reading protocol is not its name, e.g. the Pixel
+set's ``linear-raw``); elsewhere ``diff_note`` says why not. Then the uncertainty (:mod:`k3dn.report.stats`):
+the 95% bootstrap interval of the row's mean PSNR over images, and the paired interval of its per-image PSNR
+difference from the reference K3DN row (``reference`` in the spec, else Ours (Lightweight)), resolved or
+not. Then the provenance of our number (:data:`PROVENANCE`: protocol, image count, code version, config hash, weights and
 data checksums, device, dtype, label source); a metrics file without one of these columns is an error. A row
 whose method is null is a published method the suite cannot run; it keeps its published values and an empty
 "ours". A row the workflow left out (an input missing) says why in ``note`` (``not run: ...``).
@@ -20,6 +25,8 @@ import os
 from pathlib import Path
 
 import pandas as pd
+
+from k3dn.report.stats import mean_ci, paired_diff_ci
 
 #: Groups over which per-image metrics are averaged; "combined"/"all" take every image.
 _ALL = ("combined", "all")
@@ -62,13 +69,16 @@ def _provenance(per_image: pd.DataFrame, columns, source) -> dict:
     return row
 
 
+PUBLISHED_COLUMNS = ["row", "group", "metric", "value", "source", "status", "protocol"]
+
+
 def read_published(path) -> pd.DataFrame:
     if not path:
-        return pd.DataFrame(columns=["row", "group", "metric", "value", "source", "status"])
-    df = pd.read_csv(path, dtype={"row": str, "group": str, "value": float}, keep_default_na=True)
-    need = {"row", "group", "metric", "value", "source", "status"}
-    if need - set(df.columns):
-        raise ValueError(f"{path}: missing column(s) {sorted(need - set(df.columns))}")
+        return pd.DataFrame(columns=PUBLISHED_COLUMNS)
+    df = pd.read_csv(path, dtype={"row": str, "group": str, "value": float, "protocol": str}, keep_default_na=True)
+    missing = set(PUBLISHED_COLUMNS) - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
     return df
 
 
@@ -76,47 +86,101 @@ def _col(group: str, metric: str, groups) -> str:
     return metric if len(groups) == 1 else f"{group}_{metric}"
 
 
+def reference_label(spec: dict) -> str | None:
+    """The K3DN row every other row is compared with: ``spec["reference"]``, else the Lightweight model's row."""
+    if spec.get("reference"):
+        return spec["reference"]
+    rows = [r for r in spec["rows"] if r.get("method")]
+    for r in rows:
+        if r["label"] == "Ours (Lightweight)":
+            return r["label"]
+    return next((r["label"] for r in rows if r["method"].startswith("k3dn_lightweight")), None)
+
+
+def _uncertainty(frames: dict, ref: str | None, source: str) -> dict:
+    """Per row: the 95% bootstrap interval of its mean PSNR and the paired interval of its per-image PSNR
+    difference from the reference row (images matched by id)."""
+    out = {}
+    base = frames.get(ref)
+    for label, df in frames.items():
+        psnr = pd.to_numeric(df["psnr"])
+        u = {"psnr_ci95_low": math.nan, "psnr_ci95_high": math.nan, "vs_row": ref or "",
+             "psnr_vs_ref": math.nan, "psnr_vs_ref_ci95_low": math.nan, "psnr_vs_ref_ci95_high": math.nan,
+             "vs_ref_resolved": ""}
+        if psnr.map(math.isfinite).all():
+            u["psnr_ci95_low"], u["psnr_ci95_high"] = mean_ci(psnr, name=f"{source} ({label})")
+        if base is not None and label != ref:
+            pair = df[["id", "psnr"]].merge(base[["id", "psnr"]], on="id", suffixes=("", "_ref"))
+            a, b = pd.to_numeric(pair["psnr"]), pd.to_numeric(pair["psnr_ref"])
+            if len(pair) == len(df) == len(base) and (a.map(math.isfinite) & b.map(math.isfinite)).all():
+                d = paired_diff_ci(a, b, name=f"{source} ({label} vs {ref})")
+                u.update(psnr_vs_ref=d["mean"], psnr_vs_ref_ci95_low=d["low"], psnr_vs_ref_ci95_high=d["high"],
+                         vs_ref_resolved="yes" if d["excludes_zero"] else "no")
+        out[label] = u
+    return out
+
+
 def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/speed") -> pd.DataFrame:
     groups, metrics = list(spec["groups"]), list(spec["metrics"])
     published = read_published(spec.get("published"))
-    lines = []
+    speed = spec.get("kind") == "speed"
+    lines, frames = [], {}
     for row in spec["rows"]:
         label, method = row["label"], row.get("method")
         line = {"row": label, "method": method or ""}
         ours, prov = {}, {}
         if method:
-            if spec.get("kind") == "speed":
+            if speed:
                 path = speed_path(speed_root, method)
                 df = pd.read_csv(path)
                 ours = {(groups[0], "seconds"): float(df["seconds_mean"].iloc[0])}
                 prov = _provenance(df, SPEED_PROVENANCE, path)
             else:
                 path = metrics_path(metrics_root, method, spec["test"])
-                df = pd.read_csv(path, keep_default_na=False, dtype={"label": str})
+                df = pd.read_csv(path, keep_default_na=False, dtype={"label": str, "id": str})
                 ours = summarise(df, groups, metrics, source=path)
                 prov = _provenance(df, PROVENANCE, path)
+                frames[label] = df
+        # Our protocol under the table's name for it (the Pixel set's 16-bit files hold linear raw data).
+        our_protocol = spec.get("protocol") or prov.get("protocol") or ("timing" if speed else "")
         pub = published[published["row"] == label]
-        sources, statuses = [], []
+        sources, statuses, notes = [], [], []
         for g in groups:
             for m in metrics:
                 c = _col(g, m, groups)
                 ours_v = ours.get((g, m), math.nan)
                 hit = pub[(pub["group"] == g) & (pub["metric"] == m)]
                 paper = float(hit["value"].iloc[0]) if len(hit) else math.nan
+                paper_protocol = str(hit["protocol"].iloc[0]) if len(hit) else ""
                 line[c] = ours_v
                 line[f"{c}_paper"] = paper
-                line[f"{c}_diff"] = ours_v - paper
+                # A difference only between numbers measured the same way; otherwise say why there is none.
+                same = speed or paper_protocol == our_protocol
+                line[f"{c}_diff"] = ours_v - paper if same else math.nan
+                if method and len(hit) and not same:
+                    why = f"published under {paper_protocol}, ours under {our_protocol}"
+                    if why not in notes:
+                        notes.append(why)
                 for s, st in zip(hit["source"], hit["status"]):
                     if s not in sources:
                         sources.append(s)
                     if st not in statuses:
                         statuses.append(st)
+        line["diff_note"] = "; ".join(notes)
         line["paper_status"] = "; ".join(statuses)
         line["paper_source"] = "; ".join(sources)
+        line["paper_protocol"] = "; ".join(dict.fromkeys(str(p) for p in pub["protocol"]))
         line["note"] = row.get("not_run", "")
         line.update(prov)
+        if not speed:
+            line["protocol"] = our_protocol if method else ""
         lines.append(line)
-    return pd.DataFrame(lines)
+    out = pd.DataFrame(lines)
+    if not speed and frames:
+        unc = _uncertainty(frames, reference_label(spec), spec["test"])
+        extra = pd.DataFrame([unc.get(label, {}) for label in out["row"]])
+        out = pd.concat([out, extra], axis=1)
+    return out
 
 
 def write_table(spec: dict, out, **roots) -> Path:
@@ -130,14 +194,18 @@ def write_table(spec: dict, out, **roots) -> Path:
 
 
 def check_table(path, spec: dict) -> list[str]:
-    """Problems with a written table: missing rows, and non-finite values of rows the suite ran."""
+    """Problems with a written table: missing rows, and non-finite values (means, PSNR intervals) of rows the
+    suite ran."""
     df = pd.read_csv(path, dtype={"row": str}, keep_default_na=True)
     problems = []
     want = [r["label"] for r in spec["rows"]]
     if list(df["row"]) != want:
         problems.append(f"{path}: rows {list(df['row'])} != expected {want}")
-    metrics = ["seconds"] if spec.get("kind") == "speed" else spec["metrics"]
+    speed = spec.get("kind") == "speed"
+    metrics = ["seconds"] if speed else spec["metrics"]
     cols = [_col(g, m, spec["groups"]) for g in spec["groups"] for m in metrics]
+    if not speed:
+        cols += ["psnr_ci95_low", "psnr_ci95_high"]
     for r in spec["rows"]:
         if not r.get("method"):
             continue

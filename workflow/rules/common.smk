@@ -48,6 +48,9 @@ wildcard_constraints:
     run="|".join(RUNS) or "NONE",
     method="|".join(METHODS) or "NONE",
     ckpt="[a-z0-9_]+",
+    test="[a-z0-9_]+",
+    variant="[a-z0-9_]+",
+    table="|".join(TABLES),
 
 
 def manifest_dir(ds):
@@ -84,7 +87,7 @@ def table_inputs(table):
 
 
 def table_files():
-    return [f"results/tables/{t}.csv" for t in TABLES]
+    return [f"results/tables/{t}.csv" for t in TABLES] + ["results/tables/protocol_sensitivity.csv"]
 
 
 def result_files():

@@ -38,6 +38,28 @@ rule predict:
         " --out results/predictions/{wildcards.method}/{wildcards.test} > {log} 2>&1"
 
 
+rule predict_variant:
+    input:
+        predict_inputs,
+    output:
+        "results/predictions/{method}/{test}~{variant}/predictions.json",
+    log:
+        "logs/predict/{method}/{test}~{variant}.log",
+    benchmark:
+        "benchmarks/predict/{method}/{test}~{variant}.tsv",
+    threads: config.get("predict_threads", 4)
+    resources:
+        gpu=config.get("gpus_per_run", 1),
+    params:
+        model=lambda w: PLAN.method_args(w.method, w.test),
+        manifest=lambda w: manifest_path(w.test),
+        device=config["device"],
+        variant=lambda w: PLAN.variant_args(w.variant),
+    shell:
+        "k3dn predict {params.model} --manifest {params.manifest} --device {params.device} {params.variant}"
+        " --out results/predictions/{wildcards.method}/{wildcards.test}~{wildcards.variant} > {log} 2>&1"
+
+
 rule evaluate:
     input:
         "results/predictions/{method}/{test}/predictions.json",

@@ -16,6 +16,23 @@ rule table:
         "k3dn report table --spec {params.spec:q} --out {output} > {log} 2>&1"
 
 
+rule protocol_sensitivity:
+    input:
+        [f"results/metrics/{e['method']}/{e['test']}.csv" for e in PLAN.sensitivity_entries()],
+        [f"{d}/predictions.json" for e in PLAN.sensitivity_entries() for d in e["variants"].values()],
+    output:
+        "results/tables/protocol_sensitivity.csv",
+    log:
+        "logs/tables/protocol_sensitivity.log",
+    benchmark:
+        "benchmarks/tables/protocol_sensitivity.tsv",
+    params:
+        spec=jsonarg(PLAN.sensitivity_entries()),
+        device=config["device"],
+    shell:
+        "k3dn report sensitivity --spec {params.spec:q} --device {params.device} --out {output} > {log} 2>&1"
+
+
 def figures_spec():
     figs = PLAN.config.get("figures", {})
     spec = {}

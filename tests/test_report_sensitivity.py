@@ -1,0 +1,63 @@
+"""Protocol sensitivity: the same predictions re-scored under 8-bit reading and gamma encoding, by hand."""
+
+import json
+
+import numpy as np
+import pytest
+
+from k3dn.data.manifest import write_manifest
+from k3dn.io import read_image, write_png16
+from k3dn.metrics import image_metrics
+from k3dn.report.sensitivity import sensitivity_table
+
+RECORD = {"config_hash": "c", "weights_sha256": "w", "device": "cpu", "dtype": "float32", "size_mode": "resize"}
+
+
+def _set(tmp_path, rng, dataset, channels=3, n=2):
+    shape = (12, 16, 3) if channels == 3 else (12, 16)
+    rows = []
+    for i in range(n):
+        tgt = rng.random(shape)
+        write_png16(tmp_path / f"t{i}.png", tgt)
+        write_png16(tmp_path / "pred" / f"s{i}.png", np.clip(tgt + 0.05 * rng.standard_normal(shape), 0, 1))
+        rows.append({"id": f"s{i}", "dataset": dataset, "split": "test", "left": str(tmp_path / f"t{i}.png"),
+                     "right": str(tmp_path / f"t{i}.png"), "target": str(tmp_path / f"t{i}.png"), "label": "x",
+                     "label_source": "test", "protocol": "16bit", "channels": channels})
+    (tmp_path / "pred" / "predictions.json").write_text(json.dumps(RECORD))
+    return write_manifest(rows, tmp_path / f"{dataset}_test.csv")
+
+
+def test_dpdd_predictions_rescored_in_8_bits(tmp_path, rng):
+    man = _set(tmp_path, rng, "dpdd")
+    df = sensitivity_table([{"method": "m", "test": "dpdd_test", "pred": str(tmp_path / "pred"), "manifest": str(man)}])
+    assert list(df["protocol"]) == ["16bit", "8bit"] and (df["dtype"] == "float32").all()
+    want = np.mean([image_metrics(read_image(tmp_path / "pred" / f"s{i}.png", "8bit"),
+                                  read_image(tmp_path / f"t{i}.png", "8bit"))["psnr"] for i in range(2)])
+    assert df.loc[1, "psnr"] == pytest.approx(want, abs=1e-9)
+    assert df.loc[1, "psnr_change"] == pytest.approx(want - df.loc[0, "psnr"]) and df.loc[0, "psnr_change"] == 0
+
+
+def test_pixel_predictions_rescored_after_gamma(tmp_path, rng):
+    man = _set(tmp_path, rng, "pixel", channels=1)
+    df = sensitivity_table([{"method": "m", "test": "pixel_test", "pred": str(tmp_path / "pred"),
+                             "manifest": str(man), "variants": {"bf16": str(tmp_path / "absent")}}])
+    assert list(df["protocol"]) == ["linear-raw", "gamma2.2"]        # a variant not predicted is left out
+    g = lambda x: x ** (1 / 2.2)
+    want = np.mean([image_metrics(g(read_image(tmp_path / "pred" / f"s{i}.png", channels=1)),
+                                  g(read_image(tmp_path / f"t{i}.png", channels=1)))["psnr"] for i in range(2)])
+    assert df.loc[1, "psnr"] == pytest.approx(want, abs=1e-9) and df.loc[1, "psnr"] != df.loc[0, "psnr"]
+
+
+def test_a_variant_prediction_is_scored_under_the_default_protocol(tmp_path, rng):
+    man = _set(tmp_path, rng, "dpdd")
+    var = tmp_path / "var"
+    var.mkdir()
+    for i in range(2):
+        (var / f"s{i}.png").write_bytes((tmp_path / f"t{i}.png").read_bytes())    # perfect: PSNR inf
+    write_png16(var / "s1.png", np.clip(read_image(tmp_path / "t1.png") + 0.01, 0, 1))
+    (var / "predictions.json").write_text(json.dumps(dict(RECORD, dtype="bfloat16")))
+    df = sensitivity_table([{"method": "m", "test": "dpdd_test", "pred": str(tmp_path / "pred"), "manifest": str(man),
+                             "variants": {"bf16": str(var)}}])
+    row = df[df["prediction"] == "bf16"].iloc[0]
+    assert row["protocol"] == "16bit" and row["dtype"] == "bfloat16" and row["psnr"] > df.loc[0, "psnr"]
+    assert row["n_exact"] == 1 and df.loc[0, "n_exact"] == 0
