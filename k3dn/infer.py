@@ -76,9 +76,15 @@ DTYPES = ("float32", "bfloat16")
 
 
 def _autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    # bf16 on the CPU too: a prediction recorded as bfloat16 must have been made in it.
+    if amp and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
+
+
+#: How a linear single-channel set (the Pixel set) can be given to models trained on sRGB-like data: as it is,
+#: or display-encoded (v ** (1/2.2)) with the output decoded back (v ** 2.2) before it is written.
+INPUT_ENCODINGS = ("linear", "gamma2.2")
 
 
 @torch.no_grad()
@@ -192,12 +198,13 @@ def weights_identity(model, weights=None, run=None) -> dict:
     return ident
 
 
-def _prediction_key(model, manifest, identity: dict, size_mode, dtype: str) -> dict:
+def _prediction_key(model, manifest, identity: dict, size_mode, dtype: str, input_encoding: str) -> dict:
     from k3dn.provenance import sha256_file
 
     return {**identity, "manifest": str(Path(manifest).resolve()), "manifest_sha256": sha256_file(manifest),
             "input_protocol": getattr(model, "input_protocol", None),
-            "size_mode": size_mode or getattr(model, "size_mode", "pad"), "dtype": dtype}
+            "size_mode": size_mode or getattr(model, "size_mode", "pad"), "dtype": dtype,
+            "input_encoding": input_encoding}
 
 
 def _write_json(path: Path, obj) -> None:
@@ -207,7 +214,8 @@ def _write_json(path: Path, obj) -> None:
 
 
 def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, device=None, dtype: str = "float32",
-                     identity: dict | None = None, progress: bool = True) -> list[Path]:
+                     identity: dict | None = None, progress: bool = True,
+                     input_encoding: str = "linear") -> list[Path]:
     """Write ``<out_dir>/<id>.png`` (16-bit) for every row of ``manifest``, then ``predictions.json``; returns
     the image paths. ``identity`` (:func:`weights_identity`) keys the predictions to the weights (see the module
     docstring); without it the model's name and overrides alone are the key."""
@@ -219,11 +227,13 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
 
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {DTYPES}")
+    if input_encoding not in INPUT_ENCODINGS:
+        raise ValueError(f"unknown input encoding {input_encoding!r}; expected one of {INPUT_ENCODINGS}")
     device = pick_device(device) if not isinstance(device, torch.device) else device
     rows = read_manifest(manifest).to_dict("records")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    key = _prediction_key(model, manifest, identity or weights_identity(model), size_mode, dtype)
+    key = _prediction_key(model, manifest, identity or weights_identity(model), size_mode, dtype, input_encoding)
     key_path, done_path = out_dir / ".key.json", out_dir / "predictions.json"
     old = json.loads(key_path.read_text()) if key_path.is_file() else None
     if old != key:
@@ -244,7 +254,12 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
         missing = [k for k in getattr(model, "input_views", ()) if k not in batch]
         if missing:
             raise ValueError(f"{manifest}: row {row['id']!r} lacks the view(s) {missing} the model reads")
-        y = forward_fitted(model, batch, size_mode, dtype == "bfloat16")[0].permute(1, 2, 0).cpu().numpy()
+        if input_encoding == "gamma2.2":
+            batch = {k: v.clamp(0, 1) ** (1 / 2.2) for k, v in batch.items()}
+        y = forward_fitted(model, batch, size_mode, dtype == "bfloat16")
+        if input_encoding == "gamma2.2":
+            y = y ** 2.2
+        y = y[0].permute(1, 2, 0).cpu().numpy()
         if int(row["channels"]) == 1:
             y = y.mean(axis=-1)
         write_png16(path, y)
@@ -279,7 +294,7 @@ def add_model_args(p) -> None:
     p.add_argument("--size-mode", choices=("pad", "resize"), help="default: the model's size_mode")
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", choices=DTYPES, default="float32",
-                   help="float32 (default), or bfloat16 autocast (CUDA only; recorded with the predictions)")
+                   help="float32 (default), or bfloat16 autocast (recorded with the predictions)")
 
 
 def model_from_args(args):
@@ -290,7 +305,7 @@ def _cmd_predict(args) -> int:
     model = model_from_args(args)
     identity = weights_identity(model, args.weights, args.run)
     paths = predict_manifest(model, args.manifest, args.out, size_mode=args.size_mode, device=args.device,
-                             dtype=args.dtype, identity=identity)
+                             dtype=args.dtype, identity=identity, input_encoding=args.input_encoding)
     print(f"{len(paths)} predictions in {args.out}")
     return 0
 
@@ -298,6 +313,8 @@ def _cmd_predict(args) -> int:
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("predict", help="run a model over a manifest, write <out>/<id>.png (16-bit)")
     add_model_args(p)
+    p.add_argument("--input-encoding", choices=INPUT_ENCODINGS, default="linear",
+                   help="gamma2.2: display-encode the inputs, decode the output (linear raw sets)")
     p.add_argument("--manifest", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_predict)

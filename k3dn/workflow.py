@@ -264,10 +264,11 @@ class Plan:
         """``(method, test, variant)`` of the predictions made only for the sensitivity table."""
         sens = self.config.get("sensitivity") or {}
         return [(m, t, v) for m in sens.get("methods", []) if m in self.methods
-                for t in self.methods[m]["test"] if dataset_of(t) not in UNSCORED for v in sens.get("variants", {})]
+                for t in self.methods[m]["test"] if dataset_of(t) not in UNSCORED
+                for v, spec in sens.get("variants", {}).items() if dataset_of(t) in spec.get("datasets", [dataset_of(t)])]
 
     def variant_args(self, variant: str) -> str:
-        return " ".join(str(a) for a in self.config["sensitivity"]["variants"][variant])
+        return " ".join(str(a) for a in self.config["sensitivity"]["variants"][variant]["args"])
 
     def sensitivity_entries(self) -> list[dict]:
         """Every method on every scored test set, with its variant prediction folders (``k3dn report

@@ -162,3 +162,24 @@ def test_a_retrained_run_is_predicted_again(tmp_path):
 def test_load_model_names_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.json"):
         load_model(run=tmp_path)
+
+
+def test_gamma_encoded_input_is_decoded_back(tmp_path):
+    """--input-encoding gamma2.2 on the identity probe: encode then decode gives the centre view back (up to
+    16-bit rounding), and the key records it, so linear and gamma predictions never mix in one folder."""
+    manifest = P.write_dp_set(tmp_path / "d", 1, 16, 16, split="test", channels=1)
+    [p] = predict_manifest(_identity_probe(), manifest, tmp_path / "g", device="cpu", progress=False,
+                           input_encoding="gamma2.2")
+    got = cv2.imread(str(p), cv2.IMREAD_UNCHANGED).astype(int)
+    want = cv2.imread(str(tmp_path / "d/test000_center.png"), cv2.IMREAD_UNCHANGED).astype(int)
+    assert np.abs(got - want).max() <= 2
+    assert json.loads((tmp_path / "g/predictions.json").read_text())["input_encoding"] == "gamma2.2"
+
+
+def test_bf16_is_really_bf16_on_the_cpu(tmp_path):
+    manifest = P.write_dp_set(tmp_path / "d", 1, 16, 16, split="test")
+    m = P.ProbeDP().eval()
+    [a] = predict_manifest(m, manifest, tmp_path / "a", device="cpu", progress=False)
+    [b] = predict_manifest(m, manifest, tmp_path / "b", device="cpu", progress=False, dtype="bfloat16")
+    a, b = (cv2.imread(str(x), cv2.IMREAD_UNCHANGED).astype(int) for x in (a, b))
+    assert 0 < np.abs(a - b).max() < 2000     # bf16 rounding shows, and stays small

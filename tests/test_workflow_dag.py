@@ -64,8 +64,9 @@ def test_paper_dry_run_lists_the_experiment_grid(workdir):
     # so it is predicted for the figures only (not part of `tables`).
     assert jobs["evaluate"] == jobs["predict"] == EVALUATIONS == 70
     assert jobs["preflight"] == 1 and jobs["manifests"] == 4     # DPD-blur, Pixel, DDD-syn, RDPD
-    # protocol sensitivity: every prediction re-scored, plus bf16 and native-size K3DN-Light on DPD-blur and Pixel
-    assert jobs["protocol_sensitivity"] == 1 and jobs["predict_variant"] == 4
+    # protocol sensitivity: every prediction re-scored, plus bf16 and native-size K3DN-Light on DPD-blur and
+    # Pixel, and the Pixel set fed gamma-encoded
+    assert jobs["protocol_sensitivity"] == 1 and jobs["predict_variant"] == 5
 
 
 def test_paper_all_adds_dpd_disp_predictions_and_figures(workdir):

@@ -143,3 +143,5 @@ def test_sensitivity_covers_every_scored_prediction():
     assert light["variants"] == {"bf16": "results/predictions/k3dn_lightweight_dpdd/dpdd_test~bf16",
                                  "native": "results/predictions/k3dn_lightweight_dpdd/dpdd_test~native"}
     assert p.variant_args("bf16") == "--dtype bfloat16"
+    pixel = next(e for e in entries if e["method"] == "k3dn_lightweight_dpdd" and e["test"] == "pixel_test")
+    assert set(pixel["variants"]) == {"bf16", "native", "gamma_in"}      # gamma-encoded input: the Pixel set only
