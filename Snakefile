@@ -38,3 +38,4 @@ rule all:
         table_files(),
         figure_files(),
         result_files(),
+        "results/report.html",

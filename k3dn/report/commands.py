@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 
 def _spec(text: str) -> dict:
@@ -27,6 +28,15 @@ def _check(args) -> int:
     # The tables as the workflow planned them: the paper grid with any scale merged in, and rows it left out.
     specs = load_plan(args.workflow).tables
     problems = [p for name, spec in specs.items() for p in check_table(f"{args.tables_dir}/{name}.csv", spec)]
+    report = Path(args.report)
+    if report.is_file():
+        # the page must show every table and every figure the run drew
+        html = report.read_text()
+        figures = sorted(Path(args.figures_dir).glob("*.png"))
+        problems += [f"{report}: table {n} missing" for n in specs if f'id="table-{n}"' not in html]
+        problems += [f"{report}: figure {f.stem} missing" for f in figures if f'id="figure-{f.stem}"' not in html]
+    elif args.require_report:
+        problems.append(f"{report}: not found")
     for p in problems:
         print(p, file=sys.stderr)
     print(f"checked {len(specs)} tables: {len(problems)} problem(s)")
@@ -45,6 +55,15 @@ def _device(name: str) -> str:
     from k3dn.infer import pick_device
 
     return str(pick_device(name))
+
+
+def _html(args) -> int:
+    from k3dn.report.html import build_report
+
+    spec = _spec(args.spec)
+    out = build_report(spec["tables"], spec["figures"], args.out, note=spec.get("note", ""))
+    print(f"wrote {out}")
+    return 0
 
 
 def _timings(args) -> int:
@@ -95,6 +114,9 @@ def add_commands(subparsers) -> None:
     c.add_argument("--workflow", default="resources/workflow.json",
                    help="the merged workflow config the run wrote (resources/workflow.json)")
     c.add_argument("--tables-dir", default="results/tables")
+    c.add_argument("--figures-dir", default="results/figures")
+    c.add_argument("--report", default="results/report.html")
+    c.add_argument("--require-report", action="store_true", help="a missing report is a problem")
     c.set_defaults(func=_check)
 
     v = sub.add_parser("sensitivity", help="every prediction re-scored under each protocol that applies")
@@ -102,6 +124,11 @@ def add_commands(subparsers) -> None:
     v.add_argument("--device", default="auto", help="metrics on the GPU (torch backend) unless cpu")
     v.add_argument("--out", required=True)
     v.set_defaults(func=_sensitivity)
+
+    h = sub.add_parser("html", help="one self-contained HTML page of every table and figure")
+    h.add_argument("--spec", required=True, help='JSON: {"tables": {name: csv}, "figures": {name: png}, "note": str}')
+    h.add_argument("--out", default="results/report.html")
+    h.set_defaults(func=_html)
 
     b = sub.add_parser("timings", help="job time per workflow stage, from the rules' benchmark files")
     b.add_argument("--benchmarks", default="benchmarks")

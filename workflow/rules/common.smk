@@ -2,6 +2,7 @@
 # arguments each rule needs.
 
 import sys
+from pathlib import Path
 from shlex import quote as shlex_quote
 
 from snakemake.utils import validate

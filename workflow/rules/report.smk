@@ -69,3 +69,27 @@ rule make_figures:
         spec=jsonarg(figures_spec()),
     shell:
         "k3dn report figures --spec {params.spec:q} --out-dir results/figures > {log} 2>&1"
+
+
+def report_spec():
+    tables = {t: f"results/tables/{t}.csv" for t in list(TABLES) + ["protocol_sensitivity"]}
+    figures = {Path(f).stem: f for f in figure_files()}
+    note = ("MINIATURE RUN: stand-in data and random weights at toy scale; these numbers test the pipeline, "
+            "not any method.") if MINIATURE else ""
+    return {"tables": tables, "figures": figures, "note": note}
+
+
+rule report:
+    input:
+        table_files(),
+        figure_files(),
+    output:
+        "results/report.html",
+    log:
+        "logs/report.log",
+    benchmark:
+        "benchmarks/report.tsv",
+    params:
+        spec=jsonarg(report_spec()),
+    shell:
+        "k3dn report html --spec {params.spec:q} --out {output} > {log} 2>&1"
