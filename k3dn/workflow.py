@@ -145,9 +145,17 @@ class Plan:
                 if m and reason:
                     r["method"], r["not_run"] = None, reason
         figs = self.config.get("figures", {})
-        for q in figs.get("qualitative", {}).values():
-            q["methods"] = [m for m in q["methods"] if m in self.methods and q["test"] in self.methods[m]["test"]]
-        figs["qualitative"] = {k: q for k, q in figs.get("qualitative", {}).items() if q["methods"]}
+        ran = lambda m, t: m in self.methods and t in self.methods[m]["test"]
+        for q in list(figs.get("qualitative", {}).values()) + ([figs["dpd_disp"]] if "dpd_disp" in figs else []):
+            q["methods"] = [m for m in q["methods"] if ran(m, q["test"])]
+        figs["qualitative"] = {k: q for k, q in figs.get("qualitative", {}).items()
+                               if q["methods"] and ran(q["reference"], q["test"])}
+        for name in ("reblur", "psf_kernels"):
+            if name in figs and not ran(figs[name]["run"], figs[name]["test"]):
+                del figs[name]
+        if "disparity_clusters" in figs:
+            figs["disparity_clusters"]["runs"] = [r for r in figs["disparity_clusters"]["runs"]
+                                                  if ran(r["run"], r["test"])]
 
     def report(self) -> str:
         """What preflight says up front about missing inputs (empty when nothing is missing)."""
@@ -206,11 +214,19 @@ class Plan:
                 if m and t.get("kind") != "speed" and t["test"] not in self.methods[m]["test"]:
                     raise WorkflowConfigError(f"config: tables.{tname}: row {r['label']!r}: method {m!r} is not "
                                               f"tested on {t['test']}; add it to that method's test: list")
-        for fname, q in cfg.get("figures", {}).get("qualitative", {}).items():
-            for m in q["methods"]:
-                if m not in self.methods or q["test"] not in self.methods[m]["test"]:
-                    raise WorkflowConfigError(f"config: figures.qualitative.{fname}: method {m!r} is not tested "
-                                              f"on {q['test']}")
+        figs = cfg.get("figures", {})
+        uses = [(f"qualitative.{n}", m, q["test"]) for n, q in figs.get("qualitative", {}).items()
+                for m in q["methods"] + [q["reference"]]]
+        uses += [("dpd_disp", m, figs["dpd_disp"]["test"]) for m in figs.get("dpd_disp", {}).get("methods", [])]
+        uses += [(n, figs[n]["run"], figs[n]["test"]) for n in ("reblur", "psf_kernels") if n in figs]
+        uses += [("disparity_clusters", r["run"], r["test"]) for r in figs.get("disparity_clusters", {}).get("runs", [])]
+        for where, m, test in uses:
+            if m not in self.methods or test not in self.methods[m]["test"]:
+                raise WorkflowConfigError(f"config: figures.{where}: method {m!r} is not tested on {test}; add it "
+                                          "to that method's test: list")
+        for where, m, test in uses:
+            if where in ("reblur", "psf_kernels", "disparity_clusters") and m not in self.runs:
+                raise WorkflowConfigError(f"config: figures.{where}: {m!r} is not a training run of K3DN")
 
     # ---- training ------------------------------------------------------------------------------------
     def recipe(self, run: str) -> str:
@@ -279,6 +295,41 @@ class Plan:
         return [{"method": m, "test": t, "pred": f"results/predictions/{m}/{t}", "manifest": manifest_path(t),
                  "variants": variants.get((m, t), {})}
                 for m, spec in self.methods.items() for t in spec["test"] if dataset_of(t) not in UNSCORED]
+
+    # ---- figures -------------------------------------------------------------------------------------
+    def figures(self) -> dict:
+        """Figure name -> ``{"spec": ..., "inputs": [...]}``: what ``k3dn report figure NAME`` reads, and the
+        files it needs (one rule each)."""
+        figs, out = self.config.get("figures", {}), {}
+        pred = lambda m, t: f"results/predictions/{m}/{t}"
+        run = lambda m: f"results/runs/{m}"
+        if figs.get("ablations"):
+            tables = {t: f"results/tables/{t}.csv" for t in figs["ablations"]}
+            out["ablations"] = {"spec": {"tables": tables}, "inputs": list(tables.values())}
+        if figs.get("speed_accuracy"):
+            acc, speed = (f"results/tables/{t}.csv" for t in figs["speed_accuracy"])
+            out["speed_accuracy"] = {"spec": {"accuracy": acc, "speed": speed}, "inputs": [acc, speed]}
+        for name, q in figs.get("qualitative", {}).items():
+            t, methods = q["test"], list(dict.fromkeys(["identity"] + q["methods"] + [q["reference"]]))
+            methods = [m for m in methods if m in self.methods and t in self.methods[m]["test"]]
+            spec = {"manifest": manifest_path(t), "predictions": {m: pred(m, t) for m in methods},
+                    "metrics": {m: f"results/metrics/{m}/{t}.csv" for m in methods},
+                    "reference": q["reference"], "blurry": "identity", "crop": q.get("crop", 128)}
+            out[name] = {"spec": spec, "inputs": list(spec["metrics"].values())}
+        if figs.get("dpd_disp") and figs["dpd_disp"]["methods"]:
+            d = figs["dpd_disp"]
+            spec = {"manifest": manifest_path(d["test"]), "predictions": {m: pred(m, d["test"]) for m in d["methods"]}}
+            out["dpd_disp"] = {"spec": spec, "inputs": [f"{p}/predictions.json" for p in spec["predictions"].values()]}
+        for name in ("reblur", "psf_kernels"):
+            if name in figs:
+                spec = {"run": run(figs[name]["run"]), "manifest": manifest_path(figs[name]["test"])}
+                out[name] = {"spec": spec, "inputs": [f"{spec['run']}/model.safetensors"]}
+        if figs.get("disparity_clusters", {}).get("runs"):
+            runs = [{"run": run(r["run"]), "manifest": manifest_path(r["test"]), "title": f"{r['run']} on {r['test']}"}
+                    for r in figs["disparity_clusters"]["runs"]]
+            spec = {"runs": runs, "csv": "results/tables/disparity_features.csv"}
+            out["disparity_clusters"] = {"spec": spec, "inputs": [f"{r['run']}/model.safetensors" for r in runs]}
+        return out
 
     # ---- data ----------------------------------------------------------------------------------------
     def needed_datasets(self) -> list[str]:

@@ -73,7 +73,8 @@ def test_paper_all_adds_dpd_disp_predictions_and_figures(workdir):
     out = dry_run(workdir, "all", *WHOLE)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     jobs = job_counts(out.stdout)
-    assert jobs["make_figures"] == 1
+    # one job per figure: ablations, speed-accuracy, 4 qualitative, DPD-disp, reblur, PSF kernels, clusters
+    assert jobs["figure"] + jobs["disparity_clusters"] == 10 and jobs["report"] == 1
     assert jobs["predict"] > job_counts(dry_run(workdir, "tables", *WHOLE).stdout)["predict"]
 
 

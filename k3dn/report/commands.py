@@ -87,15 +87,9 @@ def _speed(args) -> int:
 
 
 def _figures(args) -> int:
-    from k3dn.report import figures
+    from k3dn.report.figures import make_figure
 
-    spec = _spec(args.spec)
-    if "ablations" in spec:
-        figures.ablation_figure(spec["ablations"], f"{args.out_dir}/ablations.png")
-    if "speed_accuracy" in spec:
-        figures.speed_accuracy_figure(*spec["speed_accuracy"], f"{args.out_dir}/speed_accuracy.png")
-    for name, q in spec.get("qualitative", {}).items():
-        figures.qualitative_figure(q["manifest"], q["predictions"], f"{args.out_dir}/{name}.png")
+    print(make_figure(args.name, _spec(args.spec), args.out, device=args.device))
     return 0
 
 
@@ -148,8 +142,25 @@ def add_commands(subparsers) -> None:
     s.add_argument("--out", required=True)
     s.set_defaults(func=_speed)
 
-    f = sub.add_parser("figures", help="ablation, speed-accuracy and qualitative figures")
-    f.add_argument("--spec", required=True, help="JSON: {ablations: {title: csv}, speed_accuracy: [acc, speed],"
-                   " qualitative: {name: {manifest, predictions: {method: dir}}}}")
-    f.add_argument("--out-dir", default="results/figures")
+    import argparse  # only for the spec formats' layout in --help
+
+    # One figure per call, so that each figure is its own workflow rule. The names are k3dn.report.figures'
+    # FIGURE_NAMES, spelled out so that building the parser does not import matplotlib.
+    f = sub.add_parser("figure", help="one figure (PNG) from a JSON spec",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="spec formats (JSON objects):\n"
+                       '  ablations           {"tables": {title: table_csv}}\n'
+                       '  speed_accuracy      {"accuracy": table_csv, "speed": speed_table_csv}\n'
+                       '  qualitative         {"manifest": csv, "predictions": {method: pred_dir}, "metrics": {method: '
+                       'per_image_csv},\n'
+                       '                       "reference": method, "blurry": method, "crop": 128}\n'
+                       '  reblur              {"run": run_dir, "manifest": csv, "n": 2}\n'
+                       '  psf_kernels         {"run": run_dir, "manifest": csv, "regions": 4}\n'
+                       '  disparity_clusters  {"runs": [{"run": run_dir, "manifest": csv, "title": str}], "k": 4, '
+                       '"seed": 0, "csv": out_csv}\n'
+                       '  dpd_disp            {"manifest": csv, "predictions": {method: pred_dir}, "n": 2}')
+    f.add_argument("name", choices=("ablations", "speed_accuracy", "qualitative", "reblur", "psf_kernels",
+                                    "disparity_clusters", "dpd_disp"))
+    f.add_argument("--spec", required=True, help="the figure's spec as JSON (formats below)")
+    f.add_argument("--out", required=True, help="the PNG to write")
+    f.add_argument("--device", default="auto", help="where the model figures run: auto (CUDA when present), cpu, cuda")
     f.set_defaults(func=_figures)

@@ -1,4 +1,9 @@
-"""Figures: the ablations against the paper, speed against accuracy, and qualitative comparisons."""
+"""Figures: the ablations against the paper, speed against accuracy, and the qualitative comparisons.
+
+One figure per call of :func:`make_figure` (``k3dn report figure NAME --spec JSON --out PATH``), so each figure is
+its own workflow rule. The figures that need a trained K3DN (reblurring, PSF kernels, disparity clusters) live in
+:mod:`k3dn.report.model_figures`, which alone imports torch. Every figure is a PNG written atomically.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,28 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # figures are files; never open a window (CI has no display)
+import matplotlib.patches as mpatches
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from k3dn.data.manifest import read_manifest
 from k3dn.io import read_image
+from k3dn.metrics import psnr
+
+FIGURE_NAMES = ("ablations", "speed_accuracy", "qualitative", "reblur", "psf_kernels", "disparity_clusters",
+                "dpd_disp")
+
+#: Where the published timings (supplement Tab. 12) were measured.
+PUBLISHED_DEVICE = "A40"
 
 
-def _save(fig, out) -> Path:
+# ----------------------------------------------------------------------------------------------------------
+# Shared helpers (also used by k3dn.report.model_figures)
+# ----------------------------------------------------------------------------------------------------------
+
+def save_figure(fig, out) -> Path:
+    """Write ``fig`` to ``out`` via ``<name>.tmp.png`` and a rename, so a killed job leaves no half PNG."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.stem + ".tmp" + out.suffix)
@@ -27,11 +45,66 @@ def _save(fig, out) -> Path:
     return out
 
 
+def read_table(path, columns, what: str = "table") -> pd.DataFrame:
+    """A CSV that must exist and have ``columns``; else a ValueError naming the file and what is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: {what} not found")
+    df = pd.read_csv(path, keep_default_na=True, dtype={"row": str, "id": str})
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: {what} has no column(s) {missing} (columns: {list(df.columns)})")
+    return df
+
+
+def require_keys(spec: dict, keys, name: str) -> None:
+    if not isinstance(spec, dict):
+        raise ValueError(f"figure {name}: the spec must be a JSON object, got {type(spec).__name__}")
+    missing = [k for k in keys if k not in spec]
+    if missing:
+        raise ValueError(f"figure {name}: the spec lacks key(s) {missing}")
+
+
+def manifest_rows(manifest, n: int | None = None, need=()) -> list[dict]:
+    """The first ``n`` rows of a manifest (all if None) as dicts; each must have the columns in ``need`` filled."""
+    rows = read_manifest(manifest).to_dict("records")
+    rows = rows if n is None else rows[:max(1, int(n))]
+    for c in need:
+        empty = [r["id"] for r in rows if not r.get(c)]
+        if empty:
+            raise ValueError(f"{manifest}: column {c!r} is empty for row(s) {empty[:5]}; this figure needs it")
+    return rows
+
+
+def read_view(path, protocol: str = "16bit") -> np.ndarray:
+    """An image as (H, W, 3) float in [0, 1]; a missing file is a ValueError naming it."""
+    if not path or not Path(path).is_file():
+        raise ValueError(f"{path}: image not found")
+    return read_image(path, protocol, channels=3)
+
+
+def show(ax, img, title: str = "", fontsize: int = 8) -> None:
+    ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
+    ax.set_title(title, fontsize=fontsize)
+    ax.axis("off")
+
+
+def _label_psnr(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.2f} dB"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tables as plots
+# ----------------------------------------------------------------------------------------------------------
+
 def ablation_figure(tables: dict[str, str], out) -> Path:
     """One panel per ablation table: our PSNR and the paper's, per setting."""
-    fig, axes = plt.subplots(1, len(tables), figsize=(4.2 * len(tables), 3.2), squeeze=False)
-    for ax, (title, path) in zip(axes[0], tables.items()):
-        df = pd.read_csv(path)
+    if not tables:
+        raise ValueError("figure ablations: no tables given")
+    frames = {title: read_table(path, ["row", "psnr", "psnr_paper"], "ablation table")
+              for title, path in tables.items()}
+    fig, axes = plt.subplots(1, len(frames), figsize=(4.2 * len(frames), 3.2), squeeze=False)
+    for ax, (title, df) in zip(axes[0], frames.items()):
         x = np.arange(len(df))
         ax.plot(x, df["psnr_paper"], "o--", label="paper")
         ax.plot(x, df["psnr"], "s-", label="ours")
@@ -40,42 +113,187 @@ def ablation_figure(tables: dict[str, str], out) -> Path:
         ax.set_ylabel("PSNR (dB)")
         ax.grid(alpha=0.3)
     axes[0][0].legend()
-    return _save(fig, out)
+    return save_figure(fig, out)
+
+
+def _our_device(speed: pd.DataFrame) -> str:
+    devices = [str(d) for d in speed.get("device", pd.Series(dtype=str)).dropna() if str(d).strip()]
+    return " / ".join(dict.fromkeys(devices)) or "device unknown"
+
+
+def _finite(*values) -> bool:
+    return all(isinstance(v, (int, float, np.floating)) and math.isfinite(v) for v in values)
 
 
 def speed_accuracy_figure(accuracy_csv, speed_csv, out, psnr_col="combined_psnr") -> Path:
-    """PSNR against seconds per image for the methods present in both tables."""
-    acc, spd = pd.read_csv(accuracy_csv), pd.read_csv(speed_csv)
+    """PSNR against seconds per image for the methods in both tables: our timing (on our device) and the published
+    A40 timing, each beside the PSNR measured the same way (ours with ours, published with published)."""
+    acc = read_table(accuracy_csv, ["row"], "accuracy table")
     if psnr_col not in acc.columns:
         psnr_col = "psnr"
+    if psnr_col not in acc.columns:
+        raise ValueError(f"{accuracy_csv}: accuracy table has neither 'combined_psnr' nor 'psnr'")
+    spd = read_table(speed_csv, ["row", "seconds", "seconds_paper"], "speed table")
     both = acc.merge(spd, on="row", suffixes=("", "_speed"))
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    paper_psnr = f"{psnr_col}_paper"
+    ours_label, pub_label = f"ours, {_our_device(spd)}", f"published, {PUBLISHED_DEVICE}"
+    fig, ax = plt.subplots(figsize=(5.4, 3.8))
+    labelled = set()
     for _, r in both.iterrows():
-        if math.isfinite(r[psnr_col]) and math.isfinite(r["seconds"]):
-            ax.scatter(r["seconds"], r[psnr_col])
-            ax.annotate(r["row"], (r["seconds"], r[psnr_col]), fontsize=7)
+        ours = (r["seconds"], r[psnr_col])
+        pub = (r["seconds_paper"], r[paper_psnr]) if paper_psnr in both.columns else (math.nan, math.nan)
+        if _finite(*ours) and _finite(*pub):
+            ax.plot([ours[0], pub[0]], [ours[1], pub[1]], color="0.8", lw=0.8, zorder=1)
+        for point, marker, colour, label in ((ours, "o", "C0", ours_label), (pub, "^", "C3", pub_label)):
+            if _finite(*point):
+                ax.scatter(*point, marker=marker, color=colour, zorder=2,
+                           label=None if label in labelled else label)
+                labelled.add(label)
+        anchor = ours if _finite(*ours) else pub
+        if _finite(*anchor):
+            ax.annotate(r["row"], anchor, fontsize=7)
     ax.set_xscale("log")
-    ax.set_xlabel(f"seconds per image ({spd['device'].iloc[0] if 'device' in spd else ''})")
+    ax.set_xlabel("seconds per image")
     ax.set_ylabel("PSNR (dB)")
     ax.grid(alpha=0.3)
-    return _save(fig, out)
+    if labelled:
+        ax.legend(fontsize=7)
+    return save_figure(fig, out)
 
 
-def qualitative_figure(manifest, predictions: dict[str, str], out, index: int = 0, crop: int = 256) -> Path:
-    """Blurry input, each method's output and the target, on the same centre crop of one test image."""
-    row = read_manifest(manifest).iloc[index]
-    protocol, ch = row["protocol"], 3
-    panels = [("input (C)", read_image(row["center"] or row["left"], protocol, channels=ch))]
-    for name, folder in predictions.items():
-        panels.append((name, read_image(Path(folder) / f"{row['id']}.png", "16bit", channels=ch)))
-    if row["target"]:
-        panels.append(("target", read_image(row["target"], protocol, channels=ch)))
-    h, w = panels[0][1].shape[:2]
-    c = min(crop, h, w)
-    y0, x0 = (h - c) // 2, (w - c) // 2
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 2.6), squeeze=False)
-    for ax, (name, img) in zip(axes[0], panels):
-        ax.imshow(np.clip(img[y0:y0 + c, x0:x0 + c], 0, 1))
-        ax.set_title(name, fontsize=8)
-        ax.axis("off")
-    return _save(fig, out)
+# ----------------------------------------------------------------------------------------------------------
+# Qualitative comparison on a chosen crop
+# ----------------------------------------------------------------------------------------------------------
+
+def _per_image_psnr(path, label: str) -> pd.Series:
+    df = read_table(path, ["id", "psnr"], f"per-image metrics of {label!r}")
+    return pd.Series(pd.to_numeric(df["psnr"], errors="coerce").values, index=df["id"].astype(str), name=label)
+
+
+def choose_images(metrics: dict[str, str], reference: str, blurry: str) -> list[tuple[str, str, float]]:
+    """``[(rule, image id, gain)]``: the image with the largest PSNR gain of ``reference`` over ``blurry``, then the
+    one with the median gain (the lower middle for an even count, so it is an actual image); one entry if they
+    are the same image."""
+    for label in (reference, blurry):
+        if label not in metrics:
+            raise ValueError(f"figure qualitative: no per-image metrics for {label!r} (have {sorted(metrics)})")
+    ref, blur = _per_image_psnr(metrics[reference], reference), _per_image_psnr(metrics[blurry], blurry)
+    gain = (ref - blur.reindex(ref.index)).dropna().sort_values(kind="stable")
+    if gain.empty:
+        raise ValueError(f"{metrics[reference]}: no image id in common with {metrics[blurry]} with finite PSNR")
+    best_id, median_id = gain.index[-1], gain.index[(len(gain) - 1) // 2]
+    chosen = [("largest gain", best_id, float(gain[best_id]))]
+    if median_id == best_id:
+        return [("largest and median gain", best_id, float(gain[best_id]))]
+    return chosen + [("median gain", median_id, float(gain[median_id]))]
+
+
+def best_crop(target: np.ndarray, blurry: np.ndarray, reference: np.ndarray, crop: int) -> tuple[int, int, int, int]:
+    """``(y0, x0, ch, cw)``: the ``crop`` x ``crop`` window (clipped to the image) where the reference's absolute
+    error improves most over the blurry input's, summed by a box filter (an integral image) over the error map."""
+    if not (target.shape == blurry.shape == reference.shape):
+        raise ValueError(f"best_crop: shapes differ: target {target.shape}, blurry {blurry.shape}, "
+                         f"reference {reference.shape}")
+    gain = np.abs(blurry - target) - np.abs(reference - target)
+    gain = gain.mean(axis=-1) if gain.ndim == 3 else gain
+    h, w = gain.shape
+    ch, cw = min(int(crop), h), min(int(crop), w)
+    integral = np.pad(np.cumsum(np.cumsum(gain.astype(np.float64), 0), 1), ((1, 0), (1, 0)))
+    sums = integral[ch:, cw:] - integral[:-ch, cw:] - integral[ch:, :-cw] + integral[:-ch, :-cw]
+    y0, x0 = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(y0), int(x0), ch, cw
+
+
+def _prediction(folder, image_id: str, shape, label: str) -> np.ndarray:
+    path = Path(folder) / f"{image_id}.png"
+    img = read_view(path)
+    if img.shape != shape:
+        raise ValueError(f"{path}: prediction of {label!r} is {img.shape[:2]}, the target is {shape[:2]}")
+    return img
+
+
+def qualitative_figure(manifest, predictions: dict[str, str], metrics: dict[str, str], reference: str, blurry: str,
+                       out, crop: int = 128) -> Path:
+    """For the images :func:`choose_images` picks: the full target with the crop drawn, then that crop of the blurry
+    input, of every method and of the target, each with its PSNR on the crop. The crop is :func:`best_crop`'s."""
+    if reference not in predictions:
+        raise ValueError(f"figure qualitative: reference {reference!r} has no predictions (have {sorted(predictions)})")
+    rows = {r["id"]: r for r in manifest_rows(manifest, need=("target",))}
+    chosen = choose_images(metrics, reference, blurry)
+    methods = [m for m in predictions if m != blurry]
+    ncol = 3 + len(methods)
+    fig, axes = plt.subplots(len(chosen), ncol, figsize=(2.3 * ncol, 2.6 * len(chosen)), squeeze=False)
+    for ax_row, (rule, image_id, gain) in zip(axes, chosen):
+        if image_id not in rows:
+            raise ValueError(f"{manifest}: no row with id {image_id!r} (chosen from {metrics[reference]})")
+        row = rows[image_id]
+        target = read_view(row["target"], row["protocol"])
+        blur_img = (_prediction(predictions[blurry], image_id, target.shape, blurry) if blurry in predictions
+                    else read_view(row["center"] or row["left"], row["protocol"]))
+        outs = {m: _prediction(predictions[m], image_id, target.shape, m) for m in methods}
+        y0, x0, ch, cw = best_crop(target, blur_img, outs[reference], crop)
+
+        def cut(img):
+            return img[y0:y0 + ch, x0:x0 + cw]
+
+        show(ax_row[0], target, f"{image_id}: {rule}\n(+{gain:.2f} dB)")
+        ax_row[0].add_patch(mpatches.Rectangle((x0 - 0.5, y0 - 0.5), cw, ch, fill=False, edgecolor="lime", lw=1.5))
+        panels = [(f"{blurry} (blurry input)", blur_img)] + list(outs.items()) + [("ground truth", target)]
+        for ax, (label, img) in zip(ax_row[1:], panels):
+            show(ax, cut(img), f"{label}\n{_label_psnr(psnr(cut(img), cut(target)))}")
+    fig.suptitle(f"images: largest and median PSNR gain of {reference} over {blurry}; crop: the {crop}x{crop} window "
+                 f"where {reference}'s absolute error improves most", fontsize=9)
+    return save_figure(fig, out)
+
+
+def dpd_disp_figure(manifest, predictions: dict[str, str], out, n: int = 2) -> Path:
+    """DPD-disp (no all-in-focus target): the left view and each method's output, side by side, for the first n."""
+    if not predictions:
+        raise ValueError("figure dpd_disp: no predictions given")
+    rows = manifest_rows(manifest, n, need=("left",))
+    ncol = 1 + len(predictions)
+    fig, axes = plt.subplots(len(rows), ncol, figsize=(2.8 * ncol, 2.4 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        left = read_view(row["left"], row["protocol"])
+        show(ax_row[0], left, f"{row['id']}: left view")
+        for ax, (label, folder) in zip(ax_row[1:], predictions.items()):
+            show(ax, _prediction(folder, row["id"], left.shape, label), label)
+    fig.suptitle("no ground truth: qualitative", fontsize=9)
+    return save_figure(fig, out)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One figure by name (the CLI)
+# ----------------------------------------------------------------------------------------------------------
+
+def make_figure(name: str, spec: dict, out, device: str | None = None) -> Path:
+    """Build figure ``name`` from its JSON spec (formats in ``k3dn report figure --help``); returns ``out``."""
+    if name not in FIGURE_NAMES:
+        raise ValueError(f"unknown figure {name!r}; expected one of {FIGURE_NAMES}")
+    if name == "ablations":
+        require_keys(spec, ["tables"], name)
+        return ablation_figure(spec["tables"], out)
+    if name == "speed_accuracy":
+        require_keys(spec, ["accuracy", "speed"], name)
+        return speed_accuracy_figure(spec["accuracy"], spec["speed"], out)
+    if name == "qualitative":
+        require_keys(spec, ["manifest", "predictions", "metrics", "reference", "blurry"], name)
+        return qualitative_figure(spec["manifest"], spec["predictions"], spec["metrics"], spec["reference"],
+                                  spec["blurry"], out, crop=int(spec.get("crop", 128)))
+    if name == "dpd_disp":
+        require_keys(spec, ["manifest", "predictions"], name)
+        return dpd_disp_figure(spec["manifest"], spec["predictions"], out, n=int(spec.get("n", 2)))
+
+    from k3dn.report import model_figures  # torch only for the figures that run a model
+
+    if name == "reblur":
+        require_keys(spec, ["run", "manifest"], name)
+        return model_figures.reblur_figure(spec["run"], spec["manifest"], out, n=int(spec.get("n", 2)), device=device)
+    if name == "psf_kernels":
+        require_keys(spec, ["run", "manifest"], name)
+        return model_figures.psf_kernel_figure(spec["run"], spec["manifest"], out, regions=int(spec.get("regions", 4)),
+                                               device=device)
+    require_keys(spec, ["runs"], name)
+    return model_figures.disparity_cluster_figure(spec["runs"], out, k=int(spec.get("k", 4)),
+                                                  seed=int(spec.get("seed", 0)), csv_out=spec.get("csv"),
+                                                  device=device)

@@ -98,10 +98,4 @@ def result_files():
 
 
 def figure_files():
-    figs = PLAN.config.get("figures", {})
-    out = [f"results/figures/{name}.png" for name in figs.get("qualitative", {})]
-    if figs.get("ablations"):
-        out.append("results/figures/ablations.png")
-    if figs.get("speed_accuracy"):
-        out.append("results/figures/speed_accuracy.png")
-    return out
+    return [f"results/figures/{name}.png" for name in PLAN.figures()]

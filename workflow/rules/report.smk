@@ -33,46 +33,55 @@ rule protocol_sensitivity:
         "k3dn report sensitivity --spec {params.spec:q} --device {params.device} --out {output} > {log} 2>&1"
 
 
-def figures_spec():
-    figs = PLAN.config.get("figures", {})
-    spec = {}
-    if figs.get("ablations"):
-        spec["ablations"] = {t: f"results/tables/{t}.csv" for t in figs["ablations"]}
-    if figs.get("speed_accuracy"):
-        spec["speed_accuracy"] = [f"results/tables/{t}.csv" for t in figs["speed_accuracy"]]
-    spec["qualitative"] = {
-        name: {"manifest": manifest_path(q["test"]),
-               "predictions": {m: f"results/predictions/{m}/{q['test']}" for m in q["methods"]}}
-        for name, q in figs.get("qualitative", {}).items()
-    }
-    return spec
+FIGURES = PLAN.figures()
 
 
-def figures_inputs():
-    spec = figures_spec()
-    deps = list(spec.get("ablations", {}).values()) + spec.get("speed_accuracy", [])
-    for q in spec["qualitative"].values():
-        deps += [f"{d}/predictions.json" for d in q["predictions"].values()]
-    return deps
+def figure_inputs(wildcards):
+    # the manifests too: figures read test images
+    return FIGURES[wildcards.figure]["inputs"] + [manifest_dir(ds) for ds in SPLITS if ds in str(FIGURES[wildcards.figure]["spec"])]
 
 
-rule make_figures:
+rule figure:
     input:
-        figures_inputs(),
+        figure_inputs,
     output:
-        figure_files(),
+        "results/figures/{figure}.png",
     log:
-        "logs/figures.log",
+        "logs/figures/{figure}.log",
     benchmark:
-        "benchmarks/figures.tsv",
+        "benchmarks/figures/{figure}.tsv",
+    wildcard_constraints:
+        figure="|".join(f for f in FIGURES if f != "disparity_clusters") or "NONE",
     params:
-        spec=jsonarg(figures_spec()),
+        spec=lambda w: jsonarg(FIGURES[w.figure]["spec"]),
+        device=config["device"],
     shell:
-        "k3dn report figures --spec {params.spec:q} --out-dir results/figures > {log} 2>&1"
+        "k3dn report figure {wildcards.figure} --spec {params.spec:q} --device {params.device} --out {output}"
+        " > {log} 2>&1"
+
+
+# Its second output is the table of how well the unsupervised disparity features order by true disparity.
+rule disparity_clusters:
+    input:
+        lambda w: FIGURES["disparity_clusters"]["inputs"] + [manifest_dir(ds) for ds in ("dpdd", "ddd_syn")],
+    output:
+        "results/figures/disparity_clusters.png",
+        "results/tables/disparity_features.csv",
+    log:
+        "logs/figures/disparity_clusters.log",
+    benchmark:
+        "benchmarks/figures/disparity_clusters.tsv",
+    params:
+        spec=lambda w: jsonarg(FIGURES["disparity_clusters"]["spec"]),
+        device=config["device"],
+    shell:
+        "k3dn report figure disparity_clusters --spec {params.spec:q} --device {params.device}"
+        " --out {output[0]} > {log} 2>&1"
 
 
 def report_spec():
-    tables = {t: f"results/tables/{t}.csv" for t in list(TABLES) + ["protocol_sensitivity"]}
+    extra = ["protocol_sensitivity"] + (["disparity_features"] if "disparity_clusters" in FIGURES else [])
+    tables = {t: f"results/tables/{t}.csv" for t in list(TABLES) + extra}
     figures = {Path(f).stem: f for f in figure_files()}
     note = ("MINIATURE RUN: stand-in data and random weights at toy scale; these numbers test the pipeline, "
             "not any method.") if MINIATURE else ""
@@ -81,7 +90,7 @@ def report_spec():
 
 rule report:
     input:
-        table_files(),
+        list(report_spec()["tables"].values()),
         figure_files(),
     output:
         "results/report.html",
