@@ -24,7 +24,6 @@ says why. Identical images give ``psnr = inf``.
 from __future__ import annotations
 
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -151,16 +150,9 @@ def evaluate_predictions(pred_dir, manifest, protocol: str | None = None, lpips:
 
 def write_results(df: pd.DataFrame, path) -> Path:
     """Write a results frame as CSV, atomically (``<name>.tmp`` + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    from k3dn.io import write_csv
+
+    return write_csv(df, path)
 
 
 def summary(df: pd.DataFrame) -> pd.DataFrame:

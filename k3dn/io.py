@@ -207,3 +207,17 @@ def write_png8(path: str | os.PathLike, img) -> Path:
     """As :func:`write_png16`, 8-bit (0..255); for previews and 8-bit data sets."""
     path = Path(path)
     return _write_atomic(path, _quantise(path, img, 255, np.uint8))
+
+
+def write_csv(df, path: str | os.PathLike, float_format: str | None = None) -> Path:
+    """Write a pandas frame as CSV atomically (``<name>.tmp`` + rename): a reader never sees half a table."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        df.to_csv(tmp, index=False, float_format=float_format)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,8 +1,6 @@
 """Inference: size fitting round trips, predict over a manifest (sizes, 16 bits, resume, grey rows), CLI."""
 
 import json
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,20 +9,12 @@ import torch
 
 from k3dn.checkpoint import save_weights
 from k3dn.infer import fit_batch, load_model, predict_manifest
+from tests.conftest import load_probe
 
 
-def _probe():
-    import importlib.util
-
-    if "k3dn_test_probe" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("k3dn_test_probe", Path(__file__).with_name("test_train_probe.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["k3dn_test_probe"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["k3dn_test_probe"]
 
 
-P = _probe()
+P = load_probe()
 
 
 def _identity_probe():

@@ -2,7 +2,6 @@
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,21 +10,12 @@ from safetensors.torch import load_file
 
 from k3dn.train.config import load_config
 from k3dn.train.loop import NonFiniteLoss, train
+from tests.conftest import load_probe
 
 
-def _load_probe():
-    import importlib.util
-    import sys
-
-    if "k3dn_test_probe" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("k3dn_test_probe", Path(__file__).with_name("test_train_probe.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["k3dn_test_probe"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["k3dn_test_probe"]
 
 
-P = _load_probe()
+P = load_probe()
 
 
 @pytest.fixture(scope="module")

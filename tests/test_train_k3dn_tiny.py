@@ -1,8 +1,6 @@
 """Integration: the real K3DN Tiny through both training stages, checkpoint, predict (its paper resize mode)."""
 
 import json
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,22 +12,14 @@ from k3dn.infer import load_model, predict_manifest
 from k3dn.registry import list_models
 from k3dn.train.config import load_config
 from k3dn.train.loop import train
+from tests.conftest import load_probe
 
 
-def _probe():
-    import importlib.util
-
-    if "k3dn_test_probe" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("k3dn_test_probe", Path(__file__).with_name("test_train_probe.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["k3dn_test_probe"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["k3dn_test_probe"]
 
 
 def test_k3dn_tiny_two_stages_and_predict(tmp_path):
     assert "k3dn_tiny" in list_models()
-    P = _probe()
+    P = load_probe()
     # window (4, 4) shrinks the size multiple to 32x32 so a CPU test can use 32x32 crops (batch 2: the
     # disparity branch's BatchNorm3d needs more than one value per channel at 1/32 resolution).
     train_m = P.write_dp_set(tmp_path / "train", 2, 40, 40)
@@ -62,7 +52,7 @@ def test_k3dn_tiny_two_stages_and_predict(tmp_path):
 
 def test_a_one_stage_run_does_not_use_its_untrained_srp(tmp_path):
     """Stage 2 given no iterations: the SRP blocks keep their initial weights, so inference must bypass them."""
-    P = _probe()
+    P = load_probe()
     train_m = P.write_dp_set(tmp_path / "train", 2, 32, 32)
     cfg = {"model": {"name": "k3dn_tiny", "overrides": {"window": [4, 4]}}, "stages": [1, 0],
            "data": {"train": str(train_m), "crop": [32, 32], "batch_size": 2, "workers": 0},

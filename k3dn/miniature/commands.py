@@ -10,7 +10,6 @@ The server is ``python -m k3dn.miniature.serve`` (the workflow starts and stops 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from k3dn.data.registry import DEFAULT_REGISTRY

@@ -13,7 +13,6 @@ vector (``out["disparity"]``, (B, 256, nh, nw)). K3DN fits inputs by resizing (`
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import matplotlib.patches as mpatches
@@ -359,12 +358,9 @@ def disparity_features(model, row: dict) -> tuple[np.ndarray, tuple[int, int], d
 
 
 def _write_csv(df: pd.DataFrame, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
-    return path
+    from k3dn.io import write_csv
+
+    return write_csv(df, path, float_format="%.6g")
 
 
 def _draw_window_grid(ax, shape: tuple[int, int], grid: tuple[int, int]) -> None:

@@ -17,7 +17,6 @@ predictions). Each row gives PSNR/SSIM and the change from the method's default 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -97,10 +96,6 @@ def sensitivity_table(entries, backend: str = "skimage", device: str = "cpu") ->
 
 
 def write_sensitivity(entries, out, **kw) -> Path:
-    df = sensitivity_table(entries, **kw)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    df.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, out)
-    return out
+    from k3dn.io import write_csv
+
+    return write_csv(sensitivity_table(entries, **kw), out, float_format="%.6g")

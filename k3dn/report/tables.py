@@ -21,7 +21,6 @@ whose method is null is a published method the suite cannot run; it keeps its pu
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -184,13 +183,9 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
 
 
 def write_table(spec: dict, out, **roots) -> Path:
-    df = build_table(spec, **roots)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    df.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, out)
-    return out
+    from k3dn.io import write_csv
+
+    return write_csv(build_table(spec, **roots), out, float_format="%.6g")
 
 
 def check_table(path, spec: dict) -> list[str]:
