@@ -6,4 +6,4 @@ checkpoint registry (:mod:`baselines.registry`) cheaply on every Snakemake invoc
 """
 
 MODEL_MODULES = ("bambnet", "dddnet", "deeprft", "dpdnet", "drbnet", "identity", "ifan", "kpac", "rdpd", "restormer",
-                 "wiener")
+                 "wiener", "xin2021")

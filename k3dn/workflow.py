@@ -6,6 +6,7 @@ sources only, through
 
 * ``scale.iterations``: every stage of every recipe trains this many iterations;
 * ``scale.train``: training-config values set on every run (batch, crop, ...), after the run's own;
+* ``scale.overrides``: model overrides of a published method (the optimisation iterations of Xin et al.);
 * ``datasets.<name>.image_size`` and ``args``: the size of the stand-ins and of the generated sets;
 * ``miniature``: stand-ins of every data set and checkpoint, served on 127.0.0.1 (``k3dn.miniature``).
 
@@ -268,10 +269,12 @@ class Plan:
         args = f"--model {spec['model']}"
         if spec.get("checkpoint"):
             args += f" --weights {self.checkpoint_file(spec['checkpoint'])}"
-        for k, v in spec.get("overrides", {}).items():
+        overrides = {**spec.get("overrides", {}), **((self.config.get("scale") or {}).get("overrides", {})
+                                                      .get(method, {}))}
+        for k, v in overrides.items():
             args += f" --override {k}={jsonarg(v)}"
-        if spec["model"] == "wiener" and test and dataset_of(test) == "pixel":
-            # The Table 7 baseline uses the Pixel set's calibrated per-patch kernels.
+        if spec["model"] in ("wiener", "xin2021") and test and dataset_of(test) == "pixel":
+            # The Table 7 baselines use the Pixel set's calibrated per-patch kernels.
             args += f" --override kernels={RAW}/pixel/k3dn_processed/blur_kernels.npz"
         return args
 
@@ -298,8 +301,8 @@ class Plan:
 
     # ---- figures -------------------------------------------------------------------------------------
     def figures(self) -> dict:
-        """Figure name -> ``{"spec": ..., "inputs": [...]}``: what ``k3dn report figure NAME`` reads, and the
-        files it needs (one rule each)."""
+        """Figure name -> ``{"kind", "spec", "inputs"}``: ``k3dn report figure KIND --spec SPEC`` draws it from
+        the files ``inputs`` (one rule each); the name is the PNG's (``qualitative_<test set>``)."""
         figs, out = self.config.get("figures", {}), {}
         pred = lambda m, t: f"results/predictions/{m}/{t}"
         run = lambda m: f"results/runs/{m}"
@@ -315,7 +318,7 @@ class Plan:
             spec = {"manifest": manifest_path(t), "predictions": {m: pred(m, t) for m in methods},
                     "metrics": {m: f"results/metrics/{m}/{t}.csv" for m in methods},
                     "reference": q["reference"], "blurry": "identity", "crop": q.get("crop", 128)}
-            out[name] = {"spec": spec, "inputs": list(spec["metrics"].values())}
+            out[name] = {"kind": "qualitative", "spec": spec, "inputs": list(spec["metrics"].values())}
         if figs.get("dpd_disp") and figs["dpd_disp"]["methods"]:
             d = figs["dpd_disp"]
             spec = {"manifest": manifest_path(d["test"]), "predictions": {m: pred(m, d["test"]) for m in d["methods"]}}
@@ -329,6 +332,8 @@ class Plan:
                     for r in figs["disparity_clusters"]["runs"]]
             spec = {"runs": runs, "csv": "results/tables/disparity_features.csv"}
             out["disparity_clusters"] = {"spec": spec, "inputs": [f"{r['run']}/model.safetensors" for r in runs]}
+        for name, f in out.items():
+            f.setdefault("kind", name)
         return out
 
     # ---- data ----------------------------------------------------------------------------------------

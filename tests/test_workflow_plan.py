@@ -145,3 +145,14 @@ def test_sensitivity_covers_every_scored_prediction():
     assert p.variant_args("bf16") == "--dtype bfloat16"
     pixel = next(e for e in entries if e["method"] == "k3dn_lightweight_dpdd" and e["test"] == "pixel_test")
     assert set(pixel["variants"]) == {"bf16", "native", "gamma_in"}      # gamma-encoded input: the Pixel set only
+
+
+def test_every_figure_names_a_kind_the_command_draws():
+    from k3dn.report.figures import FIGURE_NAMES
+
+    figs = plan(dict(PAPER, require_all=True)).figures()
+    assert {f["kind"] for f in figs.values()} <= set(FIGURE_NAMES)
+    assert {"qualitative_dpdd", "qualitative_pixel", "qualitative_ddd_syn", "qualitative_rdpd", "reblur",
+            "psf_kernels", "disparity_clusters", "dpd_disp", "ablations", "speed_accuracy"} == set(figs)
+    q = figs["qualitative_pixel"]["spec"]
+    assert q["blurry"] == "identity" and q["reference"] == "k3dn_lightweight_dpdd" and "identity" in q["predictions"]

@@ -236,7 +236,7 @@ def qualitative_figure(manifest, predictions: dict[str, str], metrics: dict[str,
         def cut(img):
             return img[y0:y0 + ch, x0:x0 + cw]
 
-        show(ax_row[0], target, f"{image_id}: {rule}\n(+{gain:.2f} dB)")
+        show(ax_row[0], target, f"{image_id}: {rule}\n({gain:+.2f} dB)")
         ax_row[0].add_patch(mpatches.Rectangle((x0 - 0.5, y0 - 0.5), cw, ch, fill=False, edgecolor="lime", lw=1.5))
         panels = [(f"{blurry} (blurry input)", blur_img)] + list(outs.items()) + [("ground truth", target)]
         for ax, (label, img) in zip(ax_row[1:], panels):

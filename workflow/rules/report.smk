@@ -53,10 +53,11 @@ rule figure:
     wildcard_constraints:
         figure="|".join(f for f in FIGURES if f != "disparity_clusters") or "NONE",
     params:
+        kind=lambda w: FIGURES[w.figure]["kind"],
         spec=lambda w: jsonarg(FIGURES[w.figure]["spec"]),
         device=config["device"],
     shell:
-        "k3dn report figure {wildcards.figure} --spec {params.spec:q} --device {params.device} --out {output}"
+        "k3dn report figure {params.kind} --spec {params.spec:q} --device {params.device} --out {output}"
         " > {log} 2>&1"
 
 
