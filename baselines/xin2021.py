@@ -584,6 +584,7 @@ class Xin2021(nn.Module):
     input_views = ("left", "right")
     size_multiple = (1, 1)
     size_mode = "pad"
+    extra_outputs = ("defocus",)        # k3dn predict saves <id>_defocus.npy beside the image
 
     def __init__(self, kernels=None, iterations: int = ITERATIONS, seed: int = 0, scales=None, grid=None,
                  layers: int = N_LAYERS, scene: str | None = None, lr=LR, w_data: float = W_DATA,

@@ -18,6 +18,7 @@ COMMANDS = {
     "train": "k3dn.train.commands",          # train any registered model
     "deblur": "k3dn.train.commands",         # one DP pair
     "predict": "k3dn.infer",                 # any registered model on a manifest
+    "gather": "k3dn.infer",                  # per-image predictions into one folder
     "evaluate": "k3dn.evaluate",             # per-image metrics of a prediction folder
     "baselines": "baselines.commands",       # checkpoint registry, fetch, verify
     "report": "k3dn.report.commands",        # tables, figures, speed, timings

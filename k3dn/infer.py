@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -88,14 +89,18 @@ INPUT_ENCODINGS = ("linear", "gamma2.2")
 
 
 @torch.no_grad()
-def forward_fitted(model, batch: dict, size_mode: str | None = None, amp: bool = False) -> torch.Tensor:
-    """``model(batch)["output"]`` at the batch's own size, clamped to [0, 1], float32."""
+def forward_fitted(model, batch: dict, size_mode: str | None = None, amp: bool = False, extras: tuple = ()):
+    """``model(batch)["output"]`` at the batch's own size, clamped to [0, 1], float32. With ``extras`` (names of
+    other per-pixel outputs, e.g. Xin et al.'s ``defocus``), returns ``(output, {name: map at that size})``."""
     mode = size_mode or getattr(model, "size_mode", "pad")
     fitted, undo = fit_batch(batch, getattr(model, "size_multiple", (1, 1)), mode)
     device = next(v for v in batch.values() if torch.is_tensor(v)).device
     with _autocast(device, amp):
-        y = model(fitted)["output"]
-    return undo(y.float()).clamp(0, 1)
+        out = model(fitted)
+    y = undo(out["output"].float()).clamp(0, 1)
+    if not extras:
+        return y
+    return y, {k: undo(out[k].float()) for k in extras}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -207,6 +212,47 @@ def _prediction_key(model, manifest, identity: dict, size_mode, dtype: str, inpu
             "input_encoding": input_encoding}
 
 
+def _write_npy(path: Path, a: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, a.astype(np.float32))
+    os.replace(tmp, path)
+
+
+def merge_predictions(parts, out_dir) -> Path:
+    """Gather per-image prediction folders (one workflow job per image) into one folder with one
+    ``predictions.json``: every part must be finished and of the same model, weights, manifest and dtype."""
+    import shutil
+
+    from k3dn.provenance import config_hash
+
+    out_dir = Path(out_dir)
+    records = []
+    for part in parts:
+        rec_path = Path(part) / "predictions.json"
+        if not rec_path.is_file():
+            raise ValueError(f"{rec_path}: missing; that image's prediction is not finished")
+        records.append(json.loads(rec_path.read_text()))
+    shared = ("model", "weights_sha256", "manifest_sha256", "dtype", "size_mode", "input_encoding")
+    for k in shared:
+        values = {json.dumps(r.get(k)) for r in records}
+        if len(values) > 1:
+            raise ValueError(f"{out_dir}: the parts differ in {k} ({sorted(values)}); they are not one prediction")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        for f in sorted(Path(part).iterdir()):
+            if f.suffix in (".png", ".npy") and not f.name.endswith(".tmp.npy"):
+                tmp = out_dir / (f.name + ".tmp")
+                shutil.copyfile(f, tmp)
+                os.replace(tmp, out_dir / f.name)
+    first = records[0]
+    key = {**{k: first.get(k) for k in shared}, "parts": [r.get("ids") for r in records],
+           "overrides": [r.get("overrides") for r in records]}
+    _write_json(out_dir / "predictions.json", {**key, "config_hash": config_hash(key), "device": first["device"],
+                                               "git_commit": first["git_commit"],
+                                               "images": sum(int(r["images"]) for r in records)})
+    return out_dir
+
+
 def _write_json(path: Path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
@@ -215,7 +261,7 @@ def _write_json(path: Path, obj) -> None:
 
 def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, device=None, dtype: str = "float32",
                      identity: dict | None = None, progress: bool = True,
-                     input_encoding: str = "linear") -> list[Path]:
+                     input_encoding: str = "linear", ids: list[str] | None = None) -> list[Path]:
     """Write ``<out_dir>/<id>.png`` (16-bit) for every row of ``manifest``, then ``predictions.json``; returns
     the image paths. ``identity`` (:func:`weights_identity`) keys the predictions to the weights (see the module
     docstring); without it the model's name and overrides alone are the key."""
@@ -231,14 +277,22 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
         raise ValueError(f"unknown input encoding {input_encoding!r}; expected one of {INPUT_ENCODINGS}")
     device = pick_device(device) if not isinstance(device, torch.device) else device
     rows = read_manifest(manifest).to_dict("records")
+    if ids is not None:
+        unknown = sorted(set(ids) - {str(r["id"]) for r in rows})
+        if unknown:
+            raise ValueError(f"{manifest}: no row with id {unknown}")
+        rows = [r for r in rows if str(r["id"]) in set(ids)]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = _prediction_key(model, manifest, identity or weights_identity(model), size_mode, dtype, input_encoding)
+    if ids is not None:
+        key["ids"] = sorted(ids)
+    extras = tuple(getattr(model, "extra_outputs", ()))
     key_path, done_path = out_dir / ".key.json", out_dir / "predictions.json"
     old = json.loads(key_path.read_text()) if key_path.is_file() else None
     if old != key:
         # Images of other weights (or of unknown origin) must not be scored as these: start over.
-        for p in out_dir.glob("*.png"):
+        for p in [*out_dir.glob("*.png"), *out_dir.glob("*.npy")]:
             p.unlink()
         done_path.unlink(missing_ok=True)
         _write_json(key_path, key)
@@ -256,7 +310,12 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
             raise ValueError(f"{manifest}: row {row['id']!r} lacks the view(s) {missing} the model reads")
         if input_encoding == "gamma2.2":
             batch = {k: v.clamp(0, 1) ** (1 / 2.2) for k, v in batch.items()}
-        y = forward_fitted(model, batch, size_mode, dtype == "bfloat16")
+        y = forward_fitted(model, batch, size_mode, dtype == "bfloat16", extras=extras)
+        if extras:
+            # per-pixel by-products (Xin et al.'s defocus map), float32 .npy beside the image
+            y, maps = y
+            for name in extras:
+                _write_npy(out_dir / f"{row['id']}_{name}.npy", maps[name][0, 0].cpu().numpy())
         if input_encoding == "gamma2.2":
             y = y ** 2.2
         y = y[0].permute(1, 2, 0).cpu().numpy()
@@ -305,8 +364,18 @@ def _cmd_predict(args) -> int:
     model = model_from_args(args)
     identity = weights_identity(model, args.weights, args.run)
     paths = predict_manifest(model, args.manifest, args.out, size_mode=args.size_mode, device=args.device,
-                             dtype=args.dtype, identity=identity, input_encoding=args.input_encoding)
+                             dtype=args.dtype, identity=identity, input_encoding=args.input_encoding, ids=args.ids)
     print(f"{len(paths)} predictions in {args.out}")
+    return 0
+
+
+def _cmd_gather(args) -> int:
+    try:
+        out = merge_predictions(args.parts, args.out)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{len(args.parts)} part(s) gathered in {out}")
     return 0
 
 
@@ -316,5 +385,11 @@ def add_commands(subparsers) -> None:
     p.add_argument("--input-encoding", choices=INPUT_ENCODINGS, default="linear",
                    help="gamma2.2: display-encode the inputs, decode the output (linear raw sets)")
     p.add_argument("--manifest", required=True)
+    p.add_argument("--ids", nargs="+", help="only these rows (one workflow job per image)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=_cmd_predict)
+
+    g = subparsers.add_parser("gather", help="gather per-image prediction folders into one")
+    g.add_argument("--parts", nargs="+", required=True)
+    g.add_argument("--out", required=True)
+    g.set_defaults(func=_cmd_gather)

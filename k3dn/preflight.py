@@ -141,16 +141,28 @@ def _run(args) -> int:
     return 0
 
 
-def write_workflow_config(config: dict, path) -> Path:
-    """The merged workflow config as JSON, rewritten only when it changed (the workflow's ``onstart``)."""
+def write_workflow_config(config: dict, path) -> bool:
+    """Write the merged workflow config as JSON (the workflow's ``onstart``); True if it changed."""
     path = Path(path)
     text = json.dumps(config, indent=1, sort_keys=True, default=str)
-    if not path.is_file() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-    return path
+    if path.is_file() and path.read_text() == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+def recheck(config: dict, workflow_json, done) -> None:
+    """At the start of a run: a config that changed since preflight last passed is checked again, before any
+    job. (The preflight job itself runs only on a first run; downstream jobs take its output as ``ancient``.)"""
+    changed = write_workflow_config(config, workflow_json)
+    if changed and Path(done).is_file():
+        errors, _ = run_preflight(config)
+        if errors:
+            Path(done).unlink()
+            raise SystemExit("preflight: the changed config does not pass:\n" + "\n".join(f"error: {e}" for e in errors))
 
 
 def add_commands(subparsers) -> None:

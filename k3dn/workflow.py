@@ -31,6 +31,7 @@ RAW = "resources/raw"
 MANIFESTS = "resources/manifests"
 CHECKPOINTS = "resources/checkpoints"
 DEVICES = ("auto", "cpu", "cuda")
+PIXEL_SCENES = 17
 
 
 class WorkflowConfigError(ValueError):
@@ -260,6 +261,34 @@ class Plan:
         """What ``--weights`` takes: the file, or the folder of a checkpoint published as several files."""
         files = self.checkpoints[ckpt]["file"]
         return self.checkpoint_dir(ckpt) if isinstance(files, list) else f"{self.checkpoint_dir(ckpt)}/{files}"
+
+    def per_image_methods(self) -> list[str]:
+        return [m for m, spec in self.published.items() if spec.get("per_image")]
+
+    def image_ids(self, test: str) -> list[str]:
+        """Row ids of a test set, for methods run one job per image. Only the Pixel set's are known before its
+        manifest exists: scenes 001..017, or the miniature's stand-in scenes."""
+        if dataset_of(test) != "pixel":
+            raise WorkflowConfigError(f"config: per_image methods need known image ids; {test} has none "
+                                      "(only pixel_test does)")
+        mini = self.config.get("miniature")
+        n = int(mini["standins"]["pixel"]["scenes"]) if mini else PIXEL_SCENES
+        return [f"{i:03d}" for i in range(1, n + 1)]
+
+    def defocus_rows(self) -> list[dict]:
+        """Rows of ``table7b_pixel_defocus.csv`` (``k3dn report defocus``) whose method ran."""
+        spec = self.config.get("defocus") or {}
+        rows = []
+        for r in spec.get("rows", []):
+            m = r.get("method")
+            if m is None:
+                rows.append({"label": r["label"], "kind": "constant"})
+            elif m in self.runs:
+                rows.append({"label": r["label"], "method": m, "kind": "k3dn", "run": f"results/runs/{m}"})
+            elif m in self.published and spec["test"] in self.published[m]["test"]:
+                rows.append({"label": r["label"], "method": m, "kind": "maps",
+                             "pred": f"results/predictions/{m}/{spec['test']}"})
+        return rows
 
     def method_args(self, method: str, test: str | None = None) -> str:
         """Arguments of ``k3dn predict`` / ``k3dn report speed`` that build the method's model."""

@@ -45,3 +45,10 @@ def test_errors_name_the_file_and_the_key(tmp_path):
         load_config(None, ["stages=[1, 2, 3]"])
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_a_quoted_value_stays_a_string():
+    """``--override 'scene="001"'`` (Xin et al.'s per-scene settings) must not become the number 1."""
+    from k3dn.train.config import parse_value
+
+    assert parse_value('"001"') == "001" and parse_value("1e-4") == 1e-4 and parse_value("001") == 1

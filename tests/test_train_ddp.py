@@ -10,22 +10,25 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
+from tests.conftest import load_probe
+
 HERE = Path(__file__).resolve().parent
 
 
-def _probe():
-    import importlib.util
 
-    if "k3dn_test_probe" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("k3dn_test_probe", HERE / "test_train_probe.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["k3dn_test_probe"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["k3dn_test_probe"]
+def _summaries(stdout: str) -> list[dict]:
+    """The ranks' JSON summaries: both print at once, so one may follow the other without a newline between."""
+    dec, out = json.JSONDecoder(), []
+    i = stdout.find('{"rank"')
+    while i != -1:
+        obj, end = dec.raw_decode(stdout, i)
+        out.append(obj)
+        i = stdout.find('{"rank"', end)
+    return out
 
 
 def test_two_ranks_train_identical_weights(tmp_path):
-    P = _probe()
+    P = load_probe()
     train_m = P.write_dp_set(tmp_path / "train", 5, 24, 32)
     val_m = P.write_dp_set(tmp_path / "val", 3, 16, 24, seed=1, split="val")
     cfg = {"model": {"name": P.PROBE}, "stages": [3, 2],
@@ -38,7 +41,7 @@ def test_two_ranks_train_identical_weights(tmp_path):
                            str(HERE / "test_train_probe.py"), str(tmp_path / "cfg.yaml"), str(out)],
                           capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    summaries = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    summaries = _summaries(proc.stdout)
     assert sorted(s["rank"] for s in summaries) == [0, 1]
     assert all(s["iteration"] == 5 for s in summaries)
     # validation is sharded (3 images over 2 ranks) and all-reduced: every rank reports the same means

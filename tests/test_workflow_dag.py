@@ -63,7 +63,8 @@ def test_paper_dry_run_lists_the_experiment_grid(workdir):
     assert jobs["speed"] == 8                    # Table 12's methods
     # Every K3DN model and baseline is evaluated on each test set it applies to; DPD-disp has no targets,
     # so it is predicted for the figures only (not part of `tables`).
-    assert jobs["evaluate"] == jobs["predict"] == EVALUATIONS == 71
+    # Xin et al.'s Pixel predictions are gathered from one job per scene
+    assert jobs["evaluate"] == jobs["predict"] + jobs["gather_predictions"] == EVALUATIONS == 71
     assert jobs["preflight"] == 1 and jobs["manifests"] == 4     # DPD-blur, Pixel, DDD-syn, RDPD
     # protocol sensitivity: every prediction re-scored, plus bf16 and native-size K3DN-Light on DPD-blur and
     # Pixel, and the Pixel set fed gamma-encoded
@@ -90,6 +91,8 @@ def test_without_manual_inputs_the_rest_runs_and_says_what_is_missing(workdir):
 
 # Rules that exist only to stand data in (the miniature) or that obtain it; everything else is the experiment.
 DATA_RULES = {"standin_data", "standin_weights", "miniature_registries", "obtain", "fetch_weights"}
+# One job per test image: as many as the (scaled) test set has images.
+PER_IMAGE_RULES = {"predict_image"}
 
 
 def test_miniature_runs_the_paper_grid_job_for_job(workdir):
@@ -99,8 +102,9 @@ def test_miniature_runs_the_paper_grid_job_for_job(workdir):
     out = dry_run(workdir, "all", "--configfile", str(ROOT / "config" / "miniature.yaml"))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     mini = job_counts(out.stdout)
-    drop = lambda jobs: {k: v for k, v in jobs.items() if k not in DATA_RULES | {"total"}}
+    drop = lambda jobs: {k: v for k, v in jobs.items() if k not in DATA_RULES | PER_IMAGE_RULES | {"total"}}
     assert drop(mini) == drop(paper) and paper["train"] == TRAIN_JOBS
+    assert paper["predict_image"] == 17 and mini["predict_image"] == 2     # Xin et al., one job per Pixel scene
     assert "rule download" not in out.stdout and "http://127.0.0.1" in out.stdout   # served locally, never fetched
 
 

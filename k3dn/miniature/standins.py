@@ -156,9 +156,10 @@ def write_pixel(out_dir: Path, spec: dict, crop) -> list[Path]:
         cut = (slice(oy, oy + ch), slice(ox, ox + cw))
         gt = (grey["target"] * vig["left"])[cut]
         written.append(_write(base / "gt_all_in_focus_im" / f"{n:03d}_gt.png", _png(gt, 16)))
-        d = np.abs(s["coc"][cut])
-        d = (d - d.min()) / max(float(d.max() - d.min()), 1e-9)
-        written.append(_write(base / "gt_defocus_map" / f"{n:03d}_gt.png", _png(d, 8)))
+        # min-max over the frame, in 1..255: 0 means "unlabelled" in the published maps
+        d = np.abs(s["coc"])
+        d = (1 + 254 * (d - d.min()) / max(float(d.max() - d.min()), 1e-9)) / 255
+        written.append(_write(base / "gt_defocus_map" / f"{n:03d}_gt.png", _png(d[cut], 8)))
     assert black == 1024
     return written
 

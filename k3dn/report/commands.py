@@ -51,6 +51,13 @@ def _sensitivity(args) -> int:
     return 0
 
 
+def _defocus(args) -> int:
+    from k3dn.report.defocus import write_defocus_table
+
+    print(f"wrote {write_defocus_table(_spec(args.rows), args.manifest, args.out, device=_device(args.device))}")
+    return 0
+
+
 def _device(name: str) -> str:
     from k3dn.infer import pick_device
 
@@ -123,6 +130,13 @@ def add_commands(subparsers) -> None:
     h.add_argument("--spec", required=True, help='JSON: {"tables": {name: csv}, "figures": {name: png}, "note": str}')
     h.add_argument("--out", default="results/report.html")
     h.set_defaults(func=_html)
+
+    d = sub.add_parser("defocus", help="defocus maps against the Pixel ground truth (Table 7b)")
+    d.add_argument("--rows", required=True, help='JSON list of {label, kind: maps|k3dn|constant, pred|run}')
+    d.add_argument("--manifest", required=True)
+    d.add_argument("--device", default="auto")
+    d.add_argument("--out", required=True)
+    d.set_defaults(func=_defocus)
 
     b = sub.add_parser("timings", help="job time per workflow stage, from the rules' benchmark files")
     b.add_argument("--benchmarks", default="benchmarks")

@@ -114,7 +114,7 @@ def _apply_file(cfg: dict, path: Path, seen: tuple) -> dict:
 def parse_value(raw: str):
     """YAML, except that ``1e-4`` is a number (YAML 1.1 reads exponents without a dot as strings)."""
     value = yaml.safe_load(raw)
-    if isinstance(value, str):
+    if isinstance(value, str) and not raw.strip().startswith(("'", '"')):   # a quoted value stays a string
         try:
             return float(value)
         except ValueError:

@@ -7,7 +7,6 @@ from shlex import quote as shlex_quote
 
 from snakemake.utils import validate
 
-from k3dn.provenance import config_hash
 from k3dn.workflow import MANIFESTS, RAW, SPLITS, UNSCORED, Plan, checkpoint_entries, dataset_of, jsonarg, manifest_path
 
 validate(config, "../schemas/config.schema.yaml")
@@ -21,9 +20,9 @@ WORKFLOW_CONFIG = "resources/workflow.json"  # the merged config, read by `k3dn 
 
 
 onstart:
-    from k3dn.preflight import write_workflow_config
+    from k3dn.preflight import recheck
 
-    write_workflow_config(config, WORKFLOW_CONFIG)
+    recheck(config, WORKFLOW_CONFIG, "resources/preflight.ok")
     if MINIATURE:
         from k3dn.miniature.serve import start_server
 
@@ -52,6 +51,7 @@ wildcard_constraints:
     test="[a-z0-9_]+",
     variant="[a-z0-9_]+",
     table="|".join(TABLES),
+    image="[A-Za-z0-9_]+",
 
 
 def manifest_dir(ds):
@@ -88,7 +88,8 @@ def table_inputs(table):
 
 
 def table_files():
-    return [f"results/tables/{t}.csv" for t in TABLES] + ["results/tables/protocol_sensitivity.csv"]
+    extra = ["protocol_sensitivity"] + (["table7b_pixel_defocus"] if PLAN.defocus_rows() else [])
+    return [f"results/tables/{t}.csv" for t in [*TABLES, *extra]]
 
 
 def result_files():

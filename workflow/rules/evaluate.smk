@@ -14,6 +14,9 @@ def lpips_args():
     return args + (" --lpips-standin" if MINIATURE else "")
 
 
+PER_IMAGE = PLAN.per_image_methods()
+
+
 rule predict:
     input:
         predict_inputs,
@@ -25,6 +28,8 @@ rule predict:
         "logs/predict/{method}/{test}.log",
     benchmark:
         "benchmarks/predict/{method}/{test}.tsv",
+    wildcard_constraints:
+        method="|".join(m for m in METHODS if m not in PER_IMAGE) or "NONE",
     threads: config.get("predict_threads", 4)
     resources:
         gpu=config.get("gpus_per_run", 1),
@@ -36,6 +41,50 @@ rule predict:
     shell:
         "k3dn predict {params.model} --manifest {params.manifest} --device {params.device} --dtype {params.dtype}"
         " --out results/predictions/{wildcards.method}/{wildcards.test} > {log} 2>&1"
+
+
+# Methods that take long per image (Xin et al.'s optimisation): one job per image, each with the scene's
+# official settings where the method has them, then gathered into the usual folder.
+rule predict_image:
+    input:
+        predict_inputs,
+    output:
+        "results/predictions/{method}/{test}/images/{image}/predictions.json",
+    log:
+        "logs/predict/{method}/{test}/{image}.log",
+    benchmark:
+        "benchmarks/predict/{method}/{test}/{image}.tsv",
+    wildcard_constraints:
+        method="|".join(PER_IMAGE) or "NONE",
+        image="[A-Za-z0-9_]+",
+    resources:
+        gpu=config.get("gpus_per_run", 1),
+    params:
+        model=lambda w: PLAN.method_args(w.method, w.test),
+        manifest=lambda w: manifest_path(w.test),
+        device=config["device"],
+        dtype=config.get("predict_dtype", "float32"),
+    shell:
+        "k3dn predict {params.model} --override 'scene=\"{wildcards.image}\"' --ids {wildcards.image}"
+        " --manifest {params.manifest} --device {params.device} --dtype {params.dtype}"
+        " --out results/predictions/{wildcards.method}/{wildcards.test}/images/{wildcards.image} > {log} 2>&1"
+
+
+rule gather_predictions:
+    input:
+        lambda w: [f"results/predictions/{w.method}/{w.test}/images/{i}/predictions.json"
+                   for i in PLAN.image_ids(w.test)],
+    output:
+        "results/predictions/{method}/{test}/predictions.json",
+    log:
+        "logs/predict/{method}/{test}.log",
+    wildcard_constraints:
+        method="|".join(PER_IMAGE) or "NONE",
+    params:
+        parts=lambda w, input: " ".join(str(Path(p).parent) for p in input),
+    shell:
+        "k3dn gather --parts {params.parts} --out results/predictions/{wildcards.method}/{wildcards.test}"
+        " > {log} 2>&1"
 
 
 rule predict_variant:

@@ -33,6 +33,29 @@ rule protocol_sensitivity:
         "k3dn report sensitivity --spec {params.spec:q} --device {params.device} --out {output} > {log} 2>&1"
 
 
+DEFOCUS = PLAN.defocus_rows()
+
+
+rule defocus_table:
+    input:
+        [f"{r['pred']}/predictions.json" for r in DEFOCUS if r["kind"] == "maps"],
+        [f"{r['run']}/model.safetensors" for r in DEFOCUS if r["kind"] == "k3dn"],
+        manifest_dir("pixel"),
+    output:
+        "results/tables/table7b_pixel_defocus.csv",
+    log:
+        "logs/tables/table7b_pixel_defocus.log",
+    benchmark:
+        "benchmarks/tables/table7b_pixel_defocus.tsv",
+    params:
+        rows=jsonarg(DEFOCUS),
+        manifest=manifest_path(config.get("defocus", {}).get("test", "pixel_test")),
+        device=config["device"],
+    shell:
+        "k3dn report defocus --rows {params.rows:q} --manifest {params.manifest} --device {params.device}"
+        " --out {output} > {log} 2>&1"
+
+
 FIGURES = PLAN.figures()
 
 
@@ -82,6 +105,7 @@ rule disparity_clusters:
 
 def report_spec():
     extra = ["protocol_sensitivity"] + (["disparity_features"] if "disparity_clusters" in FIGURES else [])
+    extra += ["table7b_pixel_defocus"] if DEFOCUS else []
     tables = {t: f"results/tables/{t}.csv" for t in list(TABLES) + extra}
     figures = {Path(f).stem: f for f in figure_files()}
     note = ("MINIATURE RUN: stand-in data and random weights at toy scale; these numbers test the pipeline, "
