@@ -141,10 +141,13 @@ def _run(args) -> int:
     return 0
 
 
+def _config_text(config: dict) -> str:
+    return json.dumps(config, indent=1, sort_keys=True, default=str)
+
+
 def write_workflow_config(config: dict, path) -> bool:
     """Write the merged workflow config as JSON (the workflow's ``onstart``); True if it changed."""
-    path = Path(path)
-    text = json.dumps(config, indent=1, sort_keys=True, default=str)
+    path, text = Path(path), _config_text(config)
     if path.is_file() and path.read_text() == text:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,13 +159,15 @@ def write_workflow_config(config: dict, path) -> bool:
 
 def recheck(config: dict, workflow_json, done) -> None:
     """At the start of a run: a config that changed since preflight last passed is checked again, before any
-    job. (The preflight job itself runs only on a first run; downstream jobs take its output as ``ancient``.)"""
-    changed = write_workflow_config(config, workflow_json)
+    job, and recorded only once it passes. The preflight job itself runs only when its output is missing (a
+    first run): downstream jobs would all rerun after it."""
+    path = Path(workflow_json)
+    changed = not path.is_file() or path.read_text() != _config_text(config)
     if changed and Path(done).is_file():
         errors, _ = run_preflight(config)
         if errors:
-            Path(done).unlink()
             raise SystemExit("preflight: the changed config does not pass:\n" + "\n".join(f"error: {e}" for e in errors))
+    write_workflow_config(config, path)
 
 
 def add_commands(subparsers) -> None:

@@ -30,7 +30,8 @@ def obtain_cmd(wildcards):
 
 rule preflight:
     input:
-        miniature_registries(),
+        # ancient: a rerun of this job would rerun everything after it (see k3dn.preflight.recheck)
+        ancient(miniature_registries()),
     output:
         touch("resources/preflight.ok"),
     log:
