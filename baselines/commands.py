@@ -51,7 +51,7 @@ def add_commands(subparsers) -> None:
     f.add_argument("--dest", required=True)
     f.add_argument("--registry", default=None, help="checkpoint registry YAML (default: config/checkpoints.yaml)")
     f.set_defaults(func=_fetch)
-    k = sub.add_parser("fake", help="random weights in the published container (smoke runs; clearly not real)")
+    k = sub.add_parser("fake", help="random weights in the published container (tests, the miniature; clearly not real)")
     k.add_argument("name")
     k.add_argument("--dest", required=True)
     k.add_argument("--seed", type=int, default=0)

@@ -102,7 +102,7 @@ def _write_keras_hdf5(manifest: dict, tensors, path) -> None:
 def write_fake_checkpoint(name: str, path, seed: int = 0, include_training_only: bool = True):
     """Write a random-weight file in the *published* container of manifest ``name``.
 
-    Used by tests (strict-load checks without the real files) and by the smoke DAG, whose baseline
+    Used by tests (strict-load checks without the real files) and by the miniature run, whose baseline
     rows are therefore clearly random-weight. PyTorch -> ``torch.save``; Keras -> HDF5 datasets at the
     manifest's paths; TensorLayer -> ``np.savez(params=<object array>)``, positional.
     """
