@@ -363,6 +363,10 @@ class Plan:
             out["disparity_clusters"] = {"spec": spec, "inputs": [f"{r['run']}/model.safetensors" for r in runs]}
         for name, f in out.items():
             f.setdefault("kind", name)
+            # figures read test images: the manifests of every test set they name
+            spec = f["spec"]
+            manifests = [spec["manifest"]] if "manifest" in spec else [r["manifest"] for r in spec.get("runs", [])]
+            f["inputs"] += [str(Path(m).parent) for m in dict.fromkeys(manifests)]
         return out
 
     # ---- data ----------------------------------------------------------------------------------------

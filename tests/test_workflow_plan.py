@@ -156,3 +156,7 @@ def test_every_figure_names_a_kind_the_command_draws():
             "psf_kernels", "disparity_clusters", "dpd_disp", "ablations", "speed_accuracy"} == set(figs)
     q = figs["qualitative_pixel"]["spec"]
     assert q["blurry"] == "identity" and q["reference"] == "k3dn_lightweight_dpdd" and "identity" in q["predictions"]
+    # each waits for the manifests of the test sets it reads, and only those
+    assert "resources/manifests/pixel" in figs["qualitative_pixel"]["inputs"]
+    assert [i for i in figs["disparity_clusters"]["inputs"] if i.startswith("resources/manifests")] == \
+        ["resources/manifests/dpdd", "resources/manifests/ddd_syn"]

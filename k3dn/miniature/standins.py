@@ -194,6 +194,19 @@ def dpd_disp_archive_members(spec: dict) -> dict[str, bytes]:
 
 
 # ---------------------------------------------------------------------------------------------- per item
+def _place_tree(build: Path, made, files: dict) -> list[Path]:
+    """Copy the files of a tree rendered under ``build`` to the stand-in paths of the registry files they are
+    (``files``: registry path -> stand-in path); files the registry does not list are left out."""
+    made = {str(p.relative_to(build)): p for p in made}
+    placed = []
+    for path, dest in files.items():
+        if path in made:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(made[path], dest)
+            placed.append(dest)
+    return placed
+
+
 def write_dataset_standin(item: str, spec: dict, dataset_config: dict, entry: dict, root: Path) -> list[Path]:
     """Write the stand-in of registry ``entry`` (data set ``item``) for every file of its chosen sources."""
     from k3dn.synth.ddd_syn import write_standin_nyu
@@ -214,22 +227,12 @@ def write_dataset_standin(item: str, spec: dict, dataset_config: dict, entry: di
                 elif path in labels:
                     written.append(_write(dest, labels[path]))
         elif item == "pixel":
-            made = {str(p.relative_to(build)): p for p in write_pixel(build, spec, dataset_config["crop"])}
-            for path, dest in files.items():
-                if path in made:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(made[path], dest)
-                    written.append(dest)
+            written += _place_tree(build, write_pixel(build, spec, dataset_config["crop"]), files)
         elif item == "dpd_disp":
             if source["method"] == "gdrive" or any(p.endswith(".zip") for p in files):
                 written += [_zip(d, dpd_disp_archive_members(spec)) for d in files.values()]
             else:
-                made = {str(p.relative_to(build)): p for p in dpd_disp_repo(build, spec)}
-                for path, dest in files.items():
-                    if path in made:
-                        dest.parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(made[path], dest)
-                        written.append(dest)
+                written += _place_tree(build, dpd_disp_repo(build, spec), files)
         elif item == "nyu_depth_v2_labeled":
             for dest in files.values():
                 written.append(write_standin_nyu(dest, n=int(spec["images"]), size=tuple(spec["size"]), seed=41))

@@ -7,7 +7,7 @@ from shlex import quote as shlex_quote
 
 from snakemake.utils import validate
 
-from k3dn.workflow import MANIFESTS, RAW, SPLITS, UNSCORED, Plan, checkpoint_entries, dataset_of, jsonarg, manifest_path
+from k3dn.workflow import MANIFESTS, RAW, UNSCORED, Plan, checkpoint_entries, dataset_of, jsonarg, manifest_path
 
 validate(config, "../schemas/config.schema.yaml")
 

@@ -59,14 +59,9 @@ rule defocus_table:
 FIGURES = PLAN.figures()
 
 
-def figure_inputs(wildcards):
-    # the manifests too: figures read test images
-    return FIGURES[wildcards.figure]["inputs"] + [manifest_dir(ds) for ds in SPLITS if ds in str(FIGURES[wildcards.figure]["spec"])]
-
-
 rule figure:
     input:
-        figure_inputs,
+        lambda w: FIGURES[w.figure]["inputs"],
     output:
         "results/figures/{figure}.png",
     log:
@@ -87,7 +82,7 @@ rule figure:
 # Its second output is the table of how well the unsupervised disparity features order by true disparity.
 rule disparity_clusters:
     input:
-        lambda w: FIGURES["disparity_clusters"]["inputs"] + [manifest_dir(ds) for ds in ("dpdd", "ddd_syn")],
+        lambda w: FIGURES["disparity_clusters"]["inputs"],
     output:
         "results/figures/disparity_clusters.png",
         "results/tables/disparity_features.csv",
