@@ -172,6 +172,12 @@ def _pad(x, top, bottom, left, right):
     return F.pad(x, (left, right, top, bottom), mode=mode)
 
 
+def _patch_ifft(spec: torch.Tensor, t: int, m: int, p: int) -> torch.Tensor:
+    """``irfft2(spec, s=(t, t))[..., m:m+p, m:m+p]`` without transforming the rows that the crop drops."""
+    rows = torch.fft.ifft(spec, dim=-2)[..., m:m + p, :]
+    return torch.fft.irfft(rows, n=t, dim=-1)[..., m:m + p]
+
+
 class DPWiener(nn.Module):
     """Two-view Wiener deconvolution with per-patch scale selection (see the module docstring)."""
 
@@ -258,6 +264,13 @@ class DPWiener(nn.Module):
         reg = 4 * torch.sin(math.pi * fy) ** 2 + 4 * torch.sin(math.pi * fx) ** 2
         return out[0], out[1], (self.nsr * reg).to(torch.float32)
 
+    def _filters(self, device):
+        """Per cell and candidate: the reblur gains A_L = |K_L|^2 / D, A_R = |K_R|^2 / D and the cross term
+        B = K_L conj(K_R) / D of the joint deconvolution (D its denominator), plus the spectra and D themselves."""
+        kl, kr, reg = self._spectra(device)
+        den = kl.abs() ** 2 + kr.abs() ** 2 + reg
+        return kl.abs() ** 2 / den, kr.abs() ** 2 / den, kl * kr.conj() / den, kl, kr, den
+
     # -- forward --------------------------------------------------------------------------------------------
     @torch.no_grad()
     def deblur(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -274,11 +287,12 @@ class DPWiener(nn.Module):
         cy = torch.tensor([min(self.grid[0] - 1, int((y0 + p / 2) * self.grid[0] / h)) for y0 in ys])
         cx = torch.tensor([min(self.grid[1] - 1, int((x0 + p / 2) * self.grid[1] / w)) for x0 in xs])
         cell = (cy[:, None] * self.grid[1] + cx[None, :]).reshape(-1).to(dev)
-        kl_f, kr_f, reg = self._spectra(dev)
+        a_l, a_r, b_lr, kl_f, kr_f, den = self._filters(dev)
         n_s = kl_f.shape[1]
         win = self._window(dev, torch.float32)
         taper = self._taper(dev)
         win_sum_sel = win.sum()
+        chunk = max(1, self.chunk_elems // (n_s * t * t))
 
         outs, sel_all = [], []
         for bi in range(b):
@@ -286,32 +300,29 @@ class DPWiener(nn.Module):
             views = _pad(views, m, m + hc - h, m, m + wc - w)
             tiles = views.unfold(2, t, s).unfold(3, t, s)                         # (2, C, ny, nx, T, T)
             tiles = tiles.permute(2, 3, 0, 1, 4, 5).reshape(ny * nx, 2, c, t, t)
-            chunk = max(1, self.chunk_elems // (n_s * t * t))
             best = torch.empty(ny * nx, dtype=torch.long, device=dev)
             result = torch.empty(ny * nx, c, p, p, device=dev)
-            for i0 in range(0, ny * nx, chunk):
-                tl = tiles[i0:i0 + chunk]
-                mu = tl.mean(dim=(-2, -1), keepdim=True)
-                tl = mu + (tl - mu) * taper
-                cl = cell[i0:i0 + chunk]
-                kl, kr = kl_f[cl], kr_f[cl]                                        # (n, S, T, Tw)
-                den = kl.abs() ** 2 + kr.abs() ** 2 + reg
-                # scale selection on the channel mean
-                g = torch.fft.rfft2(tl.mean(dim=2))                                # (n, 2, T, Tw)
-                fs = (kl.conj() * g[:, :1] + kr.conj() * g[:, 1:]) / den           # (n, S, T, Tw)
-                rl = torch.fft.irfft2(kl * fs, s=(t, t))[..., m:m + p, m:m + p]
-                rr = torch.fft.irfft2(kr * fs, s=(t, t))[..., m:m + p, m:m + p]
-                gl = tl[:, 0].mean(dim=1)[:, None, m:m + p, m:m + p]
-                gr = tl[:, 1].mean(dim=1)[:, None, m:m + p, m:m + p]
-                err = (((rl - gl) ** 2 + (rr - gr) ** 2) * win).sum(dim=(-2, -1)) / win_sum_sel
-                k = err.argmin(dim=1)                                              # (n,)
-                best[i0:i0 + len(tl)] = k
-                # final per-channel deconvolution with the selected kernel pair
-                sel = torch.arange(len(tl), device=dev)
-                kl1, kr1, den1 = kl[sel, k][:, None], kr[sel, k][:, None], den[sel, k][:, None]
-                bf = torch.fft.rfft2(tl)                                           # (n, 2, C, T, Tw)
-                f = (kl1.conj() * bf[:, 0] + kr1.conj() * bf[:, 1]) / den1
-                result[i0:i0 + len(tl)] = torch.fft.irfft2(f, s=(t, t))[..., m:m + p, m:m + p]
+            # tiles grouped by calibration cell, so each group's filters broadcast instead of being gathered
+            for u in torch.unique(cell).tolist():
+                members = torch.nonzero(cell == u).reshape(-1)
+                for i0 in range(0, len(members), chunk):
+                    idx = members[i0:i0 + chunk]
+                    tl = tiles[idx]
+                    mu = tl.mean(dim=(-2, -1), keepdim=True)
+                    tl = mu + (tl - mu) * taper
+                    # scale selection on the channel mean: the reblur residuals' spectra are linear in the views'
+                    # (E_L = (1 - A_L) G_L - B G_R, E_R = (1 - A_R) G_R - conj(B) G_L, filters fixed per cell)
+                    g = torch.fft.rfft2(tl.mean(dim=2))[:, :, None]                    # (n, 2, 1, T, Tw)
+                    e_l = (1 - a_l[u]) * g[:, 0] - b_lr[u] * g[:, 1]                   # (n, S, T, Tw)
+                    e_r = (1 - a_r[u]) * g[:, 1] - b_lr[u].conj() * g[:, 0]
+                    err = ((_patch_ifft(e_l, t, m, p) ** 2 + _patch_ifft(e_r, t, m, p) ** 2) * win)
+                    k = (err.sum(dim=(-2, -1)) / win_sum_sel).argmin(dim=1)            # (n,)
+                    best[idx] = k
+                    # final per-channel deconvolution with the selected kernel pair
+                    kl1, kr1, den1 = kl_f[u, k][:, None], kr_f[u, k][:, None], den[u, k][:, None]
+                    bf = torch.fft.rfft2(tl)                                           # (n, 2, C, T, Tw)
+                    f = (kl1.conj() * bf[:, 0] + kr1.conj() * bf[:, 1]) / den1
+                    result[idx] = torch.fft.irfft2(f, s=(t, t))[..., m:m + p, m:m + p]
             # overlap-add with the sin^2 windows
             cols = (result * win).reshape(ny * nx, c * p * p).T[None]             # (1, C*P*P, L)
             canvas = F.fold(cols, output_size=(hc, wc), kernel_size=p, stride=s)

@@ -103,6 +103,30 @@ def forward_fitted(model, batch: dict, size_mode: str | None = None, amp: bool =
     return y, {k: undo(out[k].float()) for k in extras}
 
 
+def prepare_inference(model, device, fast: bool = True, compile: bool = False) -> dict:
+    """Move ``model`` to ``device`` in eval mode and switch on the inference fast path; returns what was used
+    (recorded in the provenance of predictions and speed rows).
+
+    The fast path keeps outputs within float rounding of the plain path (tests/test_inference_fast.py): the
+    K3DN PSF kernels and LU weights are computed once per set of weights (an inference cache inside the model,
+    active whenever autograd is off), cuDNN picks its fastest convolution algorithms for the fixed input size, and
+    with ``compile`` the forward is ``torch.compile``d (the first call compiles; where compilation is impossible
+    the model runs eagerly and ``compile`` is recorded as off).
+    """
+    device = torch.device(device)
+    model.to(device).eval()
+    used = {"fast": bool(fast), "compile": False}
+    if fast and device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if fast and compile:
+        try:
+            model.forward = torch.compile(model.forward, dynamic=False)
+            used["compile"] = True
+        except Exception as e:  # no compiler toolchain, unsupported platform: eager is still correct
+            print(f"warning: torch.compile unavailable ({type(e).__name__}: {e}); running eagerly", file=sys.stderr)
+    return used
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Model loading
 # ----------------------------------------------------------------------------------------------------------
@@ -296,7 +320,7 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
             p.unlink()
         done_path.unlink(missing_ok=True)
         _write_json(key_path, key)
-    model = model.to(device).eval()
+    inference = prepare_inference(model, device)
     paths = []
     for row in tqdm(rows, desc=f"predict {Path(manifest).name}", disable=not progress):
         path = out_dir / f"{row['id']}.png"
@@ -323,7 +347,7 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
             y = y.mean(axis=-1)
         write_png16(path, y)
     _write_json(done_path, {**key, "config_hash": config_hash(key), "device": device_name(device),
-                            "git_commit": git_commit(), "images": len(paths)})
+                            "git_commit": git_commit(), "images": len(paths), "inference": inference})
     return paths
 
 
@@ -335,7 +359,8 @@ def deblur_files(model, left, right, out, center=None, size_mode=None, device=No
     row = {"id": Path(out).stem, "left": str(left), "right": str(right), "center": str(center or ""),
            "target": "", "protocol": "16bit"}
     batch, _ = _row_batch(row, device, getattr(model, "input_protocol", None))
-    y = forward_fitted(model.to(device).eval(), batch, size_mode, dtype == "bfloat16")[0].permute(1, 2, 0)
+    prepare_inference(model, device)
+    y = forward_fitted(model, batch, size_mode, dtype == "bfloat16")[0].permute(1, 2, 0)
     return write_png16(out, y.cpu().numpy())
 
 

@@ -45,6 +45,28 @@ from .blocks import LRELU_SLOPE
 DISP_DIM = 256
 
 
+class InferenceCache:
+    """Derived weights (kernels from spectra, LU products and inverses) computed once per set of parameter values.
+
+    Only without autograd (inference, ``torch.no_grad``/``inference_mode``): the key is each parameter's identity and
+    in-place version counter, so an optimiser step or ``load_state_dict`` (both in-place) invalidates the entry, and a
+    training forward never sees a cached tensor.
+    """
+
+    def __init__(self):
+        self._store: dict = {}
+
+    def get(self, name: str, params, compute):
+        if torch.is_grad_enabled():
+            return compute()
+        key = (name, *((id(p), p._version, p.device) for p in params))
+        hit = self._store.get(name)
+        if hit is None or hit[0] != key:
+            hit = (key, compute())
+            self._store[name] = hit
+        return hit[1]
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Kernel set in the Fourier domain
 # ----------------------------------------------------------------------------------------------------------------
@@ -96,14 +118,18 @@ class SymmetricKernelSet(nn.Module):
         self.channels, self.kernel_size, self.eps = channels, kernel_size, eps
         # real/imag pairs, randn init (as reconstructed)
         self.spectrum = nn.Parameter(torch.randn(channels, *spectrum_shape(kernel_size), 2))
+        self._cache = InferenceCache()
 
     def complex_spectrum(self) -> torch.Tensor:
         return torch.view_as_complex(self.spectrum)
 
     def kernels(self, inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(k×k kernels (C, k, k), left halves (C, k, (k+1)/2)) of K, or of K⁻¹ if ``inverse``."""
-        full = full_kernels(self.complex_spectrum(), self.kernel_size, reciprocal=inverse, eps=self.eps)
-        return crop_mirror_normalise(full, self.kernel_size)
+        def compute():
+            full = full_kernels(self.complex_spectrum(), self.kernel_size, reciprocal=inverse, eps=self.eps)
+            return crop_mirror_normalise(full, self.kernel_size)
+
+        return self._cache.get(f"kernels{'_inv' if inverse else ''}", (self.spectrum,), compute)
 
     def forward(self, x: torch.Tensor, inverse: bool = False) -> torch.Tensor:
         kern, _ = self.kernels(inverse)
@@ -144,6 +170,7 @@ class InvertiblePointConv(nn.Module):
         self.w_s = nn.Parameter(torch.log(torch.abs(s)))
         self.w_u = nn.Parameter(torch.triu(upper, 1))
         self.modulation = EqualLinear(disp_dim, channels, bias_init=1.0)
+        self._cache = InferenceCache()
 
     def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         lower = self.w_l * self.l_mask + self.eye
@@ -151,14 +178,20 @@ class InvertiblePointConv(nn.Module):
         return lower, upper
 
     def weight(self) -> torch.Tensor:
-        lower, upper = self._factors()
-        return self.w_p @ lower @ upper
+        def compute():
+            lower, upper = self._factors()
+            return self.w_p @ lower @ upper
+
+        return self._cache.get("weight", (self.w_l, self.w_s, self.w_u, self.w_p), compute)
 
     def inverse_weight(self) -> torch.Tensor:
         # U⁻¹ L⁻¹ P⁻¹ by triangular solves (P is a permutation: P⁻¹ = Pᵀ); exact up to float rounding.
-        lower, upper = self._factors()
-        l_inv = torch.linalg.solve_triangular(lower, self.eye, upper=False, unitriangular=True)
-        return torch.linalg.solve_triangular(upper, l_inv @ self.w_p.T, upper=True)
+        def compute():
+            lower, upper = self._factors()
+            l_inv = torch.linalg.solve_triangular(lower, self.eye, upper=False, unitriangular=True)
+            return torch.linalg.solve_triangular(upper, l_inv @ self.w_p.T, upper=True)
+
+        return self._cache.get("inverse_weight", (self.w_l, self.w_s, self.w_u, self.w_p), compute)
 
     def scales(self, r: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.modulation(r), dim=-1)

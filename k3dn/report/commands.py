@@ -89,7 +89,7 @@ def _speed(args) -> int:
 
     model = load_model(run=args.run, name=args.model, weights=args.weights, overrides=parse_overrides(args.override))
     write_speed(model, args.method, args.out, size=tuple(args.size), warmup=args.warmup, runs=args.runs,
-                device=pick_device(args.device), dtype=args.dtype)
+                device=pick_device(args.device), dtype=args.dtype, compile=args.compile)
     return 0
 
 
@@ -153,6 +153,7 @@ def add_commands(subparsers) -> None:
     s.add_argument("--runs", type=int, default=30)
     s.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     s.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    s.add_argument("--compile", action="store_true", help="torch.compile the forward (recorded in the row)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=_speed)
 

@@ -25,11 +25,11 @@ def _sync(device: torch.device) -> None:
 
 @torch.no_grad()
 def time_model(model, size=(1120, 1680), warmup: int = 5, runs: int = 30, device="cpu",
-               dtype: str = "float32") -> dict:
-    from k3dn.infer import forward_fitted
+               dtype: str = "float32", fast: bool = True, compile: bool = False) -> dict:
+    from k3dn.infer import forward_fitted, prepare_inference
 
     device = torch.device(device)
-    model = model.to(device).eval()
+    inference = prepare_inference(model, device, fast=fast, compile=compile)
     h, w = size
     g = torch.Generator().manual_seed(0)
     batch = {k: torch.rand(1, 3, h, w, generator=g).to(device) for k in ("left", "right", "center")}
@@ -43,7 +43,7 @@ def time_model(model, size=(1120, 1680), warmup: int = 5, runs: int = 30, device
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return {"seconds_mean": statistics.fmean(times), "seconds_std": statistics.pstdev(times),
-            "warmup": warmup, "runs": runs, "size": f"{h}x{w}", "dtype": dtype}
+            "warmup": warmup, "runs": runs, "size": f"{h}x{w}", "dtype": dtype, **inference}
 
 
 def write_speed(model, method: str, out, **kw) -> Path:
