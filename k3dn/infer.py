@@ -117,13 +117,27 @@ def prepare_inference(model, device, fast: bool = True, compile: bool = False) -
     model.to(device).eval()
     used = {"fast": bool(fast), "compile": False}
     if fast and device.type == "cuda":
+        from k3dn.models.blocks import to_channels_last
+
         torch.backends.cudnn.benchmark = True
+        to_channels_last(model)
+        used["channels_last"] = True
     if fast and compile:
-        try:
-            model.forward = torch.compile(model.forward, dynamic=False)
-            used["compile"] = True
-        except Exception as e:  # no compiler toolchain, unsupported platform: eager is still correct
-            print(f"warning: torch.compile unavailable ({type(e).__name__}: {e}); running eagerly", file=sys.stderr)
+        eager = model.forward
+        compiled = torch.compile(eager, dynamic=False)
+        used["compile"] = True
+
+        def forward(batch):
+            if not used["compile"]:
+                return eager(batch)
+            try:
+                return compiled(batch)
+            except Exception as e:  # no compiler toolchain, an unsupported op: eager is still correct
+                print(f"warning: torch.compile failed ({type(e).__name__}); running eagerly", file=sys.stderr)
+                used["compile"] = False
+                return eager(batch)
+
+        model.forward = forward
     return used
 
 

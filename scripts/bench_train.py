@@ -18,6 +18,7 @@ import time
 import torch
 
 from k3dn.losses import K3DNLoss
+from k3dn.models import to_channels_last
 from k3dn.registry import create_model
 
 
@@ -26,7 +27,7 @@ def bench(name: str, crop, batch: int, iters: int, warmup: int, device: torch.de
     model = create_model(name).to(device)
     cuda = device.type == "cuda"
     if cuda:
-        model = model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     b = {k: torch.rand(batch, 3, *crop, device=device) for k in ("left", "right", "center", "target")}
     crit = K3DNLoss()
     out = {"model": name, "crop": list(crop), "batch": batch, "device": str(device),

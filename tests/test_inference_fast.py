@@ -110,3 +110,17 @@ def test_wiener_fast_path_equals_textbook_form():
     ref_out, ref_sel = _wiener_reference(m, batch["left"], batch["right"])
     assert torch.equal(sel, ref_sel)
     assert math.isclose(float((out - ref_out).abs().max()), 0.0, abs_tol=1e-5)
+
+
+def test_channels_last_conversion_keeps_the_output_and_skips_5d_weights():
+    from k3dn.models import to_channels_last
+
+    torch.manual_seed(0)
+    model = create_model("k3dn_tiny").eval()
+    batch = _pair(288, 224)
+    ref = forward_fitted(model, batch)
+    to_channels_last(model)
+    conv = model.enc_conv[0].conv.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert model.disparity.aggregate[0][0].weight.is_contiguous()          # the 3D convolution's 5-D weight
+    torch.testing.assert_close(forward_fitted(model, batch), ref, rtol=0, atol=1e-5)

@@ -77,6 +77,15 @@ def window_merge(x: torch.Tensor, batch: int, grid: tuple[int, int]) -> torch.Te
     return x.reshape(batch, c, nh * wh, nw * ww)
 
 
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Put every 4-D parameter and buffer in channels-last memory, in place. ``Module.to(memory_format=...)``
+    refuses a model that also holds 5-D weights (K3DN's 3D cost-volume convolutions); those stay as they are."""
+    for t in (*module.parameters(), *module.buffers()):
+        if t.dim() == 4:
+            t.data = t.data.contiguous(memory_format=torch.channels_last)
+    return module
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Size fitting for inference
 # ----------------------------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 from k3dn.data.datasets import (DPEvalDataset, DPTrainDataset, InfiniteDistributedSampler, collate,
                                 worker_count)
 from k3dn.losses import K3DNLoss
+from k3dn.models.blocks import to_channels_last
 from k3dn.train.checkpointing import latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
 from k3dn.train.config import training_identity
 from k3dn.train.distributed import DistInfo, all_reduce_max, all_reduce_sum, barrier, cleanup, init_distributed
@@ -217,7 +218,7 @@ def _train(cfg: dict, out: Path, resume: str, info: DistInfo) -> dict:
         os.replace(tmp, out / "config.yaml")
     model.to(info.device)
     if channels_last:
-        model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
 
     batch_size = int(data["batch_size"])
     stop_after = eng["stop_after"]
