@@ -51,7 +51,7 @@ def _naive_correlation(q, k, r):
     return torch.stack([(q * kp[..., dy:dy + h, dx:dx + w]).mean(1) for dy in range(d) for dx in range(d)], 1)
 
 
-@pytest.mark.parametrize("band", [1 << 17, 7 * 11 * 2])  # one band; bands of a few rows with a ragged last one
+@pytest.mark.parametrize("band", [1 << 20, 7 * 11 * 2])  # one band; bands of a few rows with a ragged last one
 def test_banded_local_correlation_equals_naive(monkeypatch, band):
     monkeypatch.setattr(srp, "CORR_BAND_ELEMS", band)
     g = torch.Generator().manual_seed(0)

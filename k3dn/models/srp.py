@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from .blocks import BasicConv, EBlock
 
 CORR_RADIUS = 4  # 9×9 neighbourhood -> 81 channels
-CORR_BAND_ELEMS = 1 << 17  # product buffer of the correlation's forward, in elements (512 KiB in fp32)
+CORR_BAND_ELEMS = 1 << 15  # CPU: product buffer of the correlation's forward, in elements (128 KiB in fp32)
 
 
 class _LocalCorrelation(torch.autograd.Function):
@@ -45,9 +45,10 @@ class _LocalCorrelation(torch.autograd.Function):
         ql = q.permute(0, 2, 3, 1).contiguous()
         kp = F.pad(k, (radius, radius, radius, radius)).permute(0, 2, 3, 1).contiguous()
         out = q.new_empty(b, h, w, d * d)
-        # Bands of rows small enough that the product buffer stays in cache and is reused for all 81 shifts:
-        # the unbanded product of a full-resolution map is memory-bound and ~3x slower on a CPU.
-        rows = max(1, min(h, CORR_BAND_ELEMS // max(1, b * w * c)))
+        # On a CPU, bands of rows small enough that the product buffer stays in cache and is reused for all 81
+        # shifts: the unbanded product of a full-resolution map is memory-bound and ~3x slower. On a GPU one band
+        # (every extra band is 162 more kernel launches).
+        rows = h if q.is_cuda else max(1, min(h, CORR_BAND_ELEMS // max(1, b * w * c)))
         buf = q.new_empty(b, rows, w, c)
         for y0 in range(0, h, rows):
             n = min(rows, h - y0)
