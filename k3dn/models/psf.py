@@ -48,9 +48,10 @@ DISP_DIM = 256
 class InferenceCache:
     """Derived weights (kernels from spectra, LU products and inverses) computed once per set of parameter values.
 
-    Only without autograd (inference, ``torch.no_grad``/``inference_mode``): the key is each parameter's identity and
-    in-place version counter, so an optimiser step or ``load_state_dict`` (both in-place) invalidates the entry, and a
-    training forward never sees a cached tensor.
+    Only without autograd (inference, ``torch.no_grad``/``inference_mode``): the key is each parameter's identity,
+    in-place version counter, storage, dtype and device, so an optimiser step, ``load_state_dict``, ``.to()`` or
+    ``.half()`` invalidates the entry, and a training forward never sees a cached tensor. Writes through ``p.data``
+    bypass version counters (PyTorch's rule): edit weights in place under ``torch.no_grad()`` instead.
     """
 
     def __init__(self):
@@ -59,7 +60,7 @@ class InferenceCache:
     def get(self, name: str, params, compute):
         if torch.is_grad_enabled():
             return compute()
-        key = (name, *((id(p), p._version, p.device) for p in params))
+        key = (name, *((id(p), p._version, p.data_ptr(), p.dtype, p.device) for p in params))
         hit = self._store.get(name)
         if hit is None or hit[0] != key:
             hit = (key, compute())
