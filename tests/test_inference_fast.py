@@ -123,4 +123,5 @@ def test_channels_last_conversion_keeps_the_output_and_skips_5d_weights():
     conv = model.enc_conv[0].conv.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     assert model.disparity.aggregate[0][0].weight.is_contiguous()          # the 3D convolution's 5-D weight
+    assert model.psf.blocks[0].kernel_set.spectrum.is_contiguous()         # 4-D, but not an image
     torch.testing.assert_close(forward_fitted(model, batch), ref, rtol=0, atol=1e-5)

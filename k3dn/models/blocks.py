@@ -78,11 +78,15 @@ def window_merge(x: torch.Tensor, batch: int, grid: tuple[int, int]) -> torch.Te
 
 
 def to_channels_last(module: nn.Module) -> nn.Module:
-    """Put every 4-D parameter and buffer in channels-last memory, in place. ``Module.to(memory_format=...)``
-    refuses a model that also holds 5-D weights (K3DN's 3D cost-volume convolutions); those stay as they are."""
-    for t in (*module.parameters(), *module.buffers()):
-        if t.dim() == 4:
-            t.data = t.data.contiguous(memory_format=torch.channels_last)
+    """Put the weights of every 2-D (transposed) convolution in channels-last memory, in place.
+
+    Not ``Module.to(memory_format=...)``: it refuses a model that also holds 5-D weights (K3DN's 3D cost-volume
+    convolutions), and it would also reorder 4-D tensors that are not images, such as the PSF kernels' (C, n, m, 2)
+    spectra, which ``view_as_complex`` needs with a unit last stride.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
     return module
 
 
