@@ -268,8 +268,9 @@ class DPWiener(nn.Module):
         """Per cell and candidate: the reblur gains A_L = |K_L|^2 / D, A_R = |K_R|^2 / D and the cross term
         B = K_L conj(K_R) / D of the joint deconvolution (D its denominator), plus the spectra and D themselves."""
         kl, kr, reg = self._spectra(device)
-        den = kl.abs() ** 2 + kr.abs() ** 2 + reg
-        return kl.abs() ** 2 / den, kr.abs() ** 2 / den, kl * kr.conj() / den, kl, kr, den
+        pl, pr = kl.abs() ** 2, kr.abs() ** 2
+        den = pl + pr + reg
+        return pl / den, pr / den, kl * kr.conj() / den, kl, kr, den
 
     # -- forward --------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -107,11 +107,12 @@ def prepare_inference(model, device, fast: bool = True, compile: bool = False) -
     """Move ``model`` to ``device`` in eval mode and switch on the inference fast path; returns what was used
     (recorded in the provenance of predictions and speed rows).
 
-    The fast path keeps outputs within float rounding of the plain path (tests/test_inference_fast.py): the
-    K3DN PSF kernels and LU weights are computed once per set of weights (an inference cache inside the model,
-    active whenever autograd is off), cuDNN picks its fastest convolution algorithms for the fixed input size, and
-    with ``compile`` the forward is ``torch.compile``d (the first call compiles; where compilation is impossible
-    the model runs eagerly and ``compile`` is recorded as off).
+    What lives inside the models is always on, with or without ``fast``: K3DN's PSF kernels and LU weights are
+    computed once per set of weights whenever autograd is off, and the SRP correlation runs in cache-sized bands.
+    ``fast`` adds the device settings: on CUDA cuDNN benchmark mode (its fastest algorithms for the fixed input
+    size) and channels-last convolution weights; with ``compile`` the forward is ``torch.compile``d (the first call
+    compiles; where compilation fails the model runs eagerly and ``compile`` is recorded as off). Every one of
+    these keeps outputs within float rounding of the plain computation (tests/test_inference_fast.py).
     """
     device = torch.device(device)
     model.to(device).eval()

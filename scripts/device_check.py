@@ -22,32 +22,27 @@ way so that the script cannot rot); absolute times are only meaningful on the GP
 from __future__ import annotations
 
 import argparse
-import csv
-import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import baselines  # noqa: E402,F401  (registers the baselines)
 from k3dn.infer import pick_device  # noqa: E402
+from k3dn.io import write_csv  # noqa: E402
 from k3dn.provenance import provenance  # noqa: E402
 from k3dn.registry import create_model  # noqa: E402
-from k3dn.report.speed import time_model  # noqa: E402
+from k3dn.report.speed import _sync, time_model  # noqa: E402
 
 MODELS = ("k3dn_tiny", "k3dn_lightweight", "k3dn_large", "restormer_dual", "ifan_dual", "drbnet_dual", "bambnet",
           "deeprft")
 REFERENCE = "k3dn_lightweight"
 GOALS_MS = {("k3dn_lightweight", "bfloat16"): 15, ("k3dn_large", "bfloat16"): 30, ("k3dn_tiny", "bfloat16"): 10}
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def inference_rows(device, size, warmup, runs, dtypes):
@@ -146,16 +141,8 @@ def main(argv=None) -> int:
     prov = provenance(device=device)
     fields = ["section", "name", "dtype", "size", "seconds", "seconds_std", "ratio_to_k3dn_lightweight",
               "iterations_per_s", "peak_gib", "goal_ms", "compile", *prov]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / ("device_check_reduced.csv" if args.reduced else "device_check.csv")
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow({**r, **prov})
-    os.replace(tmp, path)
+    path = write_csv(pd.DataFrame([{**r, **prov} for r in rows], columns=fields),
+                     Path(args.out) / ("device_check_reduced.csv" if args.reduced else "device_check.csv"))
     print(f"{'section':11s} {'name':44s} {'dtype':9s} {'size':11s} {'ms':>10s} {'ratio':>7s} {'peak GiB':>8s} goal ms")
     for r in rows:
         ratio = r.get("ratio_to_k3dn_lightweight")

@@ -2,8 +2,8 @@
 
 Runs ``k3dn.infer.forward_fitted`` (the path ``k3dn predict`` and the speed rule use) once to warm up, then profiles
 ``--runs`` passes and prints the operators with the largest self time (CPU, plus CUDA on a GPU). ``--fast off``
-profiles the plain eager path, ``--fast on`` the inference fast path (``k3dn.infer.prepare_inference``), so the two
-tables of one run show what the fast path changed.
+leaves out the device settings of ``k3dn.infer.prepare_inference`` (cuDNN benchmark, channels-last; the in-model
+caches and the banded correlation stay), so on a GPU the two tables show what those settings change.
 
 Usage: python scripts/profile_model.py k3dn_lightweight [--size 576 448] [--fast on|off] [--top 15]
        python scripts/profile_model.py wiener --size 480 640 --fast off

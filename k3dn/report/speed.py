@@ -7,7 +7,6 @@ state the input size; the default here is a DPDD image (1120x1680), with each mo
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from k3dn.io import write_csv
 from k3dn.provenance import provenance
 
 
@@ -49,9 +49,4 @@ def time_model(model, size=(1120, 1680), warmup: int = 5, runs: int = 30, device
 def write_speed(model, method: str, out, **kw) -> Path:
     row = {"method": method, **time_model(model, **kw)}
     row.update(provenance(device=kw.get("device", "cpu")))
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    pd.DataFrame([row]).to_csv(tmp, index=False)
-    os.replace(tmp, out)
-    return out
+    return write_csv(pd.DataFrame([row]), out)
