@@ -2,7 +2,7 @@
 
 The network modules register themselves when imported; :mod:`k3dn.registry` imports every one listed in
 ``MODEL_MODULES``. Importing the package itself imports no model (and no torch), so the workflow can read the
-checkpoint registry (:mod:`baselines.registry`) cheaply on every Snakemake invocation.
+checkpoint registry (:mod:`baselines.published`) cheaply on every Snakemake invocation.
 """
 
 MODEL_MODULES = ("bambnet", "dddnet", "deeprft", "dpdnet", "drbnet", "identity", "ifan", "kpac", "rdpd", "restormer",

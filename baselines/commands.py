@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def _list(args) -> int:
-    from baselines.registry import load_checkpoints
+    from baselines.published import load_checkpoints
 
     for name, ck in load_checkpoints().items():
         how = ", ".join(f"{s.name}:{s.method}" for s in ck.sources)
@@ -13,7 +13,7 @@ def _list(args) -> int:
 
 
 def _fetch(args) -> int:
-    from baselines.registry import fetch_checkpoint, verify_checkpoint
+    from baselines.published import fetch_checkpoint, verify_checkpoint
 
     path = fetch_checkpoint(args.name, args.dest, registry=args.registry)
     n = verify_checkpoint(args.name, path, registry=args.registry)
@@ -22,8 +22,8 @@ def _fetch(args) -> int:
 
 
 def _fake(args) -> int:
-    from baselines.manifests import write_fake_checkpoint
-    from baselines.registry import get_checkpoint, verify_checkpoint
+    from baselines.weight_manifests import write_fake_checkpoint
+    from baselines.published import get_checkpoint, verify_checkpoint
 
     ck = get_checkpoint(args.name)
     for i, (manifest, file) in enumerate(zip(ck.manifests, ck.files)):
@@ -35,7 +35,7 @@ def _fake(args) -> int:
 
 
 def _verify(args) -> int:
-    from baselines.registry import verify_checkpoint
+    from baselines.published import verify_checkpoint
 
     n = verify_checkpoint(args.name, args.weights)
     print(f"{args.name}: {args.weights} loads strictly ({n:,d} parameters)")
@@ -49,7 +49,7 @@ def add_commands(subparsers) -> None:
     f = sub.add_parser("fetch", help="download, verify and strictly load a published checkpoint")
     f.add_argument("name")
     f.add_argument("--dest", required=True)
-    f.add_argument("--registry", default=None, help="checkpoint registry YAML (default: config/checkpoints.yaml)")
+    f.add_argument("--registry", default=None, help="checkpoint registry YAML (default: baselines/checkpoints.yaml)")
     f.set_defaults(func=_fetch)
     k = sub.add_parser("fake", help="random weights in the published container (tests, the miniature; clearly not real)")
     k.add_argument("name")

@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.keras_weights import SameConv2d, SameConvTranspose2d, positional_state_dict, same_conv2d
-from baselines.manifests import load_manifest
+from baselines.weight_manifests import load_manifest
 from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 

@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.keras_weights import ConvReLU, SameConv2d, UpConv, hard_sigmoid, keras_state_dict
-from baselines.manifests import load_manifest
+from baselines.weight_manifests import load_manifest
 from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from k3dn.data.downloads import ManualItem
-from k3dn.data.registry import Dataset
+from k3dn.data.catalog import Dataset
 
 
 def _blockers(ds: Dataset, dest: Path) -> list[ManualItem]:
@@ -31,10 +31,10 @@ def _blockers(ds: Dataset, dest: Path) -> list[ManualItem]:
 def manual_blockers(kind: str, name: str, dest, registry=None) -> list[ManualItem]:
     """The manual-only files of data set or checkpoint ``name`` that are not in place under ``dest``."""
     if kind == "dataset":
-        from k3dn.data.registry import get_dataset
+        from k3dn.data.catalog import get_dataset
 
         return _blockers(get_dataset(name, registry), Path(dest))
-    from baselines.registry import get_checkpoint
+    from baselines.published import get_checkpoint
 
     return _blockers(get_checkpoint(name, registry).as_dataset(), Path(dest))
 

@@ -69,7 +69,7 @@ class Plan:
     """
 
     config: dict
-    checkpoints: dict                      # config/checkpoints.yaml entries (name -> raw mapping)
+    checkpoints: dict                      # baselines/checkpoints.yaml entries (name -> raw mapping)
     raw_root: str = RAW
     ckpt_root: str = CHECKPOINTS
     runs: dict = field(init=False)
@@ -206,7 +206,7 @@ class Plan:
             ck = spec.get("checkpoint")
             if ck and ck not in self.checkpoints:
                 raise WorkflowConfigError(f"config: published.{name}.checkpoint: {ck!r} is not in "
-                                          "config/checkpoints.yaml")
+                                          "baselines/checkpoints.yaml")
         for tname, t in self.tables.items():
             for r in t["rows"]:
                 m = r.get("method")
@@ -442,10 +442,10 @@ class Plan:
 
 
 def checkpoint_entries(path=None) -> dict:
-    """The entries of the checkpoint registry (``config/checkpoints.yaml`` unless ``path``)."""
+    """The entries of the checkpoint registry (``baselines/checkpoints.yaml`` unless ``path``)."""
     import yaml
 
-    from baselines.registry import DEFAULT
+    from baselines.published import DEFAULT
 
     return yaml.safe_load(Path(path or DEFAULT).read_text())["checkpoints"]
 

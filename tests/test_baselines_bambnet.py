@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import baselines.bambnet as bam
-from baselines.manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
+from baselines.weight_manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
 from k3dn.checkpoint import CheckpointMismatch, load_published
 
 MANIFEST = "bambnet"

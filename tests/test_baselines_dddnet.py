@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import baselines.dddnet as ddd
-from baselines.manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
+from baselines.weight_manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
 from k3dn.checkpoint import CheckpointMismatch, load_published, load_state_dict_strict, read_foreign
 
 ESTD, ESTI = "dddnet_dpd_Estd", "dddnet_dpd_Esti"

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import baselines.deeprft as rft
-from baselines.manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
+from baselines.weight_manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
 from k3dn.checkpoint import CheckpointMismatch, load_published
 
 SAVED, INFER = "deeprft_defocus_saved", "deeprft_defocus_inference"

@@ -8,7 +8,7 @@ import torch
 
 import baselines.dpdnet as dpd
 from baselines.keras_weights import SameConv2d, tf_kernel_to_torch, tf_same_padding
-from baselines.manifests import keras_layer_names, load_manifest, random_tensors, write_fake_checkpoint
+from baselines.weight_manifests import keras_layer_names, load_manifest, random_tensors, write_fake_checkpoint
 from k3dn.checkpoint import CheckpointMismatch, load_published, read_foreign
 from k3dn.registry import create_model
 

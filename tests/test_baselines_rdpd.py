@@ -8,7 +8,7 @@ import torch
 
 import baselines.rdpd as rd
 from baselines.keras_weights import hard_sigmoid, tf_kernel_to_torch
-from baselines.manifests import load_manifest, random_tensors, write_fake_checkpoint
+from baselines.weight_manifests import load_manifest, random_tensors, write_fake_checkpoint
 from k3dn.checkpoint import CheckpointMismatch, load_published
 from k3dn.registry import create_model
 

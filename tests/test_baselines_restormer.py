@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import baselines.restormer as rst
-from baselines.manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
+from baselines.weight_manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
 from k3dn.checkpoint import CheckpointMismatch, load_published
 
 VARIANTS = {

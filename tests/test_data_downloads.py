@@ -17,7 +17,7 @@ from k3dn.data import archives, downloads
 from k3dn.data.archives import ArchiveError, UnsafeArchiveError, unpack
 from k3dn.data.downloads import (ChecksumMismatch, DownloadError, ManualDownloadRequired, download_http,
                                  fetch_dataset)
-from k3dn.data.registry import RegistryError, load_registry
+from k3dn.data.catalog import CatalogError, load_catalog
 
 
 # --------------------------------------------------------------------------------------------- server
@@ -248,7 +248,7 @@ def test_generated_dataset_is_not_downloadable(tmp_path):
 
 
 def test_repository_registry_is_valid():
-    reg = load_registry()
+    reg = load_catalog()
     assert {"dpdd", "pixel", "dpd_disp", "ddd_syn", "rdpd", "nyu_depth_v2_labeled", "synthia_sf", "synth"} <= set(reg)
     pix = reg["pixel"].sources[0]
     assert len(pix.files) == 72 and all(f.sha256 for f in pix.files)
@@ -273,8 +273,8 @@ def test_registry_errors_are_clear(tmp_path, bad, match):
     p.write_text("schema: 1\ndatasets:\n  d:\n    title: t\n    kind: download\n    adapter: null\n"
                  "    licence: l\n    citation: c\n    sources:\n      - name: s\n        role: official\n"
                  + method + src + "\n")
-    with pytest.raises(RegistryError, match=match) as e:
-        load_registry(p)
+    with pytest.raises(CatalogError, match=match) as e:
+        load_catalog(p)
     assert str(p) in str(e.value) and "datasets.d" in str(e.value)
 
 

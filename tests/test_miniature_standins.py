@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from k3dn.cli import main
-from k3dn.data.registry import DEFAULT_REGISTRY
+from k3dn.data.catalog import DEFAULT_CATALOG
 from k3dn.data.manifest import read_manifest
 from k3dn.miniature.mirror import derive_registry, load_entries, place_manual, served_path
 from k3dn.miniature.serve import make_server
@@ -33,7 +33,7 @@ def server(tmp_path):
     srv.shutdown()
 
 
-def _obtain(tmp_path, url, item, registry=DEFAULT_REGISTRY):
+def _obtain(tmp_path, url, item, registry=DEFAULT_CATALOG):
     """Stand in ``item``, derive the registry for ``url``, then do what a run does: place manual files, download."""
     root, dest = tmp_path / "mini", tmp_path / "raw" / item
     spec, ds_cfg = SPECS[item]
@@ -51,7 +51,7 @@ def test_standin_downloads_verifies_and_reads(tmp_path, server, item):
     assert code == 0 and any(dest.iterdir())
     fetched = [f for s in derived["sources"] if s["method"] != "manual" for f in s["files"]]
     assert all(f["url"].startswith(server) for f in fetched)          # nothing leaves this machine
-    published = {f["path"]: f for s in load_entries(DEFAULT_REGISTRY, "datasets")[item]["sources"]
+    published = {f["path"]: f for s in load_entries(DEFAULT_CATALOG, "datasets")[item]["sources"]
                  for f in s["files"]}
     for f in fetched:   # a published checksum is replaced by the stand-in's, an absent one stays absent
         assert bool(f.get("sha256")) == bool(published[f["path"]].get("sha256"))
@@ -68,7 +68,7 @@ def test_standin_downloads_verifies_and_reads(tmp_path, server, item):
 
 def test_dpd_disp_archive_source(tmp_path, server):
     """The second published DPD-disp layout (the JPEG archive behind a Drive link), as the only source."""
-    full = yaml.safe_load(DEFAULT_REGISTRY.read_text())
+    full = yaml.safe_load(DEFAULT_CATALOG.read_text())
     entry = full["datasets"]["dpd_disp"]
     entry["sources"] = [s for s in entry["sources"] if s["method"] == "gdrive"]
     assert entry["sources"], "the registry lost DPD-disp's archive source"

@@ -12,7 +12,7 @@ from k3dn.workflow import Plan, WorkflowConfigError, merged
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 MINI = yaml.safe_load((ROOT / "config" / "miniature.yaml").read_text())
-CHECKPOINTS = yaml.safe_load((ROOT / "config" / "checkpoints.yaml").read_text())["checkpoints"]
+CHECKPOINTS = yaml.safe_load((ROOT / "baselines" / "checkpoints.yaml").read_text())["checkpoints"]
 
 
 @pytest.fixture(autouse=True)

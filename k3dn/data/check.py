@@ -181,7 +181,7 @@ class CheckReport:
 
 def _verify_checksums(name: str, root: Path, rep: CheckReport, registry) -> None:
     from k3dn.data.downloads import ChecksumLock
-    from k3dn.data.registry import get_dataset
+    from k3dn.data.catalog import get_dataset
     from k3dn.provenance import sha256_file
 
     expected: dict[Path, str] = {}

@@ -26,9 +26,9 @@ def _logging() -> None:
 
 
 def _list(args) -> int:
-    from k3dn.data.registry import load_registry
+    from k3dn.data.catalog import load_catalog
 
-    for name, ds in load_registry(args.registry).items():
+    for name, ds in load_catalog(args.registry).items():
         how = ds.kind if ds.kind == "generated" else "/".join(dict.fromkeys(s.method for s in ds.sources))
         print(f"{name:22s} {how:16s} adapter={ds.adapter or '-':9s} {ds.title}")
         if args.verbose:
@@ -97,7 +97,7 @@ def _check(args) -> int:
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("data", help="data sets: list, download, manifest, check")
-    p.add_argument("--registry", default=None, help="data-set registry YAML (default: config/datasets.yaml)")
+    p.add_argument("--registry", default=None, help="data-set registry YAML (default: k3dn/data/datasets.yaml)")
     sub = p.add_subparsers(dest="data_command", required=True)
 
     s = sub.add_parser("list", help="registered data sets")

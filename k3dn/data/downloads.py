@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from k3dn.data.registry import Dataset, FileSpec, Source, get_dataset
+from k3dn.data.catalog import Dataset, FileSpec, Source, get_dataset
 from k3dn.provenance import sha256_file
 
 log = logging.getLogger(__name__)

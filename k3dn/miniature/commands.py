@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from k3dn.data.registry import DEFAULT_REGISTRY
+from k3dn.data.catalog import DEFAULT_CATALOG
 
 
 def _checkpoint_registry() -> Path:
-    from baselines.registry import DEFAULT
+    from baselines.published import DEFAULT
 
     return DEFAULT
 
@@ -25,7 +25,7 @@ def _data(args) -> int:
     from k3dn.miniature.mirror import load_entries, place_manual
     from k3dn.miniature.standins import write_dataset_standin
 
-    entry = load_entries(DEFAULT_REGISTRY, "datasets")[args.item]
+    entry = load_entries(DEFAULT_CATALOG, "datasets")[args.item]
     written = write_dataset_standin(args.item, json.loads(args.spec), json.loads(args.dataset), entry, args.root)
     placed = place_manual(args.root, args.item, entry, args.dest)
     print(f"{args.item}: {len(written)} stand-in file(s) under {args.root}"
@@ -49,7 +49,7 @@ def _registries(args) -> int:
 
     url = args.url if args.url.endswith("/") else args.url + "/"
     root = Path(args.root)
-    derive_registry(DEFAULT_REGISTRY, "datasets", set(args.datasets), root, url, root / "datasets.yaml")
+    derive_registry(DEFAULT_CATALOG, "datasets", set(args.datasets), root, url, root / "datasets.yaml")
     derive_registry(_checkpoint_registry(), "checkpoints", set(args.checkpoints), root, url, root / "checkpoints.yaml")
     print(f"registries for {len(args.datasets)} data set(s) and {len(args.checkpoints)} checkpoint(s) in {root}")
     return 0

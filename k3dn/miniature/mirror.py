@@ -1,6 +1,6 @@
 """Where the miniature's stand-ins live, and the registries that point a run at them.
 
-A registry file (``config/datasets.yaml``, ``config/checkpoints.yaml``) lists each item's sources. The
+A registry file (``k3dn/data/datasets.yaml``, ``baselines/checkpoints.yaml``) lists each item's sources. The
 miniature stands in, for every item a run needs, the source a fresh paper run would take (the first one a
 program can fetch; where there is none, the first manual one) plus its optional sources:
 

@@ -2,7 +2,7 @@
 
 A checkpoint taken out of an archive (IFAN's ``checkpoints.zip``, DRBNet's ``ckpts.zip``) is written as a member
 of a stand-in archive at the same URL; entries that share one archive share one stand-in with all their members.
-The files are written by :func:`baselines.manifests.write_fake_checkpoint` (torch.save, Keras HDF5, TensorLayer
+The files are written by :func:`baselines.weight_manifests.write_fake_checkpoint` (torch.save, Keras HDF5, TensorLayer
 npz, per the manifest), so the miniature loads them through the same strict loaders as the published files.
 """
 
@@ -22,7 +22,7 @@ def _seed(*names: str) -> int:
 
 
 def _fake_bytes(manifest: str, seed: int, suffix: str) -> bytes:
-    from baselines.manifests import write_fake_checkpoint
+    from baselines.weight_manifests import write_fake_checkpoint
 
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / f"weights{suffix}"
@@ -31,7 +31,7 @@ def _fake_bytes(manifest: str, seed: int, suffix: str) -> bytes:
 
 
 def write_weight_standins(entries: dict, names, root: Path) -> list[Path]:
-    """Stand-ins of the checkpoints ``names`` (entries of ``config/checkpoints.yaml``) under ``root``."""
+    """Stand-ins of the checkpoints ``names`` (entries of ``baselines/checkpoints.yaml``) under ``root``."""
     archives: dict[Path, dict[str, bytes]] = {}
     written = []
     for name in names:

@@ -11,7 +11,7 @@ from k3dn.workflow import MANIFESTS, RAW, UNSCORED, Plan, checkpoint_entries, da
 
 validate(config, "../schemas/config.schema.yaml")
 
-PLAN = Plan(config, checkpoint_entries("config/checkpoints.yaml"))
+PLAN = Plan(config, checkpoint_entries())
 RUNS, PUBLISHED, METHODS, TABLES = PLAN.runs, PLAN.published, PLAN.methods, PLAN.tables
 if PLAN.missing:
     print(PLAN.report(), file=sys.stderr)

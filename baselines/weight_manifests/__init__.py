@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MANIFEST_DIR = Path(__file__).parent / "manifests"
+MANIFEST_DIR = Path(__file__).parent
 
 
 def load_manifest(name: str) -> dict:

@@ -1,6 +1,6 @@
-"""The data-set registry: ``config/datasets.yaml`` loaded into typed records, validated with clear errors.
+"""The data-set registry: ``k3dn/data/datasets.yaml`` loaded into typed records, validated with clear errors.
 
-Every problem in the YAML raises :class:`RegistryError` naming the file, the entry (``datasets.dpdd.sources[1]
+Every problem in the YAML raises :class:`CatalogError` naming the file, the entry (``datasets.dpdd.sources[1]
 .files[0]``) and what is wrong, so a typo in a checksum or a method fails at load time, not halfway through
 a 10 GB download.
 """
@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-DEFAULT_REGISTRY = Path(__file__).resolve().parents[2] / "config" / "datasets.yaml"
+DEFAULT_CATALOG = Path(__file__).resolve().parent / "datasets.yaml"
 
 KINDS = ("download", "generated")
 METHODS = ("http", "gdrive", "manual")
@@ -26,7 +26,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
-class RegistryError(ValueError):
+class CatalogError(ValueError):
     pass
 
 
@@ -75,7 +75,7 @@ class Dataset:
         for s in self.sources:
             if s.name == name:
                 return s
-        raise RegistryError(f"data set {self.name!r} has no source {name!r}; "
+        raise CatalogError(f"data set {self.name!r} has no source {name!r}; "
                             f"known: {[s.name for s in self.sources]}")
 
 
@@ -86,7 +86,7 @@ _FILE_KEYS = {"path", "url", "id", "sha256", "git_sha1", "size", "unpack"}
 
 
 def _fail(origin, where: str, msg: str):
-    raise RegistryError(f"{origin}: {where}: {msg}")
+    raise CatalogError(f"{origin}: {where}: {msg}")
 
 
 def _str(origin, where, d, key, required=True):
@@ -204,15 +204,15 @@ def _parse_dataset(origin, name, d) -> Dataset:
                    requires=tuple(requires), generator=d.get("generator"))
 
 
-def load_registry(path: str | os.PathLike | None = None) -> dict[str, Dataset]:
-    """Load and validate the registry; ``path`` defaults to the repository's ``config/datasets.yaml``."""
-    path = Path(path) if path is not None else DEFAULT_REGISTRY
+def load_catalog(path: str | os.PathLike | None = None) -> dict[str, Dataset]:
+    """Load and validate the registry; ``path`` defaults to the repository's ``k3dn/data/datasets.yaml``."""
+    path = Path(path) if path is not None else DEFAULT_CATALOG
     if not path.is_file():
-        raise RegistryError(f"{path}: data-set registry not found")
+        raise CatalogError(f"{path}: data-set registry not found")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
-        raise RegistryError(f"{path}: not valid YAML ({e})") from e
+        raise CatalogError(f"{path}: not valid YAML ({e})") from e
     _check_keys(path, "top level", raw, {"schema", "datasets"})
     if raw.get("schema") != 1:
         _fail(path, "top level", f"unsupported schema {raw.get('schema')!r} (expected 1)")
@@ -228,7 +228,7 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, Dataset]:
 
 
 def get_dataset(name: str, path: str | os.PathLike | None = None) -> Dataset:
-    reg = load_registry(path)
+    reg = load_catalog(path)
     if name not in reg:
-        raise RegistryError(f"unknown data set {name!r}; registered: {sorted(reg)}")
+        raise CatalogError(f"unknown data set {name!r}; registered: {sorted(reg)}")
     return reg[name]

@@ -2,13 +2,13 @@
 
 import pytest
 
-from baselines.registry import load_checkpoints
+from baselines.published import load_checkpoints
 from k3dn.preflight import preflight
 from k3dn.registry import list_models
 
 
 def test_every_entry_names_a_registered_model_and_its_parameter_count():
-    from baselines.manifests import load_manifest
+    from baselines.weight_manifests import load_manifest
     from k3dn.registry import create_model
 
     reg = load_checkpoints()
@@ -44,8 +44,8 @@ def test_preflight_lists_manual_inputs_with_their_place(tmp_path):
 
 
 def test_unknown_checkpoint_is_a_clear_error():
-    from baselines.registry import get_checkpoint
-    from k3dn.data.registry import RegistryError
+    from baselines.published import get_checkpoint
+    from k3dn.data.catalog import CatalogError
 
-    with pytest.raises(RegistryError, match="unknown checkpoint 'nope'"):
+    with pytest.raises(CatalogError, match="unknown checkpoint 'nope'"):
         get_checkpoint("nope")

@@ -1,4 +1,4 @@
-"""The published-checkpoint registry (``config/checkpoints.yaml``) and its verified fetch.
+"""The published-checkpoint registry (``baselines/checkpoints.yaml``) and its verified fetch.
 
 Each entry names the registered model that loads it, the manifest of its tensors, where it is published
 (sources in the same form as the data-set registry, so downloads share one verified, resumable path), the
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from k3dn.data.registry import Dataset, RegistryError, Source, _parse_source
+from k3dn.data.catalog import Dataset, CatalogError, Source, _parse_source
 
-DEFAULT = Path(__file__).resolve().parent.parent / "config" / "checkpoints.yaml"
+DEFAULT = Path(__file__).resolve().parent / "checkpoints.yaml"
 _KEYS = {"model", "manifest", "params", "file", "member", "container", "licence", "citation", "source_repo",
          "trained_on", "input_protocol", "notes", "sources"}
 _REQUIRED = {"model", "manifest", "params", "file", "container", "licence", "citation", "sources"}
@@ -51,22 +51,22 @@ class Checkpoint:
 def load_checkpoints(path: str | os.PathLike | None = None) -> dict[str, Checkpoint]:
     path = Path(path) if path else DEFAULT
     if not path.is_file():
-        raise RegistryError(f"{path}: checkpoint registry not found")
+        raise CatalogError(f"{path}: checkpoint registry not found")
     raw = yaml.safe_load(path.read_text())
     if not isinstance(raw, dict) or not isinstance(raw.get("checkpoints"), dict):
-        raise RegistryError(f"{path}: expected a top-level 'checkpoints' mapping")
+        raise CatalogError(f"{path}: expected a top-level 'checkpoints' mapping")
     out = {}
     for name, d in raw["checkpoints"].items():
         where = f"checkpoints.{name}"
         if not isinstance(d, dict):
-            raise RegistryError(f"{path}: {where}: expected a mapping")
+            raise CatalogError(f"{path}: {where}: expected a mapping")
         unknown, missing = sorted(set(d) - _KEYS), sorted(_REQUIRED - set(d))
         if unknown or missing:
-            raise RegistryError(f"{path}: {where}: unknown key(s) {unknown}, missing key(s) {missing}")
+            raise CatalogError(f"{path}: {where}: unknown key(s) {unknown}, missing key(s) {missing}")
         sources = tuple(_parse_source(path, f"{where}.sources[{i}]", s) for i, s in enumerate(d["sources"]))
         files, manifests = _listed(d["file"]), _listed(d["manifest"])
         if len(files) != len(manifests) or (d.get("member") and len(files) > 1):
-            raise RegistryError(f"{path}: {where}: one manifest per file, and 'member' only for a single file")
+            raise CatalogError(f"{path}: {where}: one manifest per file, and 'member' only for a single file")
         out[name] = Checkpoint(name=name, model=d["model"], manifests=manifests, params=int(d["params"]),
                                files=files, member=d.get("member"), container=d["container"],
                                licence=d["licence"], citation=d["citation"],
@@ -81,7 +81,7 @@ def _listed(v) -> tuple[str, ...]:
 def get_checkpoint(name: str, path=None) -> Checkpoint:
     reg = load_checkpoints(path)
     if name not in reg:
-        raise RegistryError(f"unknown checkpoint {name!r}; registered: {sorted(reg)}")
+        raise CatalogError(f"unknown checkpoint {name!r}; registered: {sorted(reg)}")
     return reg[name]
 
 
