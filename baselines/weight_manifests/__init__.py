@@ -38,6 +38,13 @@ def random_tensors(manifest: dict, seed: int = 0) -> list[tuple[str, np.ndarray]
     return out
 
 
+def random_views(seed: int, height: int, width: int) -> dict[str, np.ndarray]:
+    """Seeded left, right and centre views, float32 (H, W, 3) RGB in [0, 1]: the inputs of the golden-output
+    fixtures (``tests/fixtures/golden``), regenerated from the seed by the scripts and the tests alike."""
+    rng = np.random.default_rng(seed)
+    return {view: rng.random((height, width, 3), dtype=np.float32) for view in ("left", "right", "center")}
+
+
 def random_torch_state_dict(manifest: dict, seed: int = 0) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(v) for k, v in random_tensors(manifest, seed)}
 
