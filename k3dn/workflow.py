@@ -22,11 +22,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from k3dn.data.adapters import ADAPTERS
+
 #: Splits each data set's adapter writes; a test set is named ``<dataset>_<split>``.
-SPLITS = {"dpdd": ("train", "val", "test"), "pixel": ("test",), "dpd_disp": ("test",),
-          "ddd_syn": ("train", "test"), "rdpd": ("train", "val", "test"), "synth": ("train", "val", "test")}
+SPLITS = {a.name: a.splits for a in ADAPTERS.values()}
 #: Data sets with no all-in-focus target: predicted for the figures, never scored.
-UNSCORED = ("dpd_disp",)
+UNSCORED = tuple(a.name for a in ADAPTERS.values() if not a.scored)
 RAW = "resources/raw"
 MANIFESTS = "resources/manifests"
 CHECKPOINTS = "resources/checkpoints"

@@ -14,13 +14,15 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from k3dn.data.adapters import ADAPTERS
+
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "datasets.yaml"
 
 KINDS = ("download", "generated")
 METHODS = ("http", "gdrive", "manual")
 ROLES = ("official", "mirror")
-#: Adapter names k3dn.data.layouts implements (kept here so loading the registry imports no image code).
-ADAPTER_NAMES = ("dpdd", "pixel", "dpd_disp", "ddd_syn", "rdpd", "synth")
+#: Adapter names k3dn.data.layouts implements (from the plain table, so loading the registry imports no image code).
+ADAPTER_NAMES = tuple(ADAPTERS)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SHA1 = re.compile(r"^[0-9a-f]{40}$")
