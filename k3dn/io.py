@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from k3dn.errors import UserError
+
 PROTOCOLS = ("16bit", "8bit")
 
 # Files we accept and how a complete file ends (truncation is detected from the tail: libjpeg decodes a
@@ -42,7 +44,7 @@ _JPEG_SOI = b"\xff\xd8"
 _JPEG_EOI = b"\xff\xd9"
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An image file that cannot be used; the message names the file and the problem."""
 
 

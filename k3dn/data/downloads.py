@@ -31,6 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from k3dn.data.catalog import Dataset, FileSpec, Source, get_dataset
+from k3dn.errors import UserError
 from k3dn.provenance import sha256_file
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,8 @@ USER_AGENT = "k3dn-repro/0.1 (+dataset download)"
 _RETRY_HTTP = {408, 425, 429, 500, 502, 503, 504}
 
 
-class DownloadError(RuntimeError):
-    pass
+class DownloadError(UserError, RuntimeError):
+    """A download that failed (network, checksum, a refused request); the message names the file or data set."""
 
 
 class ChecksumMismatch(DownloadError):
@@ -59,9 +60,12 @@ class ManualItem:
 class ManualDownloadRequired(DownloadError):
     """A file a program cannot fetch; the message says from where, where to put it, and its checksum."""
 
+    exit_code = 3  # `k3dn data download`'s documented status: a person has to fetch a file
+
     def __init__(self, dataset: str, items: list[ManualItem], reason: str = ""):
         self.dataset = dataset
         self.items = items
+        self.reason = reason
         lines = [f"{dataset}: manual download required" + (f" ({reason})" if reason else "")]
         for it in items:
             lines.append(f"  - download {it.url or '(see notes)'}")
@@ -74,6 +78,13 @@ class ManualDownloadRequired(DownloadError):
             lines.append(f"then run `k3dn data download {dataset} --dest <the same folder>` again to verify and "
                          "unpack.")
         super().__init__("\n".join(lines))
+
+    def one_line(self) -> str:
+        if not self.items:
+            return f"{self.dataset}: manual download required" + (f" ({self.reason})" if self.reason else "")
+        steps = "; ".join(f"download {it.url or '(see its notes)'} and save it as {it.path}"
+                          + (f" (sha256 {it.sha256})" if it.sha256 else "") for it in self.items)
+        return f"{self.dataset}: manual download required: {steps}; then run the command again (--verbose: the notes)"
 
 
 class _Retryable(Exception):

@@ -12,12 +12,13 @@ import sys
 
 
 def _cmd_train(args) -> int:
-    from k3dn.train.config import ConfigError, load_config
-    from k3dn.train.loop import NonFiniteLoss, TrainingError, train
+    from k3dn.cli import global_flags
+    from k3dn.train.config import load_config
+    from k3dn.train.loop import train
 
     if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
-               "-m", "k3dn.cli", "train", "--config", args.config, "--out", args.out]
+               "-m", "k3dn.cli", *global_flags(args), "train", "--config", args.config, "--out", args.out]
         for s in args.set:
             cmd += ["--set", s]
         if args.resume:
@@ -25,12 +26,9 @@ def _cmd_train(args) -> int:
         if args.fresh:
             cmd.append("--fresh")
         return subprocess.call(cmd)
-    try:
-        cfg = load_config(args.config, args.set)
-        summary = train(cfg, args.out, resume="require" if args.resume else "never" if args.fresh else "auto")
-    except (ConfigError, TrainingError, NonFiniteLoss) as e:
-        print(f"k3dn train: {e}", file=sys.stderr)
-        return 1
+    # a bad config, a failed resume or a diverged loss is reported by k3dn.cli (one line, exit 1)
+    cfg = load_config(args.config, args.set)
+    summary = train(cfg, args.out, resume="require" if args.resume else "never" if args.fresh else "auto")
     if int(os.environ.get("RANK", "0")) == 0:
         msg = f"k3dn train: {'stopped' if summary['stopped'] else 'finished'} at iteration {summary['iteration']}"
         if "psnr" in summary:

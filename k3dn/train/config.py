@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from k3dn.errors import UserError
+
 DEFAULTS: dict = {
     "model": {"name": "k3dn_tiny", "overrides": {}},
     "data": {
@@ -56,8 +58,8 @@ DEFAULTS: dict = {
 RESUME_NEUTRAL = ("engine", "data.workers", "data.val", "data.val_crop", "data.val_max_images")
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(UserError, ValueError):
+    """A training config that cannot be used; the message names the file and the key."""
 
 
 def _merge(base: dict, over: dict, where: str, prefix: str = "") -> dict:
