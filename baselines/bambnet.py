@@ -151,7 +151,7 @@ class BaMBNet(nn.Module):
     | views            | L, R                                      | ``batch["left"]``, ``batch["right"]``  |
     | network input    | cat(L, R, R): R fills the CoC slot        | same (a no-op once ``iter_num`` >= 2e4) |
     | colour order     | BGR (cv2.imread, never converted)         | RGB batch flipped to BGR and back      |
-    | value range      | [0, 1], 16-bit / 65535                    | [0, 1]; ``input_protocol = "16bit"``   |
+    | value range      | [0, 1], 16-bit / 65535                    | [0, 1]; 16-bit (``checkpoints.yaml``)  |
     | size             | H, W multiples of 16 (four 2x pools)      | reflect-padded to 16, cropped back     |
     | output           | sigmoid, direct (no residual)             | same; clamp is a no-op kept for eval   |
     | iter_num         | set to 1e6 before testing                 | 1e6 by default                         |
@@ -164,8 +164,6 @@ class BaMBNet(nn.Module):
     input_views = ("left", "right")
     size_multiple = (16, 16)
     size_mode = "pad"
-    input_protocol = "16bit"
-    published_manifest = "bambnet"
 
     def __init__(self, iter_num: float = 1e6, **net_kwargs):
         super().__init__()
@@ -181,20 +179,16 @@ class BaMBNet(nn.Module):
             out = out.clamp(0, 1)
         return {"output": out}
 
-    @staticmethod
-    def checkpoint_filter_fn(raw) -> dict:
-        return checkpoint_filter_fn(raw)
 
-
-def checkpoint_filter_fn(raw) -> dict:
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> dict:
     """``{'state_dict': sd, 'optimizers', 'schedulers', 'epoch'}`` (or a bare ``sd``) -> wrapper state dict.
 
     The file is saved without DataParallel, so keys carry no prefix; a ``module.`` prefix is stripped
     anyway in case a multi-GPU re-save turns up. Optimizer and scheduler states are dropped.
     """
-    if not isinstance(raw, dict):
-        raise TypeError(f"BaMBNet checkpoint: expected a dict, got {type(raw).__name__}")
-    sd = raw.get("state_dict", raw)
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"BaMBNet checkpoint: expected a dict, got {type(state_dict).__name__}")
+    sd = state_dict.get("state_dict", state_dict)
     if not isinstance(sd, dict):
         raise TypeError(f"BaMBNet checkpoint: 'state_dict' is a {type(sd).__name__}, not a dict")
     sd = strip_prefix(sd, "module.")
@@ -203,7 +197,7 @@ def checkpoint_filter_fn(raw) -> dict:
 
 # ----------------------------------------------------------------------------------- registered variants
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def bambnet(**kw) -> BaMBNet:
     """BaMBNet on DPDD dual-pixel pairs, 16-bit, published weights (``bambnet`` manifest)."""
     return BaMBNet(**kw)

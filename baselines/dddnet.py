@@ -190,8 +190,6 @@ class DisparityNet(nn.Module):
     multiples of 4 (two stride-2 3-D convs undone by the hourglass).
     """
 
-    published_manifest = "dddnet_dpd_Estd"
-
     def __init__(self, max_disp: int = MAX_DISP):
         super().__init__()
         self.max_disp = max_disp
@@ -208,10 +206,6 @@ class DisparityNet(nn.Module):
         prob = torch.softmax(-cost.squeeze(1), dim=1)           # soft-min over disparity planes
         levels = torch.arange(self.max_disp, device=prob.device, dtype=prob.dtype).view(1, -1, 1, 1)
         return (prob * levels).sum(dim=1)
-
-    @staticmethod
-    def checkpoint_filter_fn(raw) -> dict:
-        return filter_estd(raw)
 
 
 class ResPair(nn.Sequential):
@@ -297,8 +291,6 @@ class DeblurNet(nn.Module):
     ``conv`` (128 -> 1, sigmoid) is built and saved by the authors but never called; kept for loading.
     """
 
-    published_manifest = "dddnet_dpd_Esti"
-
     def __init__(self, feat: int = 128):
         super().__init__()
         self.encoder1, self.encoder2, self.encoder3 = (Encoder(7, feat) for _ in range(3))
@@ -328,10 +320,6 @@ class DeblurNet(nn.Module):
         f1 = f1 + self.cam_attention(self.down(torch.cat([left - right, d], dim=1)))
         return self.decoder1(f1), self.decoderd(f1).squeeze(1)
 
-    @staticmethod
-    def checkpoint_filter_fn(raw) -> dict:
-        return filter_esti(raw)
-
 
 # ---------------------------------------------------------------------------------------------- wrapper
 
@@ -344,7 +332,7 @@ class DDDNet(nn.Module):
     |-----------------|-------------------------------------------------|----------------------------------------|
     | views           | L, R: disp = Estd(L, R); out = Esti(L, R, disp) | ``batch["left"]``, ``batch["right"]``  |
     | colour order    | RGB (PIL ``convert('RGB')``)                     | RGB                                    |
-    | value range     | [0, 1], 8-bit / 255                             | [0, 1]; ``input_protocol = "8bit"``    |
+    | value range     | [0, 1], 8-bit / 255                             | [0, 1]; 8-bit (``checkpoints.yaml``)   |
     | size            | H, W multiples of 8, >= 64; no padding         | reflect-padded to 8, cropped back      |
     | output          | direct (no residual), unclamped in the net      | clamped to [0, 1] in eval only         |
     | BatchNorm (Estd)| ``.eval()`` never called: batch statistics      | ``bn_batch_stats=True`` (default)      |
@@ -353,16 +341,13 @@ class DDDNet(nn.Module):
 
     Extra outputs: ``disparity`` (Estd) and ``refined_disparity`` (Esti's second decoder).
     The two published files load with :meth:`load_published_pair`, or one at a time with
-    ``k3dn.checkpoint.load_published(model.estd, ...)`` / ``(model.esti, ...)``.
+    ``k3dn.checkpoint.load_published(model.estd, path, filter_estd)`` (``esti``: :func:`filter_esti`).
     """
 
     input_views = ("left", "right")
     size_multiple = (8, 8)
     min_size = (64, 64)           # Estd's 64x64 average pooling
     size_mode = "pad"
-    input_protocol = "8bit"
-    published_manifest = ("dddnet_dpd_Estd", "dddnet_dpd_Esti")
-    published_parts = {"estd": "dddnet_dpd_Estd", "esti": "dddnet_dpd_Esti"}
 
     def __init__(self, bn_batch_stats: bool = True):
         super().__init__()
@@ -387,13 +372,9 @@ class DDDNet(nn.Module):
     def load_published_pair(self, estd_path, esti_path) -> "DDDNet":
         from k3dn.checkpoint import load_published
 
-        load_published(self.estd, estd_path)
-        load_published(self.esti, esti_path)
+        load_published(self.estd, estd_path, filter_estd)
+        load_published(self.esti, esti_path, filter_esti)
         return self
-
-    @staticmethod
-    def checkpoint_filter_fn(raw) -> dict:
-        return checkpoint_filter_fn(raw)
 
 
 def _plain_state_dict(raw, what: str) -> dict:
@@ -404,34 +385,34 @@ def _plain_state_dict(raw, what: str) -> dict:
     return strip_prefix(raw, "module.")
 
 
-def filter_estd(raw) -> dict:
+def filter_estd(state_dict: dict, model: nn.Module | None = None) -> dict:
     """``Estd.pkl`` (DataParallel state dict, ``module.`` keys) -> :class:`DisparityNet` state dict.
 
     Files saved by PyTorch < 0.4.1 have no ``num_batches_tracked``; the counter never affects the forward
     pass, so a missing one is filled with 0 rather than failing the strict load.
     """
-    sd = dict(_plain_state_dict(raw, "Estd"))
+    sd = dict(_plain_state_dict(state_dict, "Estd"))
     for k in [k for k in sd if k.endswith(".running_mean")]:
         sd.setdefault(k[: -len("running_mean")] + "num_batches_tracked", torch.tensor(0, dtype=torch.long))
     return sd
 
 
-def filter_esti(raw) -> dict:
+def filter_esti(state_dict: dict, model: nn.Module | None = None) -> dict:
     """``Esti.pkl`` (DataParallel state dict, ``module.`` keys) -> :class:`DeblurNet` state dict."""
-    return _plain_state_dict(raw, "Esti")
+    return _plain_state_dict(state_dict, "Esti")
 
 
-def checkpoint_filter_fn(raw) -> dict:
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> dict:
     """``{'estd': <Estd.pkl contents>, 'esti': <Esti.pkl contents>}`` -> :class:`DDDNet` state dict.
 
     DDDNet is published as two files, so the wrapper's filter takes both ``read_foreign`` results
     (keys ``estd``/``esti``, any case).
     """
-    if not isinstance(raw, dict):
-        raise TypeError(f"DDDNet checkpoint: expected {{'estd': ..., 'esti': ...}}, got {type(raw).__name__}")
-    parts = {k.lower(): v for k, v in raw.items()}
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"DDDNet checkpoint: expected {{'estd': ..., 'esti': ...}}, got {type(state_dict).__name__}")
+    parts = {k.lower(): v for k, v in state_dict.items()}
     if set(parts) != {"estd", "esti"}:
-        raise KeyError(f"DDDNet checkpoint: need the two files under keys 'estd' and 'esti', got {sorted(raw)}")
+        raise KeyError(f"DDDNet checkpoint: need the two files under keys 'estd' and 'esti', got {sorted(state_dict)}")
     sd = {f"estd.{k}": v for k, v in filter_estd(parts["estd"]).items()}
     sd.update({f"esti.{k}": v for k, v in filter_esti(parts["esti"]).items()})
     return sd
@@ -439,7 +420,7 @@ def checkpoint_filter_fn(raw) -> dict:
 
 # ----------------------------------------------------------------------------------- registered variants
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def dddnet(**kw) -> DDDNet:
     """DDDNet (DPD-blur weights ``model_dpd``), dual-pixel L/R, legacy 8-bit protocol."""
     return DDDNet(**kw)

@@ -285,7 +285,7 @@ class DeepRFT(nn.Module):
     | convention   | official test (``test.py``, README defocus command)  | here                                   |
     |--------------|------------------------------------------------------|----------------------------------------|
     | views        | single image: DPDD ``test_c/source`` (C)             | ``batch["center"]``                    |
-    | colour/range | RGB, [0, 1] (PIL + to_tensor: 8-bit)                 | RGB [0, 1]; ``input_protocol = "8bit"``|
+    | colour/range | RGB, [0, 1] (PIL + to_tensor: 8-bit)                 | RGB [0, 1]; 8-bit (``checkpoints.yaml``)|
     | weights      | DO-Conv file folded into the inference model         | ``doconv=False``: folded on load       |
     | tiling       | 512x512 windows, edge windows fill the remainder     | ``tile=512`` (default); ``None`` whole |
     | size         | DPDD 1120x1680 (multiples of 4 needed)               | reflect-padded to 4, cropped back      |
@@ -299,8 +299,6 @@ class DeepRFT(nn.Module):
     input_views = ("center",)
     size_multiple = (4, 4)
     size_mode = "pad"
-    input_protocol = "8bit"
-    published_manifest = "deeprft_defocus_saved"
 
     def __init__(self, num_res: int = 8, doconv: bool = False, tile: int | None = DPDD_WINDOW):
         super().__init__()
@@ -318,9 +316,6 @@ class DeepRFT(nn.Module):
             return {"output": out[..., :h, :w], "side_outputs": [side2, side4]}
         out = tiled_apply(self.net, x, self.tile) if self.tile else self.net(x)
         return {"output": out[..., :h, :w].clamp(0, 1)}
-
-    def checkpoint_filter_fn(self, raw) -> dict:
-        return checkpoint_filter_fn(raw, doconv=self.net.doconv)
 
 
 def fold_doconv_state_dict(sd: dict) -> dict:
@@ -341,12 +336,13 @@ def fold_doconv_state_dict(sd: dict) -> dict:
     return out
 
 
-def checkpoint_filter_fn(raw, doconv: bool = False) -> dict:
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> dict:
     """``{'epoch', 'state_dict', 'optimizer'}`` (keys with or without ``module.``) -> wrapper state dict,
-    folded unless the wrapper holds the DO-Conv training form."""
-    if not isinstance(raw, dict):
-        raise TypeError(f"DeepRFT checkpoint: expected a dict, got {type(raw).__name__}")
-    sd = raw["state_dict"] if isinstance(raw.get("state_dict"), dict) else raw
+    folded unless ``model`` holds the DO-Conv training form."""
+    doconv = model is not None and model.net.doconv
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"DeepRFT checkpoint: expected a dict, got {type(state_dict).__name__}")
+    sd = state_dict["state_dict"] if isinstance(state_dict.get("state_dict"), dict) else state_dict
     sd = strip_prefix(sd, "module.")
     folded_file = not any(k.rsplit(".", 1)[-1] == "D" for k in sd)
     if doconv and folded_file:
@@ -359,13 +355,13 @@ def checkpoint_filter_fn(raw, doconv: bool = False) -> dict:
 
 # ----------------------------------------------------------------------------------- registered variants
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def deeprft(**kw) -> DeepRFT:
     """DeepRFT (num_res 8) DPDD single-image defocus weights, folded, official 512x512 tiling."""
     return DeepRFT(**kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def deeprft_wholeimage(**kw) -> DeepRFT:
     """Same weights, one pass over the whole image (the FFT branch then sees the full frame)."""
     return DeepRFT(**{"tile": None, **kw})

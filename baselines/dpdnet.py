@@ -9,7 +9,7 @@ Two published Keras HDF5 checkpoints load strictly into this PyTorch re-implemen
   the README badge says AGPL): the same Keras ``unet`` retrained by the DRBNet authors (LFDOF -> DPDD) as a
   **single-image** model on C, BGR 8-bit (manifest ``dpdnet_retrained_single_keras``, 31,033,423 parameters).
 
-Facts used (reference/baselines.md §4, §4b; ``DPDNet/model.py::unet``): a plain 5-level U-Net, every conv
+Facts used (``DPDNet/model.py::unet``): a plain 5-level U-Net, every conv
 'same', bias, ReLU; [3x3 conv x2] at 64/128/256/512/1024 with 2x2 max-pool between levels, Dropout(0.4) after
 the level-4 and level-5 convs (level-4's dropped output is also the skip); decoder level: UpSampling2D(2,
 nearest) -> **2x2** 'same' conv (halves channels, ReLU) -> concat(skip, upsampled) -> two 3x3 convs; then a 3x3
@@ -28,7 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.keras_weights import ConvReLU, SameConv2d, UpConv, keras_state_dict
-from baselines.weight_manifests import load_manifest
+from baselines.published import manifest_for_model
 from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
@@ -119,8 +119,6 @@ class DPDNetDefocus(nn.Module):
         self.dual_pixel = dual_pixel
         self.net = DPDNet(in_ch=6 if dual_pixel else 3, dropout=dropout)
         self.input_views = ("left", "right") if dual_pixel else ("center",)
-        self.input_protocol = "16bit" if dual_pixel else "8bit"
-        self.published_manifest = "dpdnet_dual_keras" if dual_pixel else "dpdnet_retrained_single_keras"
 
     def forward(self, batch: dict) -> dict:
         if self.dual_pixel:
@@ -138,10 +136,11 @@ class DPDNetDefocus(nn.Module):
         """Our keys for each Keras weighted layer, in the file's topological order (kernel, bias)."""
         return [(n, [f"net.{n}.weight", f"net.{n}.bias"]) for n in DPDNet.KERAS_ORDER]
 
-    def checkpoint_filter_fn(self, raw) -> dict:
-        """Keras full-model HDF5 (``read_foreign`` output) -> our state dict, matched topologically."""
-        return keras_state_dict(raw, load_manifest(self.published_manifest), self.keras_targets(),
-                                self.state_dict())
+
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+    """Keras full-model HDF5 (``read_foreign`` output) -> our state dict, matched topologically."""
+    return keras_state_dict(state_dict, manifest_for_model(model.registry_name), model.keras_targets(),
+                            model.state_dict())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -149,11 +148,11 @@ class DPDNetDefocus(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def dpdnet_dual(**kw) -> DPDNetDefocus:
     return DPDNetDefocus(dual_pixel=True, **kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def dpdnet_single_retrained(**kw) -> DPDNetDefocus:
     return DPDNetDefocus(dual_pixel=False, **kw)

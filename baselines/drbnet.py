@@ -1,6 +1,6 @@
 """DRBNet (Ruan et al., "Learning to Deblur using Light Field Generated and Real Defocus Images", CVPR 2022).
 
-Re-implemented from the paper and the architecture facts in ``reference/baselines.md`` §5 so that the two
+Re-implemented from the paper and the architecture facts of the official code (commit in ``baselines/checkpoints.yaml``) so that the two
 published checkpoints of ``ckpts.zip`` load with ``strict=True``:
 
 * ``ckpts/single/single_image_defocus_deblurring.pth`` (``DRBNet_single``; C only; LFDOF pre-training + DPDD
@@ -212,12 +212,10 @@ class DRBNetDefocus(DRBNet):
 
     size_multiple = (16, 16)
     size_mode = "pad"
-    input_protocol = "8bit"
 
     def __init__(self, dual: bool):
         super().__init__(dual=dual)
         self.input_views = ("center", "right", "left") if dual else ("center",)
-        self.published_manifest = "drbnet_dual" if dual else "drbnet_single"
 
     def forward(self, batch: dict) -> dict:
         h, w = batch["center"].shape[-2:]
@@ -228,16 +226,12 @@ class DRBNetDefocus(DRBNet):
             out = out.clamp(0, 1)
         return {"output": out}
 
-    @staticmethod
-    def checkpoint_filter_fn(raw) -> dict:
-        return checkpoint_filter_fn(raw)
 
-
-def checkpoint_filter_fn(raw) -> dict:
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> dict:
     """Published files are plain state dicts with no prefix; ``module.`` is stripped should a re-save carry it."""
-    if not isinstance(raw, dict):
-        raise TypeError(f"DRBNet checkpoint: expected a state dict, got {type(raw).__name__}")
-    return strip_prefix(raw, "module.")
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"DRBNet checkpoint: expected a state dict, got {type(state_dict).__name__}")
+    return strip_prefix(state_dict, "module.")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -245,11 +239,11 @@ def checkpoint_filter_fn(raw) -> dict:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def drbnet_single(**kw) -> DRBNetDefocus:
     return DRBNetDefocus(dual=False, **kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def drbnet_dual(**kw) -> DRBNetDefocus:
     return DRBNetDefocus(dual=True, **kw)

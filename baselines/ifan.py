@@ -1,6 +1,6 @@
 """IFAN (Lee et al., "Iterative Filter Adaptive Network for Single Image Defocus Deblurring", CVPR 2021).
 
-Re-implemented from the paper and the architecture facts in ``reference/baselines.md`` §3 so that the published
+Re-implemented from the paper and the architecture facts of the official code (commit in ``baselines/checkpoints.yaml``) so that the published
 checkpoints of ``checkpoints.zip`` load with ``strict=True``:
 
 * ``ckpt/IFAN.pytorch``      (single image C; manifest ``ifan_single``, 10,476,996 parameters; the same tensors
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
-__all__ = ["IFAN", "IFANDefocus", "iac", "separable_adaptive_conv", "ifan_single", "ifan_single_16bit", "ifan_dual"]
+__all__ = ["IFAN", "IFANDefocus", "iac", "separable_adaptive_conv", "ifan_single", "ifan_dual"]
 
 N_ITER = 17      # IAC iterations (config_IFAN: N)
 FILTER_TAPS = 3  # separable filter length (config_IFAN: Fs)
@@ -206,7 +206,10 @@ class IFANDefocus(IFAN):
     |----------------|---------------------|---------------------------------------|--------|-------|--------------|----------|
     | ``ifan_single``| center              | net(C)                                | RGB    | [0,1] | C + residual | 8-bit    |
     | ``ifan_dual``  | center, right, left | net(C, R, L), filter encoder cat(R, L) | RGB   | [0,1] | C + residual | 8-bit    |
-    | ``ifan_single_16bit`` | center       | net(C) (``IFAN_16bit.pytorch``)       | RGB    | [0,1] | C + residual | 16-bit   |
+    | ``ifan_single.16bit`` | center       | net(C) (``IFAN_16bit.pytorch``)       | RGB    | [0,1] | C + residual | 16-bit   |
+
+    The protocol belongs to the weights, not the network: ``ifan_single.16bit`` is ``ifan_single`` with the tag
+    that selects the 16-bit checkpoint in ``baselines/checkpoints.yaml``.
 
     Sizes: the official test crops bottom/right to multiples of 8 (``refine_image``, a no-op on DPDD); here
     other sizes are reflect-padded to the next multiple of 8 and cropped back (fully convolutional).
@@ -218,13 +221,9 @@ class IFANDefocus(IFAN):
     size_multiple = (8, 8)
     size_mode = "pad"
 
-    def __init__(self, dual: bool, input_protocol: str = "8bit"):
+    def __init__(self, dual: bool):
         super().__init__(dual=dual)
-        if input_protocol not in ("8bit", "16bit"):
-            raise ValueError(f"IFAN: input_protocol must be '8bit' or '16bit', not {input_protocol!r}")
-        self.input_protocol = input_protocol
         self.input_views = ("center", "right", "left") if dual else ("center",)
-        self.published_manifest = "ifan_dual" if dual else "ifan_single"
 
     def forward(self, batch: dict) -> dict:
         h, w = batch["center"].shape[-2:]
@@ -235,22 +234,18 @@ class IFANDefocus(IFAN):
             out = out.clamp(0, 1)
         return {"output": out}
 
-    @staticmethod
-    def checkpoint_filter_fn(raw) -> dict:
-        return checkpoint_filter_fn(raw)
 
-
-def checkpoint_filter_fn(raw) -> dict:
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> dict:
     """Published file: the state dict of DataParallel(DeblurNet) -> keep ``module.Network.*`` minus the prefix.
 
     The training-only reblurring network (``module.reblurNet.*``, 19.1 M parameters) is dropped. The official
     loader uses ``strict=False``, so a wrong prefix would silently load nothing; here the result is loaded
     strictly. Files re-saved without DataParallel (``Network.*``) are accepted too.
     """
-    if not isinstance(raw, dict):
-        raise TypeError(f"IFAN checkpoint: expected a state dict, got {type(raw).__name__}")
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"IFAN checkpoint: expected a state dict, got {type(state_dict).__name__}")
     out = {}
-    for k, v in raw.items():
+    for k, v in state_dict.items():
         if k.startswith(("module.reblurNet.", "reblurNet.")):
             continue
         for prefix in ("module.Network.", "Network."):
@@ -266,16 +261,11 @@ def checkpoint_filter_fn(raw) -> dict:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def ifan_single(**kw) -> IFANDefocus:
     return IFANDefocus(dual=False, **kw)
 
 
-@register_model
-def ifan_single_16bit(**kw) -> IFANDefocus:
-    return IFANDefocus(dual=False, input_protocol="16bit", **kw)
-
-
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def ifan_dual(**kw) -> IFANDefocus:
     return IFANDefocus(dual=True, **kw)

@@ -11,7 +11,7 @@ of it is copied here) load strictly into this re-implementation:
 | ``kpac_single_3level``| ``kpac_single_3level_npz``| 2,057,893 | C                             |
 | ``kpac_dual``        | ``kpac_dual_npz``         | 2,061,493 | cat(L, R); residual on C      |
 
-Facts used (reference/baselines.md §6, ``model.py``): encoder 5x5 conv 48, 3x3 conv 48 (skip f1), [3x3 stride-2
+Facts used (``model.py``): encoder 5x5 conv 48, 3x3 conv 48 (skip f1), [3x3 stride-2
 conv, 3x3 conv] at 48 (f2), 96 (f3, 3-level only), 96; two KPAC blocks on the bottom map; dense concat of the
 bottom map and both block outputs (288 ch); 3x3 convs ``cm_1``, ``cm_2``; per level up: 4x4 stride-2 transposed
 conv, concat (up, skip), 3x3 conv (the last one 5x5 to 3 channels, linear); output + input image. Every other
@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.keras_weights import SameConv2d, SameConvTranspose2d, positional_state_dict, same_conv2d
-from baselines.weight_manifests import load_manifest
+from baselines.published import manifest_for_model
 from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
@@ -200,7 +200,6 @@ class KPACDefocus(nn.Module):
     """
 
     size_mode = "pad"
-    input_protocol = "8bit"
 
     def __init__(self, levels: int = 3, dual_pixel: bool = False):
         super().__init__()
@@ -210,8 +209,6 @@ class KPACDefocus(nn.Module):
         self.net = KPACNet(in_ch=6 if dual_pixel else 3, levels=levels)
         self.size_multiple = (2 ** levels, 2 ** levels)
         self.input_views = ("center", "left", "right") if dual_pixel else ("center",)
-        self.published_manifest = ("kpac_dual_npz" if dual_pixel
-                                   else f"kpac_single_{levels}level_npz")
 
     def forward(self, batch: dict) -> dict:
         c = batch["center"] * 2 - 1
@@ -225,9 +222,10 @@ class KPACDefocus(nn.Module):
             out = out.clamp(0, 1)
         return {"output": out}
 
-    def checkpoint_filter_fn(self, raw) -> dict:
-        """TensorLayer ``save_npz`` file (``{'params': [arrays]}``) -> our state dict, by position."""
-        return positional_state_dict(raw, load_manifest(self.published_manifest), self.state_dict())
+
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+    """TensorLayer ``save_npz`` file (``{'params': [arrays]}``) -> our state dict, by position."""
+    return positional_state_dict(state_dict, manifest_for_model(model.registry_name), model.state_dict())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -235,16 +233,16 @@ class KPACDefocus(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def kpac_single_2level(**kw) -> KPACDefocus:
     return KPACDefocus(levels=2, **kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def kpac_single_3level(**kw) -> KPACDefocus:
     return KPACDefocus(levels=3, **kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def kpac_dual(**kw) -> KPACDefocus:
     return KPACDefocus(levels=3, dual_pixel=True, **kw)

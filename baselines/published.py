@@ -7,6 +7,7 @@ file name (and, for archives, the member to take out), its container, licence an
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from dataclasses import dataclass
@@ -50,6 +51,11 @@ class Checkpoint:
 
 def load_checkpoints(path: str | os.PathLike | None = None) -> dict[str, Checkpoint]:
     path = Path(path) if path else DEFAULT
+    return dict(_load(path.resolve(), path.stat().st_mtime_ns if path.is_file() else None))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: Path, mtime) -> dict[str, Checkpoint]:
     if not path.is_file():
         raise CatalogError(f"{path}: checkpoint registry not found")
     raw = yaml.safe_load(path.read_text())
@@ -71,6 +77,10 @@ def load_checkpoints(path: str | os.PathLike | None = None) -> dict[str, Checkpo
                                files=files, member=d.get("member"), container=d["container"],
                                licence=d["licence"], citation=d["citation"],
                                input_protocol=d.get("input_protocol"), sources=sources)
+    twice = sorted({ck.model for ck in out.values() if [c.model for c in out.values()].count(ck.model) > 1})
+    if twice:
+        raise CatalogError(f"{path}: model(s) {twice} name several checkpoints; tell their weights apart with a "
+                           "tag (model: ifan_single.16bit)")
     return out
 
 
@@ -83,6 +93,23 @@ def get_checkpoint(name: str, path=None) -> Checkpoint:
     if name not in reg:
         raise CatalogError(f"unknown checkpoint {name!r}; registered: {sorted(reg)}")
     return reg[name]
+
+
+def checkpoint_for_model(model_name: str, path=None) -> Checkpoint | None:
+    """The published checkpoint whose ``model`` is ``model_name`` (tag included: ``ifan_single.16bit``), or None
+    (K3DN, Wiener, a retrained network)."""
+    return next((ck for ck in load_checkpoints(path).values() if ck.model == model_name), None)
+
+
+def manifest_for_model(model_name: str) -> dict:
+    """The tensor manifest of the one published file that ``model_name`` loads (the Keras and TensorLayer
+    filters match tensors by the manifest's order)."""
+    from baselines.weight_manifests import load_manifest
+
+    ck = checkpoint_for_model(model_name)
+    if ck is None or len(ck.manifests) != 1:
+        raise CatalogError(f"model {model_name!r}: no single published checkpoint names it in {DEFAULT}")
+    return load_manifest(ck.manifests[0])
 
 
 def fetch_checkpoint(name: str, dest: str | os.PathLike, progress: bool = True, registry=None) -> Path:

@@ -6,7 +6,7 @@ Abdullah-Abuolaim/recurrent-defocus-deblurring-synth-dual-pixel @ 03d592a8ec9708
 Apache-2.0; reference only, nothing copied) loads strictly into this re-implementation (manifest
 ``rdpd_plus_keras``, 24,278,703 parameters, of which the ConvLSTM 18,876,416).
 
-Facts used (reference/baselines.md §8; ``rdpd_code/model.py::unet`` with ``linear_layer=True``,
+Facts used (``rdpd_code/model.py::unet`` with ``linear_layer=True``,
 ``radial_mask=True``): a DPDNet-style U-Net whose every conv is ``TimeDistributed`` (applied per frame), widths
 32/64/128/256 with 2x2 max-pools, a 3x3 conv 256 -> 512 at 1/16 and a ``ConvLSTM2D(512, 3x3, 'same',
 return_sequences=True, dropout=0.4)`` as the bottleneck; decoder per level: nearest UpSampling2D(2) -> 2x2
@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.keras_weights import ConvReLU, SameConv2d, UpConv, hard_sigmoid, keras_state_dict
-from baselines.weight_manifests import load_manifest
+from baselines.published import manifest_for_model
 from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
@@ -177,8 +177,6 @@ class RDPDDefocus(nn.Module):
     size_multiple = (16, 16)
     size_mode = "pad"
     input_views = ("left", "right")
-    input_protocol = "8bit"
-    published_manifest = "rdpd_plus_keras"
 
     def __init__(self, dropout: float = 0.4, mask: np.ndarray | None = None):
         super().__init__()
@@ -212,10 +210,11 @@ class RDPDDefocus(nn.Module):
                 out.append((n, [f"net.{n}.weight", f"net.{n}.bias"]))
         return out
 
-    def checkpoint_filter_fn(self, raw) -> dict:
-        """Keras HDF5 -> our state dict, matched topologically as the official ``m.load_weights`` does."""
-        return keras_state_dict(raw, load_manifest(self.published_manifest), self.keras_targets(),
-                                self.state_dict())
+
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
+    """Keras HDF5 -> our state dict, matched topologically as the official ``m.load_weights`` does."""
+    return keras_state_dict(state_dict, manifest_for_model(model.registry_name), model.keras_targets(),
+                            model.state_dict())
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -223,6 +222,6 @@ class RDPDDefocus(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def rdpd_plus(**kw) -> RDPDDefocus:
     return RDPDDefocus(**kw)

@@ -1,6 +1,6 @@
 """Restormer (Zamir et al., "Restormer: Efficient Transformer for High-Resolution Image Restoration", CVPR 2022).
 
-Re-implemented from the paper and the architecture facts in ``reference/baselines.md`` §2 so that the two
+Re-implemented from the paper and the architecture facts of the official code (commit in ``baselines/checkpoints.yaml``) so that the two
 published defocus-deblurring checkpoints load with ``strict=True``:
 
 * ``dual_pixel_defocus_deblurring.pth``  (6-channel cat(L, R) input, 16-bit DPDD training, manifest
@@ -235,8 +235,6 @@ class RestormerDefocus(Restormer):
     def __init__(self, dual_pixel: bool):
         super().__init__(in_ch=6 if dual_pixel else 3, dual_pixel=dual_pixel)
         self.input_views = ("left", "right") if dual_pixel else ("center",)
-        self.input_protocol = "16bit" if dual_pixel else "8bit"
-        self.published_manifest = "restormer_dual_pixel" if dual_pixel else "restormer_single_image"
 
     def forward(self, batch: dict) -> dict:
         x = torch.cat([batch["left"], batch["right"]], 1) if self.dual_pixel else batch["center"]
@@ -247,19 +245,15 @@ class RestormerDefocus(Restormer):
             out = out.clamp(0, 1)
         return {"output": out}
 
-    @staticmethod
-    def checkpoint_filter_fn(raw) -> dict:
-        """Published file = ``{'params': state_dict}`` with plain keys (BasicSR strips ``module.``)."""
-        return checkpoint_filter_fn(raw)
 
-
-def checkpoint_filter_fn(raw) -> dict:
-    if isinstance(raw, dict) and "params" in raw and isinstance(raw["params"], dict):
-        sd = raw["params"]
-    elif isinstance(raw, dict) and "params_ema" in raw and isinstance(raw["params_ema"], dict):
-        sd = raw["params_ema"]  # BasicSR files trained with EMA; not expected for these two checkpoints
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> dict:
+    """Published file = ``{'params': state_dict}`` with plain keys (BasicSR strips ``module.``)."""
+    if isinstance(state_dict, dict) and "params" in state_dict and isinstance(state_dict["params"], dict):
+        sd = state_dict["params"]
+    elif isinstance(state_dict, dict) and "params_ema" in state_dict and isinstance(state_dict["params_ema"], dict):
+        sd = state_dict["params_ema"]  # BasicSR files trained with EMA; not expected for these two checkpoints
     else:
-        sd = raw
+        sd = state_dict
     return strip_prefix(sd, "module.")
 
 
@@ -268,11 +262,11 @@ def checkpoint_filter_fn(raw) -> dict:
 # ----------------------------------------------------------------------------------------------------------
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def restormer_dual(**kw) -> RestormerDefocus:
     return RestormerDefocus(dual_pixel=True, **kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def restormer_single(**kw) -> RestormerDefocus:
     return RestormerDefocus(dual_pixel=False, **kw)

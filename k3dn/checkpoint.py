@@ -9,18 +9,34 @@ and, on any mismatch, names every missing, unexpected and mis-shaped tensor.
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from k3dn.errors import UserError
 
 _WEIGHT_SUFFIXES = (".pth", ".pt", ".pkl", ".pytorch", ".ckpt", ".hdf5", ".h5", ".npz")
 
 
-class CheckpointMismatch(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
+    """A weights file that cannot be read (corrupt, truncated, not a checkpoint); the message names it."""
+
+
+class UnsafeCheckpoint(CheckpointError):
+    """A pickle that ``torch.load(weights_only=True)`` refuses: it would run code or build objects other than
+    tensors and plain containers, or it is not a pickle of them at all."""
+
+
+class CheckpointMismatch(UserError, RuntimeError):
+    """Weights that do not fit the model; the message lists every missing, unexpected and mis-shaped tensor,
+    :meth:`one_line` counts them and names the first of each."""
+
     def __init__(self, source, missing, unexpected, misshaped):
+        self.source = str(source)
         self.missing, self.unexpected, self.misshaped = missing, unexpected, misshaped
         lines = [f"{source}: checkpoint does not match the model"]
         if missing:
@@ -31,6 +47,26 @@ class CheckpointMismatch(RuntimeError):
         for k, want, got in misshaped[:20]:
             lines.append(f"  mis-shaped {k}: model {tuple(want)} vs checkpoint {tuple(got)}")
         super().__init__("\n".join(lines))
+
+    def one_line(self) -> str:
+        parts = [f"{len(self.missing)} missing (first {self.missing[0]})" if self.missing else "",
+                 f"{len(self.unexpected)} unexpected (first {self.unexpected[0]})" if self.unexpected else ""]
+        if self.misshaped:
+            k, want, got = self.misshaped[0]
+            parts.append(f"{len(self.misshaped)} mis-shaped (first {k}: model {tuple(want)} vs checkpoint "
+                         f"{tuple(got)})")
+        return (f"{self.source}: checkpoint does not match the model: {', '.join(p for p in parts if p)}; are these "
+                "the weights of another model or of other overrides? (--verbose lists every tensor)")
+
+
+def _refusal(path: Path, e: Exception) -> UnsafeCheckpoint:
+    """torch's several-paragraph refusal as one line: what it would not load, and what to do."""
+    msg = str(e)
+    what = re.search(r"GLOBAL ([\w.]+)", msg)
+    why = f"it names {what.group(1)}" if what else "it holds more than plain tensors, or is not a pickle at all"
+    return UnsafeCheckpoint(f"{path}: refuses to unpickle code (not a plain tensor checkpoint: {why}); only load "
+                            "files you trust, and if you trust this one, convert it once to plain tensors (a state "
+                            "dict saved with torch.save, or .safetensors)")
 
 
 class ForeignWeights(dict):
@@ -74,6 +110,33 @@ def _group_attrs(group) -> dict:
             continue
         out[k] = v
     return out
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Rebuilds NumPy arrays and nothing else (``np.load(allow_pickle=True)`` would call whatever the pickle
+    names, so an ``.npz`` could run code)."""
+
+    _ALLOWED = frozenset({("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                          ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                          ("numpy._core.multiarray", "scalar")})
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"unsupported GLOBAL {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _npz_member(z, key: str) -> np.ndarray:
+    """Member ``key`` of an open ``.npz``; an object array is unpickled by :class:`_ArrayUnpickler` only."""
+    from numpy.lib import format as npformat
+
+    with z.zip.open(f"{key}.npy") as f:
+        version = npformat.read_magic(f)
+        read_header = npformat.read_array_header_1_0 if version == (1, 0) else npformat.read_array_header_2_0
+        dtype = read_header(f)[2]
+        if dtype.hasobject:
+            return np.asarray(_ArrayUnpickler(f, encoding="latin1").load())
+    return z[key]
 
 
 def read_foreign(path: str | os.PathLike):
@@ -121,10 +184,10 @@ def read_foreign(path: str | os.PathLike):
                     return ForeignWeights({k: z[k] for k in z.files}, source=path)
                 except ValueError:  # object array: TensorLayer's save_npz list
                     pass
-            with np.load(path, allow_pickle=True) as z:
+            with np.load(path, allow_pickle=False) as z:
                 out = ForeignWeights(source=path)
                 for k in z.files:
-                    v = z[k]
+                    v = _npz_member(z, k)
                     if v.dtype == object:
                         v = [np.asarray(a) for a in v]
                         if any(a.dtype == object for a in v):
@@ -132,8 +195,12 @@ def read_foreign(path: str | os.PathLike):
                     out[k] = v
                 return out
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise _refusal(path, e) from e
     except (OSError, RuntimeError, ValueError, KeyError, EOFError) as e:
-        raise RuntimeError(f"{path}: cannot read checkpoint ({type(e).__name__}: {e})") from e
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {first}); the file may be "
+                              "incomplete or not a checkpoint: compare its size or sha256 with the published one") from e
 
 
 def strip_prefix(state_dict: dict, prefix: str) -> dict:
@@ -152,11 +219,15 @@ def load_state_dict_strict(model: nn.Module, state_dict: dict, source="checkpoin
     model.load_state_dict({k: torch.as_tensor(v) for k, v in state_dict.items()}, strict=True)
 
 
-def load_published(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load a published checkpoint into ``model`` through its ``checkpoint_filter_fn``."""
+def load_published(model: nn.Module, path: str | os.PathLike, filter_fn=None) -> nn.Module:
+    """Load a published checkpoint into ``model`` through ``filter_fn(state_dict, model)``; by default the
+    ``checkpoint_filter_fn`` registered with the model's name (:func:`k3dn.registry.register_model`)."""
+    from k3dn.registry import checkpoint_filter
+
     raw = read_foreign(path)
-    filt = getattr(model, "checkpoint_filter_fn", None)
-    sd = filt(raw) if filt is not None else raw
+    if filter_fn is None and hasattr(model, "registry_name"):
+        filter_fn = checkpoint_filter(model.registry_name)
+    sd = filter_fn(raw, model) if filter_fn is not None else raw
     load_state_dict_strict(model, sd, source=path)
     return model
 
@@ -184,5 +255,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights not found")
-    load_state_dict_strict(model, load_file(str(path)), source=path)
+    try:
+        sd = load_file(str(path))
+    except Exception as e:  # safetensors' own error type; a file that is not whole is the usual cause
+        raise CheckpointError(f"{path}: cannot read safetensors weights ({e}); is the file complete?") from e
+    load_state_dict_strict(model, sd, source=path)
     return model

@@ -7,8 +7,9 @@ sizes are fitted per ``size_mode`` and the output is brought back to the input s
 * ``"pad"``: reflect-pad at the bottom/right, crop back. Where a pad is at least as large as the image
   (reflection impossible) replicate padding is used instead.
 
-Inputs are read under the model's ``input_protocol`` when it has one (a checkpoint trained on 8-bit data
-gets 16-bit files truncated to 8 bits, as its authors' code read them), else under the manifest's protocol.
+Inputs are read under the published checkpoint's ``input_protocol`` (``baselines/checkpoints.yaml``) when the
+model carries published weights (a checkpoint trained on 8-bit data gets 16-bit files truncated to 8 bits, as its
+authors' code read them), else under the manifest's protocol (a training run reads what it was trained on).
 Outputs are written as 16-bit PNGs (``<out>/<id>.png``) at the target's size; single-channel rows
 (``channels == 1``) are replicated to RGB for the model and written back as the mean of the three output
 channels. Every write is atomic.
@@ -25,6 +26,7 @@ weights, another ablation knob) deletes the old images first and redoes them all
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import sys
@@ -33,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+log = logging.getLogger(__name__)
 
 INPUT_KEYS = ("left", "right", "center")
 
@@ -47,6 +50,8 @@ def fit_batch(batch: dict, size_multiple=(1, 1), size_mode: str = "pad"):
 
     ``undo(output)`` maps a model output back to the original ``H x W``.
     """
+    from k3dn.models.blocks import fit_to_multiple, pad_to_multiple, restore_from_multiple
+
     ref = next(v for v in batch.values() if torch.is_tensor(v))
     h, w = ref.shape[-2:]
     mh, mw = (int(m) for m in size_multiple)
@@ -55,22 +60,14 @@ def fit_batch(batch: dict, size_multiple=(1, 1), size_mode: str = "pad"):
         return batch, (lambda y: y)
     if size_mode == "resize":
         def fit(t):
-            return F.interpolate(t.float(), size=(th, tw), mode="bicubic", align_corners=False).to(t.dtype)
-
-        def undo(y):
-            return F.interpolate(y.float(), size=(h, w), mode="bicubic", align_corners=False).to(y.dtype)
+            return fit_to_multiple(t, (mh, mw), "resize")[0]
     elif size_mode == "pad":
-        ph, pw = th - h, tw - w
-        mode = "reflect" if ph < h and pw < w else "replicate"
-
         def fit(t):
-            return F.pad(t, (0, pw, 0, ph), mode=mode)
-
-        def undo(y):
-            return y[..., :h, :w]
+            return pad_to_multiple(t, (mh, mw), too_small="replicate")
     else:
         raise ValueError(f"unknown size_mode {size_mode!r}; expected 'pad' or 'resize'")
-    return {k: fit(v) if torch.is_tensor(v) else v for k, v in batch.items()}, undo
+    return ({k: fit(v) if torch.is_tensor(v) else v for k, v in batch.items()},
+            lambda y: restore_from_multiple(y, (h, w), size_mode))
 
 
 DTYPES = ("float32", "bfloat16")
@@ -134,7 +131,7 @@ def prepare_inference(model, device, fast: bool = True, compile: bool = False) -
             try:
                 return compiled(batch)
             except Exception as e:  # no compiler toolchain, an unsupported op: eager is still correct
-                print(f"warning: torch.compile failed ({type(e).__name__}); running eagerly", file=sys.stderr)
+                log.warning("torch.compile failed (%s); running eagerly", type(e).__name__)
                 used["compile"] = False
                 return eager(batch)
 
@@ -162,7 +159,10 @@ def load_model(run: str | os.PathLike | None = None, name: str | None = None, we
             spec = json.loads(spec_path.read_text())
             name, run_overrides = spec["model"], dict(spec.get("overrides", {}))
         except (ValueError, KeyError) as e:
-            raise ValueError(f"{spec_path}: malformed run description ({e})") from e
+            from k3dn.errors import InputError
+
+            raise InputError(f"{spec_path}: malformed run description ({e}); rerun `k3dn train` into this folder "
+                             "or give --model and --weights") from e
         model = create_model(name, **{**run_overrides, **(overrides or {})})
         load_weights(model, weights or run / "model.safetensors")
         trained = spec.get("trained_stages")
@@ -174,7 +174,16 @@ def load_model(run: str | os.PathLike | None = None, name: str | None = None, we
         model = create_model(name, **(overrides or {}))
         if weights is not None:
             load_weights(model, weights)
+            if Path(weights).suffix != ".safetensors":
+                model.input_protocol = _published_protocol(name)
     return model.eval()
+
+
+def _published_protocol(name: str) -> str | None:
+    from baselines.published import checkpoint_for_model
+
+    ck = checkpoint_for_model(name)
+    return ck.input_protocol if ck is not None else None
 
 
 def parse_overrides(items) -> dict:
@@ -200,24 +209,30 @@ def pick_device(device: str | None = None) -> torch.device:
 # ----------------------------------------------------------------------------------------------------------
 
 def _row_batch(row, device, protocol: str | None = None) -> tuple[dict, tuple[int, int]]:
-    from k3dn.io import read_image
+    from k3dn.errors import InputError
+    from k3dn.io import ImageError, read_image
 
     views = {}
     for k in INPUT_KEYS:
         if row.get(k):
             views[k] = read_image(row[k], protocol or row["protocol"], channels=3)
+    if not views:
+        raise InputError(f"row {row['id']!r}: no input view (left, right or center)")
+    first = next(iter(views))
+    size = views[first].shape[:2]
+    for k, v in views.items():
+        if v.shape[:2] != size:  # before (L + R) / 2, which would fail in a numpy broadcast naming no file
+            raise ImageError(f"{row[k]}: the {k} view is {v.shape[1]}x{v.shape[0]} (WxH) but the {first} view "
+                             f"{row[first]} is {size[1]}x{size[0]}; the views of one DP pair must be the same size")
     if "left" in views and "right" in views and "center" not in views:
         views["center"] = 0.5 * (views["left"] + views["right"])  # the physical DP sum, as in training
-    shapes = {k: v.shape[:2] for k, v in views.items()}
-    if len(set(shapes.values())) != 1:
-        raise ValueError(f"row {row['id']!r}: input views differ in size {shapes}")
-    size = next(iter(shapes.values()))
     if row.get("target"):
         from k3dn.io import read_raw
 
         th, tw = read_raw(row["target"]).shape[:2]
         if (th, tw) != size:
-            raise ValueError(f"row {row['id']!r}: target {row['target']} is {th}x{tw}, inputs are {size[0]}x{size[1]}")
+            raise ImageError(f"{row['target']}: the target is {tw}x{th} (WxH) but the inputs of row {row['id']!r} "
+                             f"are {size[1]}x{size[0]}")
     batch = {k: torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))[None].to(device) for k, v in views.items()}
     return batch, size
 
@@ -253,8 +268,12 @@ def _prediction_key(model, manifest, identity: dict, size_mode, dtype: str, inpu
 
 def _write_npy(path: Path, a: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, a.astype(np.float32))
-    os.replace(tmp, path)
+    try:
+        np.save(tmp, a.astype(np.float32))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def merge_predictions(parts, out_dir) -> Path:
@@ -294,8 +313,40 @@ def merge_predictions(parts, out_dir) -> Path:
 
 def _write_json(path: Path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _check_inputs(model, manifest, rows) -> None:
+    """Every row's views, files and sizes from the file headers (:func:`k3dn.data.check.probe_image`), before the
+    output folder is touched: a missing, cut-off or mismatched file stops the job before it writes anything or
+    deletes another key's images. Decoding can still fail later (corrupt data behind a valid header)."""
+    from k3dn.data.check import probe_image
+    from k3dn.errors import InputError
+    from k3dn.io import ImageError
+
+    for row in rows:
+        views = {k for k in INPUT_KEYS if row.get(k)}
+        if {"left", "right"} <= views:
+            views.add("center")  # formed as (L + R) / 2 by _row_batch
+        missing = [k for k in getattr(model, "input_views", ()) if k not in views]
+        if missing:
+            raise InputError(f"{manifest}: row {row['id']!r} lacks the view(s) {missing} the model reads")
+        first = None
+        for k in (*INPUT_KEYS, "target"):
+            if not row.get(k):
+                continue
+            size = probe_image(row[k]).size
+            if first is None:
+                first = k, size
+            elif size != first[1]:
+                raise ImageError(f"{row[k]}: the {k} image is {size[0]}x{size[1]} (WxH) but the {first[0]} view "
+                                 f"{row[first[0]]} is {first[1][0]}x{first[1][1]}; the images of one row must be "
+                                 "the same size")
 
 
 def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, device=None, dtype: str = "float32",
@@ -307,6 +358,7 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
     from tqdm import tqdm
 
     from k3dn.data.manifest import read_manifest
+    from k3dn.errors import InputError
     from k3dn.io import write_png16
     from k3dn.provenance import config_hash, device_name, git_commit
 
@@ -319,8 +371,9 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
     if ids is not None:
         unknown = sorted(set(ids) - {str(r["id"]) for r in rows})
         if unknown:
-            raise ValueError(f"{manifest}: no row with id {unknown}")
+            raise InputError(f"{manifest}: no row with id {unknown}")
         rows = [r for r in rows if str(r["id"]) in set(ids)]
+    _check_inputs(model, manifest, rows)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     key = _prediction_key(model, manifest, identity or weights_identity(model), size_mode, dtype, input_encoding)
@@ -344,9 +397,6 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
             continue
         # A checkpoint trained on 8-bit data (IFAN, DRBNet, ...) gets its inputs as its authors read them.
         batch, _ = _row_batch(row, device, getattr(model, "input_protocol", None))
-        missing = [k for k in getattr(model, "input_views", ()) if k not in batch]
-        if missing:
-            raise ValueError(f"{manifest}: row {row['id']!r} lacks the view(s) {missing} the model reads")
         if input_encoding == "gamma2.2":
             batch = {k: v.clamp(0, 1) ** (1 / 2.2) for k, v in batch.items()}
         y = forward_fitted(model, batch, size_mode, dtype == "bfloat16", extras=extras)

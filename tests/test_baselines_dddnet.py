@@ -48,18 +48,18 @@ def test_each_published_file_loads_strict_with_every_value(loaded, name, part):
 def test_wrapper_filter_takes_both_files_and_counts(files, loaded):
     model = ddd.dddnet()
     raw = {"Estd": read_foreign(files[0]), "Esti": read_foreign(files[1])}
-    load_state_dict_strict(model, model.checkpoint_filter_fn(raw))
+    load_state_dict_strict(model, ddd.checkpoint_filter_fn(raw, model))
     for k, v in loaded.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
     assert sum(p.numel() for p in model.parameters()) == sum(PARAMS.values()) == 10_964_814
     with pytest.raises(KeyError, match="estd"):
-        model.checkpoint_filter_fn({"Estd": raw["Estd"]})
+        ddd.checkpoint_filter_fn({"Estd": raw["Estd"]}, model)
 
 
 def test_pre_041_file_without_num_batches_tracked_loads(tmp_path):
     sd = {k: v for k, v in random_torch_state_dict(load_manifest(ESTD)).items() if "num_batches_tracked" not in k}
     torch.save(sd, tmp_path / "Estd.pkl")
-    model = load_published(ddd.DisparityNet(), tmp_path / "Estd.pkl")
+    model = load_published(ddd.DisparityNet(), tmp_path / "Estd.pkl", ddd.filter_estd)
     assert int(model.feature.start[0].bn.num_batches_tracked) == 0
 
 
@@ -69,7 +69,7 @@ def test_corrupted_checkpoint_names_missing_and_misshaped(tmp_path):
     sd["module.matching.end.0.conv.weight"] = torch.zeros(48, 24, 3, 3, 3)
     torch.save(sd, tmp_path / "Estd.pkl")
     with pytest.raises(CheckpointMismatch) as e:
-        load_published(ddd.DisparityNet(), tmp_path / "Estd.pkl")
+        load_published(ddd.DisparityNet(), tmp_path / "Estd.pkl", ddd.filter_estd)
     assert e.value.missing == ["features.end.1.bn.running_var"]
     assert [k for k, *_ in e.value.misshaped] == ["matching.end.0.conv.weight"]
     assert "Estd.pkl" in str(e.value)

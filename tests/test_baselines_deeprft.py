@@ -29,7 +29,7 @@ def folded(saved_file):
 
 @pytest.fixture(scope="module")
 def unfolded(saved_file):
-    return load_published(rft.DeepRFT(doconv=True, tile=None), saved_file).eval()
+    return load_published(rft.DeepRFT(doconv=True, tile=None), saved_file, rft.checkpoint_filter_fn).eval()
 
 
 # ------------------------------------------------------------------------------------------- folding
@@ -101,7 +101,7 @@ def test_module_prefix_and_folded_file_variants(tmp_path, folded):
     torch.save({"state_dict": folded.net.state_dict()}, tmp_path / "folded.pth")
     load_published(rft.deeprft(), tmp_path / "folded.pth")
     with pytest.raises(ValueError, match="already folded"):
-        load_published(rft.DeepRFT(doconv=True), tmp_path / "folded.pth")
+        load_published(rft.DeepRFT(doconv=True), tmp_path / "folded.pth", rft.checkpoint_filter_fn)
 
 
 def test_corrupted_checkpoint_names_missing_and_misshaped(tmp_path):
@@ -111,7 +111,7 @@ def test_corrupted_checkpoint_names_missing_and_misshaped(tmp_path):
     torch.save({"epoch": 1, "state_dict": sd, "optimizer": {}}, tmp_path / "bad.pth")
     for model in (rft.deeprft(), rft.DeepRFT(doconv=True)):
         with pytest.raises(CheckpointMismatch) as e:
-            load_published(model, tmp_path / "bad.pth")
+            load_published(model, tmp_path / "bad.pth", rft.checkpoint_filter_fn)
         assert e.value.missing == ["net.Convs.1.main.0.W"]
         assert [k for k, *_ in e.value.misshaped] == ["net.feat_extract.4.main.0.weight"]
         assert "bad.pth" in str(e.value)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from baselines.published import checkpoint_for_model
 import baselines.dpdnet as dpd
 from baselines.keras_weights import SameConv2d, tf_kernel_to_torch, tf_same_padding
 from baselines.weight_manifests import keras_layer_names, load_manifest, random_tensors, write_fake_checkpoint
@@ -124,7 +125,7 @@ def _expected_values(manifest, model):
 
 def test_published_container_loads_strictly_with_values(loaded):
     name, model, manifest, _ = loaded
-    assert model.published_manifest == VARIANTS[name][1]
+    assert checkpoint_for_model(name).manifests == (VARIANTS[name][1],)
     own = model.state_dict()
     pairs = _expected_values(manifest, model)
     assert sorted(k for k, _ in pairs) == sorted(own)
@@ -283,6 +284,8 @@ def test_interface_and_registry():
     s = create_model("dpdnet_single_retrained")
     assert isinstance(d, dpd.DPDNetDefocus) and d.registry_name == "dpdnet_dual"
     assert d.input_views == ("left", "right") and s.input_views == ("center",)
-    assert d.input_protocol == "16bit" and s.input_protocol == "8bit"
+    assert checkpoint_for_model("dpdnet_dual").input_protocol == "16bit"
+    assert checkpoint_for_model("dpdnet_single_retrained").input_protocol == "8bit"
     assert d.size_multiple == s.size_multiple == (16, 16) and d.size_mode == s.size_mode == "pad"
-    assert d.published_manifest == "dpdnet_dual_keras" and s.published_manifest == "dpdnet_retrained_single_keras"
+    assert checkpoint_for_model("dpdnet_dual").manifests == ("dpdnet_dual_keras",)
+    assert checkpoint_for_model("dpdnet_single_retrained").manifests == ("dpdnet_retrained_single_keras",)

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 import baselines.drbnet as drb
 from baselines.weight_manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
+from baselines.published import checkpoint_for_model
 from k3dn.checkpoint import CheckpointMismatch, load_published
 
 VARIANTS = {
@@ -41,7 +42,7 @@ def loaded(request, tmp_path_factory):
 
 def test_published_file_loads_strictly_with_values(loaded):
     name, model, manifest = loaded
-    assert model.published_manifest == VARIANTS[name][1]
+    assert checkpoint_for_model(name).manifests == (VARIANTS[name][1],)
     own = model.state_dict()
     assert list(own) == [t[0] for t in manifest["tensors"]]
     for k, v in random_torch_state_dict(manifest).items():
@@ -148,7 +149,7 @@ def test_dual_encoder_gets_cat_right_left(dual):
 def test_interface_attributes():
     s, d = drb.drbnet_single(), drb.drbnet_dual()
     assert s.input_views == ("center",) and d.input_views == ("center", "right", "left")
-    assert s.input_protocol == d.input_protocol == "8bit"
+    assert {checkpoint_for_model(n).input_protocol for n in ("drbnet_single", "drbnet_dual")} == {"8bit"}
     assert s.size_multiple == d.size_multiple == (16, 16) and s.size_mode == d.size_mode == "pad"
     with pytest.raises(ValueError, match="forward\\(C, R, L\\)"):
         drb.DRBNet(dual=True)(torch.zeros(1, 3, 16, 16))

@@ -6,7 +6,9 @@ import torch.nn.functional as F
 
 import baselines.ifan as ifan
 from baselines.weight_manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
+from baselines.published import checkpoint_for_model
 from k3dn.checkpoint import CheckpointMismatch, load_published
+from k3dn.registry import create_model
 
 VARIANTS = {
     # registry factory, manifest, parameter count in reference/baselines.md §0
@@ -33,7 +35,7 @@ def loaded(request, tmp_path_factory):
 
 def test_published_file_loads_strictly_dropping_reblurnet(loaded):
     name, model, manifest = loaded
-    assert model.published_manifest == VARIANTS[name][1]
+    assert checkpoint_for_model(name).manifests == (VARIANTS[name][1],)
     own = model.state_dict()
     assert list(own) == [t[0][len(PREFIX):] for t in manifest["tensors"]]
     for k, v in random_torch_state_dict(manifest).items():
@@ -201,12 +203,12 @@ def test_single_ignores_dp_views_and_interface():
     with torch.no_grad():
         torch.testing.assert_close(s(b)["output"], s({**b, "left": b["right"], "right": b["left"]})["output"])
     assert s.input_views == ("center",) and d.input_views == ("center", "right", "left")
-    assert s.input_protocol == d.input_protocol == "8bit"
-    s16 = ifan.ifan_single_16bit()
-    assert s16.input_protocol == "16bit" and s16.published_manifest == "ifan_single"  # same tensors as IFAN.pytorch
-    assert list(s16.state_dict()) == list(s.state_dict())
-    with pytest.raises(ValueError, match="input_protocol"):
-        ifan.IFANDefocus(dual=False, input_protocol="12bit")
+    assert checkpoint_for_model("ifan_single").input_protocol == checkpoint_for_model("ifan_dual").input_protocol == "8bit"
+    # the 16-bit weights are a tag of the same network: same tensors as IFAN.pytorch, another protocol
+    ck16 = checkpoint_for_model("ifan_single.16bit")
+    assert ck16.input_protocol == "16bit" and ck16.manifests == ("ifan_single",)
+    s16 = create_model("ifan_single.16bit")
+    assert s16.registry_name == "ifan_single.16bit" and list(s16.state_dict()) == list(s.state_dict())
     assert s.size_multiple == d.size_multiple == (8, 8) and s.size_mode == d.size_mode == "pad"
     with pytest.raises(ValueError, match="forward\\(C, R, L\\)"):
         ifan.IFAN(dual=True)(torch.zeros(1, 3, 16, 16))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from baselines.published import checkpoint_for_model
 import baselines.kpac as kp
 from baselines.keras_weights import SameConvTranspose2d, tf_kernel_to_torch, tf_same_padding
 from baselines.weight_manifests import load_manifest, random_tensors, write_fake_checkpoint
@@ -99,7 +100,7 @@ def test_published_container_loads_strictly_with_values(loaded):
 def test_parameter_count_matches_manifest_and_reference(loaded):
     name, model, manifest, _ = loaded
     assert sum(p.numel() for p in model.parameters()) == manifest["total_params"] == VARIANTS[name][2]
-    assert model.published_manifest == VARIANTS[name][1]
+    assert checkpoint_for_model(name).manifests == (VARIANTS[name][1],)
 
 
 def test_forward_shape_range_and_odd_size(loaded):
@@ -222,4 +223,5 @@ def test_interface_and_registry():
     assert isinstance(d, kp.KPACDefocus) and d.registry_name == "kpac_dual"
     assert m2.size_multiple == (4, 4) and m3.size_multiple == d.size_multiple == (8, 8)
     assert m2.input_views == m3.input_views == ("center",) and d.input_views == ("center", "left", "right")
-    assert {m.input_protocol for m in (m2, m3, d)} == {"8bit"} and d.size_mode == "pad"
+    assert {checkpoint_for_model(m.registry_name).input_protocol for m in (m2, m3, d)} == {"8bit"}
+    assert d.size_mode == "pad"

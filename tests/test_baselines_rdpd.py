@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from baselines.published import checkpoint_for_model
 import baselines.rdpd as rd
 from baselines.keras_weights import hard_sigmoid, tf_kernel_to_torch
 from baselines.weight_manifests import load_manifest, random_tensors, write_fake_checkpoint
@@ -213,5 +214,5 @@ def test_linear_output_is_clipped_in_training_too_and_views_matter(published):
 def test_interface_and_registry():
     m = create_model("rdpd_plus")
     assert isinstance(m, rd.RDPDDefocus) and m.registry_name == "rdpd_plus"
-    assert m.input_views == ("left", "right") and m.input_protocol == "8bit"
-    assert m.size_multiple == (16, 16) and m.size_mode == "pad" and m.published_manifest == MANIFEST
+    assert m.input_views == ("left", "right") and checkpoint_for_model("rdpd_plus").input_protocol == "8bit"
+    assert m.size_multiple == (16, 16) and m.size_mode == "pad" and checkpoint_for_model("rdpd_plus").manifests == (MANIFEST,)

@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from baselines.published import checkpoint_for_model
 import baselines.restormer as rst
 from baselines.weight_manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
 from k3dn.checkpoint import CheckpointMismatch, load_published
@@ -31,7 +32,7 @@ def loaded(request, tmp_path_factory):
 
 def test_published_container_loads_strictly_with_values(loaded):
     name, model, manifest = loaded
-    assert model.published_manifest == VARIANTS[name][1]
+    assert checkpoint_for_model(name).manifests == (VARIANTS[name][1],)
     expected = random_torch_state_dict(manifest)  # the same seed write_fake_checkpoint used
     own = model.state_dict()
     assert list(own) == [t[0] for t in manifest["tensors"]]
@@ -136,6 +137,8 @@ def test_single_is_residual_on_center_and_ignores_dp_views():
 def test_interface_attributes():
     d, s = rst.restormer_dual(), rst.restormer_single()
     assert d.input_views == ("left", "right") and s.input_views == ("center",)
-    assert d.input_protocol == "16bit" and s.input_protocol == "8bit"
+    assert checkpoint_for_model("restormer_dual").input_protocol == "16bit"
+    assert checkpoint_for_model("restormer_single").input_protocol == "8bit"
     assert d.size_multiple == s.size_multiple == (8, 8) and d.size_mode == s.size_mode == "pad"
-    assert d.published_manifest == "restormer_dual_pixel" and s.published_manifest == "restormer_single_image"
+    assert checkpoint_for_model("restormer_dual").manifests == ("restormer_dual_pixel",)
+    assert checkpoint_for_model("restormer_single").manifests == ("restormer_single_image",)

@@ -9,7 +9,7 @@ import torch
 
 from k3dn.checkpoint import load_state_dict_strict
 from k3dn.models.k3dn import ABLATIONS, checkpoint_filter_fn, fit_to_multiple, restore_from_multiple
-from k3dn.registry import create_model, list_models
+from k3dn.registry import checkpoint_filter, create_model, list_models
 
 NAMES = ["k3dn_tiny", "k3dn_lightweight", "k3dn_large", "k3dn_tiny_single", "k3dn_lightweight_single",
          "k3dn_large_single"]
@@ -44,7 +44,7 @@ def test_registry_lists_all_variants_with_contract_attributes():
         single = name.endswith("_single")
         assert m.input_views == (("center",) if single else ("left", "right"))
         assert m.size_multiple == (288, 224) and m.size_mode == "resize"
-        assert callable(m.checkpoint_filter_fn) and hasattr(m, "set_stage")
+        assert checkpoint_filter(name) is checkpoint_filter_fn and hasattr(m, "set_stage")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -256,6 +256,6 @@ def test_checkpoint_filter_round_trip():
     sd = m.state_dict()
     wrapped = {"state_dict": {"module." + k: v for k, v in sd.items()}}
     m2 = create_model("k3dn_tiny", **SMALL)
-    load_state_dict_strict(m2, checkpoint_filter_fn(wrapped))
+    load_state_dict_strict(m2, checkpoint_filter_fn(wrapped, m2))
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), m2.state_dict().values()))
-    assert checkpoint_filter_fn(sd).keys() == sd.keys()
+    assert checkpoint_filter_fn(sd, m2).keys() == sd.keys()

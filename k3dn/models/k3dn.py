@@ -4,7 +4,7 @@ Yan Yang, Liyuan Pan, Liu Liu, Miaomiao Liu. CVPR 2023, pp. 13263-13272.
 https://openaccess.thecvf.com/content/CVPR2023/html/Yang_K3DN_Disparity-Aware_Kernel_Estimation_for_Dual-Pixel_Defocus_Deblurring_CVPR_2023_paper.html
 
 Written independently from the supplement (Tab. 6, 9-11, 13) and the reconstruction in
-``/work/shared/reference/k3dn_paper.md`` §2-§3. The K3DN-style repository those notes describe has no licence; none of
+the K3DN paper and its supplement The K3DN-style repository those notes describe has no licence; none of
 its code was copied or fetched.
 
 Network (bc = base channels, bn = ResBlocks per EBlock, Tab. 6: Tiny (2, 24), Lightweight (2, 32), Large (4, 48))::
@@ -236,17 +236,17 @@ class K3DN(nn.Module):
         return out
 
 
-def checkpoint_filter_fn(raw) -> dict:
+def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> dict:
     """Our own weights are saved as plain state dicts (identity). Also accepts a ``{'state_dict'|'model'|'params':
     sd}`` container and strips a DataParallel ``module.`` prefix. No published K3DN checkpoint exists to map from."""
-    sd = raw
+    sd = state_dict
     if isinstance(sd, dict):
         for key in ("state_dict", "model", "params", "net"):
             if key in sd and isinstance(sd[key], dict):
                 sd = sd[key]
                 break
     if not isinstance(sd, dict):
-        raise TypeError(f"checkpoint_filter_fn: expected a state dict, got {type(raw).__name__}")
+        raise TypeError(f"checkpoint_filter_fn: expected a state dict, got {type(state_dict).__name__}")
     return strip_prefix(sd, "module.")
 
 
@@ -257,36 +257,34 @@ def checkpoint_filter_fn(raw) -> dict:
 def _create(bn: int, bc: int, dual_pixel: bool, overrides: dict) -> K3DN:
     params = dict(bn=bn, bc=bc, dual_pixel=dual_pixel)
     params.update(overrides)
-    model = K3DN(**params)
-    model.checkpoint_filter_fn = checkpoint_filter_fn
-    return model
+    return K3DN(**params)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def k3dn_tiny(**kw):
     return _create(2, 24, True, kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def k3dn_lightweight(**kw):
     return _create(2, 32, True, kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def k3dn_large(**kw):
     return _create(4, 48, True, kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def k3dn_tiny_single(**kw):
     return _create(2, 24, False, kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def k3dn_lightweight_single(**kw):
     return _create(2, 32, False, kw)
 
 
-@register_model
+@register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def k3dn_large_single(**kw):
     return _create(4, 48, False, kw)
