@@ -24,7 +24,6 @@ says why. Identical images give ``psnr = inf``.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -171,13 +170,9 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------------------
 
 def _cmd_evaluate(args) -> int:
-    try:
-        df = evaluate_predictions(args.pred, args.manifest, protocol=args.protocol, lpips=args.lpips,
-                                  device=args.device, backend=args.backend, progress=not args.quiet,
-                                  lpips_files=(args.lpips_backbone, args.lpips_lin), lpips_standin=args.lpips_standin)
-    except (EvaluationError, ImageError) as e:
-        print(f"k3dn evaluate: error: {e}", file=sys.stderr)
-        return 2
+    df = evaluate_predictions(args.pred, args.manifest, protocol=args.protocol, lpips=args.lpips,
+                              device=args.device, backend=args.backend, progress=not args.quiet,
+                              lpips_files=(args.lpips_backbone, args.lpips_lin), lpips_standin=args.lpips_standin)
     write_results(df, args.out)
     with pd.option_context("display.float_format", "{:.4f}".format):
         print(summary(df).to_string())

@@ -9,20 +9,12 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
-EXIT_MANUAL = 3
 
 
 def _default_root(dataset: str) -> Path:
     return Path("resources") / "raw" / dataset
-
-
-def _logging() -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
 def _list(args) -> int:
@@ -37,19 +29,12 @@ def _list(args) -> int:
 
 
 def _download(args) -> int:
-    _logging()
-    from k3dn.data.downloads import DownloadError, ManualDownloadRequired, fetch_dataset
+    from k3dn.data.downloads import fetch_dataset
 
     dest = Path(args.dest) if args.dest else _default_root(args.dataset)
-    try:
-        rep = fetch_dataset(args.dataset, dest, source=args.source, unpack=not args.no_unpack,
-                            retries=args.retries, registry=args.registry)
-    except ManualDownloadRequired as e:
-        print(str(e), file=sys.stderr)
-        return EXIT_MANUAL
-    except (DownloadError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    # ManualDownloadRequired (exit 3, with the instructions) and other failures are reported by k3dn.cli.
+    rep = fetch_dataset(args.dataset, dest, source=args.source, unpack=not args.no_unpack,
+                        retries=args.retries, registry=args.registry)
     print(rep.summary())
     return 0
 
@@ -63,28 +48,22 @@ def _count_kw(args) -> dict:
 
 
 def _manifest(args) -> int:
-    _logging()
-    from k3dn.data.layouts import LayoutError, write_manifests
+    from k3dn.data.layouts import write_manifests
+    from k3dn.errors import InputError
 
     root = Path(args.root) if args.root else _default_root(args.dataset)
     kw = _count_kw(args)
     if args.crop:
         if args.dataset != "pixel":
-            print(f"error: --crop: only the pixel adapter crops (not {args.dataset})", file=sys.stderr)
-            return 1
+            raise InputError(f"only the pixel adapter crops (not {args.dataset})", where="--crop")
         kw["pixel_crop"] = tuple(args.crop)
-    try:
-        paths = write_manifests(args.dataset, root, args.out, processed=args.processed, protocol=args.protocol, **kw)
-    except (LayoutError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    paths = write_manifests(args.dataset, root, args.out, processed=args.processed, protocol=args.protocol, **kw)
     for p in paths:
         print(p)
     return 0
 
 
 def _check(args) -> int:
-    _logging()
     from k3dn.data.check import check_dataset
 
     root = Path(args.root) if args.root else _default_root(args.dataset)
