@@ -3,7 +3,7 @@ a Single Dual-Pixel Image", ICCV 2021 (arXiv 2110.05655): the unsupervised multi
 that estimates an all-in-focus (AIF) image and a defocus map from one dual-pixel (DP) pair and calibrated
 per-device blur kernels.
 
-Re-implemented in PyTorch from the described method (``shared/reference/xin2021.md``, which summarises the paper
+Re-implemented in PyTorch from the described method (the paper
 and the official JAX code cmu-ci-lab/dual_pixel_defocus_estimation_deblurring @ d6a9262); no code is copied.
 Section numbers below (§n) are that reference's.
 

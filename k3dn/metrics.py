@@ -1,4 +1,4 @@
-"""Per-image PSNR / SSIM / RMSE / MAE under the DPDD convention (docs: reference/datasets.md §6).
+"""Per-image PSNR / SSIM / RMSE / MAE under the DPDD convention (as the official evaluation code computes them).
 
 The convention, pinned:
 

@@ -1,6 +1,6 @@
 """Disparity estimator of K3DN: one latent 256-d disparity vector per bottleneck window.
 
-Written from the description in ``/work/shared/reference/k3dn_paper.md`` §2.4 (a trimmed PSMNet / DDDNet
+Written from the description in the K3DN paper and its supplement (a trimmed PSMNet / DDDNet
 ``YRStereonet_3D``) and Tab. 13 of the supplement; no code was copied.
 
 Dual-pixel path (``DisparityEstimator``):

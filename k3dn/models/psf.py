@@ -1,6 +1,6 @@
 """PSF blocks: disparity-aware kernel estimation at the U-net bottleneck (K3DN, CVPR 2023, Sec. 3 / Tab. 13).
 
-Written from the description in ``/work/shared/reference/k3dn_paper.md`` §2.3; no code was copied.
+Written from the description in the K3DN paper and its supplement; no code was copied.
 
 One PSF block on a window of 1/8-resolution features x (C channels) with its disparity vector r (256-d):
 

@@ -1,6 +1,6 @@
 """Sharp region preservation (SRP) blocks on K3DN's skip connections (CVPR 2023, Tab. 13 rows "SRP").
 
-Written from the description in ``/work/shared/reference/k3dn_paper.md`` §2.5; no code was copied. The reference
+Written from the description in the K3DN paper and its supplement; no code was copied. The reference
 computes the 9×9 local correlation with a cupy CUDA kernel; here it is pure PyTorch (:func:`local_correlation`).
 
 For x = cat(old, new) with C' channels (``old`` = encoder feature or the input views, ``new`` = upsampled decoder
