@@ -1,20 +1,13 @@
-"""What every baseline wrapper shares: fitting an input to the network's size multiple."""
+"""What every baseline wrapper shares: fitting an input to the network's size multiple.
+
+That is :func:`k3dn.models.blocks.pad_to_multiple` (the suite's one size-fitting implementation), re-exported for
+the wrappers: reflect-pad at the bottom/right, replicate where the image is too small to reflect. The official
+test scripts crop to the multiple instead (a no-op on DPDD's 1120x1680); padding and cropping the output back
+keeps every pixel for other sizes.
+"""
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from k3dn.models.blocks import pad_to_multiple
 
-
-def pad_to_multiple(x: torch.Tensor, mult: int | tuple[int, int]) -> torch.Tensor:
-    """Pad bottom/right to a multiple of ``mult``; reflect, or replicate where the image is too small to reflect.
-
-    The official test scripts crop to the multiple instead (a no-op on DPDD's 1120x1680); padding and cropping
-    the output back keeps every pixel for other sizes.
-    """
-    mh, mw = (mult, mult) if isinstance(mult, int) else mult
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % mh, (-w) % mw
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-    return x
+__all__ = ["pad_to_multiple"]

@@ -21,7 +21,8 @@ Weights come from files only, never a download:
   ``df73285e...``, checked): ``$K3DN_LPIPS_LIN``, else ``<weights>/lpips/v0.1/alex.pth``, else the file
   inside an installed ``lpips`` package (located without importing it).
 
-``<weights>`` is ``$K3DN_WEIGHTS_DIR`` or ``<repo>/resources/weights``. If a file is missing or fails its
+``<weights>`` is ``$K3DN_WEIGHTS_DIR`` (skipped when unset: the package never looks beside its own source; the
+workflow passes both files to ``k3dn evaluate --lpips-backbone/--lpips-lin``). If a file is missing or fails its
 checksum, :class:`LPIPSScorer` returns NaN and states the reason (printed once to stderr, and available as
 ``scorer.reason`` for a results column). Never a made-up number.
 """
@@ -44,7 +45,6 @@ LIN_FILE = "alex.pth"
 LIN_SHA256 = "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0"  # lpips 0.1.4 v0.1/alex.pth
 CHANNELS = (64, 192, 384, 256, 256)
 _TAPS = (1, 4, 7, 9, 11)  # indices of the ReLUs after conv1..conv5 in torchvision's alexnet.features
-_REPO = Path(__file__).resolve().parent.parent
 
 
 class LPIPSWeightsError(RuntimeError):
@@ -125,15 +125,18 @@ class LPIPS(nn.Module):
 # Weights
 # ----------------------------------------------------------------------------------------------------------
 
-def weights_dir() -> Path:
-    return Path(os.environ.get("K3DN_WEIGHTS_DIR") or _REPO / "resources" / "weights")
+def weights_dir() -> Path | None:
+    """``$K3DN_WEIGHTS_DIR``, or None when it is not set."""
+    d = os.environ.get("K3DN_WEIGHTS_DIR")
+    return Path(d) if d else None
 
 
 def _candidates_backbone() -> list[Path]:
     c = []
     if os.environ.get("K3DN_LPIPS_ALEXNET"):
         return [Path(os.environ["K3DN_LPIPS_ALEXNET"])]
-    c.append(weights_dir() / "lpips" / ALEXNET_FILE)
+    if weights_dir() is not None:
+        c.append(weights_dir() / "lpips" / ALEXNET_FILE)
     try:
         c.append(Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE)
     except Exception:  # pragma: no cover
@@ -144,7 +147,7 @@ def _candidates_backbone() -> list[Path]:
 def _candidates_lin() -> list[Path]:
     if os.environ.get("K3DN_LPIPS_LIN"):
         return [Path(os.environ["K3DN_LPIPS_LIN"])]
-    c = [weights_dir() / "lpips" / "v0.1" / LIN_FILE]
+    c = [weights_dir() / "lpips" / "v0.1" / LIN_FILE] if weights_dir() is not None else []
     try:
         spec = importlib.util.find_spec("lpips")  # locates the package without importing it (needs torchvision)
         if spec is not None and spec.submodule_search_locations:
@@ -160,7 +163,8 @@ def find_weights() -> tuple[Path, Path]:
     for what, cands in (("AlexNet backbone", _candidates_backbone()), ("LPIPS v0.1 heads", _candidates_lin())):
         hit = next((p for p in cands if p.is_file()), None)
         if hit is None:
-            raise LPIPSWeightsError(f"{what} weights not found (looked at: {', '.join(map(str, cands))})")
+            where = ", ".join(map(str, cands)) or "nothing to look at: pass the files or set $K3DN_WEIGHTS_DIR"
+            raise LPIPSWeightsError(f"{what} weights not found (looked at: {where})")
         found.append(hit)
     return found[0], found[1]
 

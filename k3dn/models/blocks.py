@@ -3,10 +3,11 @@
 K3DN (Yang, Pan, Liu, Liu, CVPR 2023) uses the layer vocabulary of MIMO-UNet (Cho et al., ICCV 2021):
 ``BasicConv`` (conv + LeakyReLU 0.2, no bias, no normalisation), ``ResBlock`` (conv-lrelu-conv + identity) and
 ``EBlock`` (a stack of ResBlocks). Written from the description in the supplement (Tab. 13) and
-``/work/shared/reference/k3dn_paper.md`` §2.2; no code was copied.
+the K3DN paper and its supplement; no code was copied.
 
-Size fitting (``fit_to_multiple`` / ``restore_from_multiple``) is the one place that turns an arbitrary image size
-into one the network accepts; ``k3dn.infer`` calls it with the model's ``size_multiple`` and ``size_mode``.
+Size fitting (``fit_to_multiple`` / ``restore_from_multiple``, padding by ``pad_to_multiple``) is the one place that
+turns an arbitrary image size into one a network accepts: ``k3dn.infer`` calls it with the model's ``size_multiple``
+and ``size_mode``, the baseline wrappers pad inside their forward with ``pad_to_multiple``.
 """
 
 from __future__ import annotations
@@ -111,13 +112,44 @@ def _reflect_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
     return x
 
 
-def fit_to_multiple(x: torch.Tensor, multiple: tuple[int, int], mode: str = "resize"):
+#: What :func:`pad_to_multiple` does where a pad is at least as large as the image side it extends.
+TOO_SMALL = ("replicate", "reflect")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int | tuple[int, int], too_small: str = "replicate") -> torch.Tensor:
+    """Reflect-pad the bottom and right of a (..., H, W) tensor up to the next multiple of ``multiple`` (an int for
+    both sides, or (mh, mw)); ``[..., :H, :W]`` of the output undoes it.
+
+    One reflection needs each pad to be smaller than the side it extends. Where one is not, ``too_small`` decides:
+    ``"replicate"`` replicate-pads instead, both sides (the baseline wrappers and :func:`k3dn.infer.fit_batch`),
+    ``"reflect"`` reflects again and again, the image mirrored back and forth (only a 1-pixel side is
+    replicated; :func:`fit_to_multiple`'s default). Where one reflection suffices both give the same pixels.
+    """
+    if too_small not in TOO_SMALL:
+        raise ValueError(f"too_small must be one of {TOO_SMALL}, got {too_small!r}")
+    mh, mw = (multiple, multiple) if isinstance(multiple, int) else multiple
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % mh, (-w) % mw
+    if not (ph or pw):
+        return x
+    if too_small == "reflect":
+        return _reflect_pad(x, ph, pw)
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+
+
+def _bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    # half-precision inputs are resampled in float32 and cast back, so the fitting adds no rounding of its own
+    work = torch.promote_types(x.dtype, torch.float32)
+    return F.interpolate(x.to(work), size=size, mode="bicubic", align_corners=False).to(x.dtype)
+
+
+def fit_to_multiple(x: torch.Tensor, multiple: tuple[int, int], mode: str = "resize", too_small: str = "reflect"):
     """Fit a (B, C, H, W) tensor to the next (H, W) multiple of ``multiple``.
 
     ``mode="resize"`` (K3DN's paper protocol, supplement Sec. C): bicubic resize (torch bicubic, a = -0.75, no
     antialias: the same kernel as cv2.INTER_CUBIC) up to the next multiples, e.g. DPDD 1120x1680 -> 1152x1792.
-    ``mode="pad"``: reflect-pad at the bottom and right. Returns ``(fitted, (H, W))``; pass both to
-    :func:`restore_from_multiple` to get back to the original size.
+    ``mode="pad"``: reflect-pad at the bottom and right (:func:`pad_to_multiple`, with its ``too_small``).
+    Returns ``(fitted, (H, W))``; pass both to :func:`restore_from_multiple` to get back to the original size.
     """
     if x.dim() != 4:
         raise ValueError(f"fit_to_multiple expects (B, C, H, W), got shape {tuple(x.shape)}")
@@ -126,9 +158,9 @@ def fit_to_multiple(x: torch.Tensor, multiple: tuple[int, int], mode: str = "res
     if (th, tw) == (h, w):
         return x, (h, w)
     if mode == "resize":
-        return F.interpolate(x, size=(th, tw), mode="bicubic", align_corners=False), (h, w)
+        return _bicubic(x, (th, tw)), (h, w)
     if mode == "pad":
-        return _reflect_pad(x, th - h, tw - w), (h, w)
+        return pad_to_multiple(x, tuple(multiple), too_small), (h, w)
     raise ValueError(f"size mode must be 'resize' or 'pad', got {mode!r}")
 
 
@@ -138,7 +170,7 @@ def restore_from_multiple(y: torch.Tensor, size: tuple[int, int], mode: str = "r
     if tuple(y.shape[-2:]) == (h, w):
         return y
     if mode == "resize":
-        return F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False)
+        return _bicubic(y, (h, w))
     if mode == "pad":
         return y[..., :h, :w]
     raise ValueError(f"size mode must be 'resize' or 'pad', got {mode!r}")

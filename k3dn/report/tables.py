@@ -6,6 +6,9 @@ A table spec (from the workflow config) names its test set, groups, metrics and 
      "metrics": ["psnr", "ssim", "mae"], "published": "config/paper/table1_dpdd.csv",
      "rows": [{"label": "Ours (Tiny)", "method": "k3dn_tiny_dpdd"}, {"label": "Xin et al.", "method": null}]}
 
+Every path is the caller's: ``published`` (relative to the caller's working directory; the workflow's specs name
+the repository's ``config/paper/*.csv``) and the metrics/speed roots; nothing is read from beside this package.
+
 Each row becomes one line: our mean per (group, metric), the published value, and their difference *only
 where both were measured under the same protocol* (each published number carries one, ``config/paper``;
 ``protocol`` in the spec names ours where the metric files' reading protocol is not its name, e.g. the Pixel

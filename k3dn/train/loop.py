@@ -23,14 +23,14 @@ import os
 import random
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from k3dn.data.datasets import (DPEvalDataset, DPTrainDataset, InfiniteDistributedSampler, collate,
-                                worker_count)
+from k3dn.data.datasets import DPEvalDataset, DPTrainDataset, InfiniteDistributedSampler, collate, worker_count
 from k3dn.losses import K3DNLoss
 from k3dn.models.blocks import to_channels_last
 from k3dn.train.checkpointing import latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
@@ -165,28 +165,122 @@ def train(cfg: dict, out_dir, resume: str = "auto") -> dict:
         cleanup(info)
 
 
+@dataclass
+class _Run:
+    """What every stage and step of one run shares; built once by :func:`_build_run`."""
+
+    cfg: dict
+    out: Path
+    info: DistInfo
+    identity: str  # the config hash a checkpoint must carry to be resumed into this run
+    model: torch.nn.Module
+    two_stage: bool
+    plan: list[tuple[int, int, int]]
+    train_ds: DPTrainDataset
+    val_ds: DPEvalDataset | None
+    criterion: K3DNLoss
+    amp: bool
+    channels_last: bool
+    log: CsvLog | None = None  # main rank only
+    elapsed0: float = 0.0  # wall time spent before the checkpoint this run resumed from
+    t_start: float = 0.0
+    last_val: dict = field(default_factory=dict)
+
+    @property
+    def eng(self) -> dict:
+        return self.cfg["engine"]
+
+    @property
+    def state_dir(self) -> Path:
+        return self.out / "state"
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.cfg["data"]["batch_size"])
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.perf_counter() - self.t_start
+
+    def summary(self, iteration: int, stopped: bool) -> dict:
+        return {"iteration": iteration, "stopped": stopped, "elapsed_s": self.elapsed(), "model": self.model,
+                **self.last_val}
+
+
+@dataclass
+class _Stage:
+    """One stage's optimisation state. ``fwd`` is the model as called: DDP-wrapped and/or compiled."""
+
+    stage: int
+    first: int  # global iteration the stage starts at
+    end: int
+    fwd: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    sched: WarmupCosineRestarts
+    autocast: object  # bf16 autocast on CUDA with engine.amp, else a no-op context
+
+
+class _TrainMeter:
+    """Sums of the loss parts since the last ``train`` log row, and the clock its images/s is measured from."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.n = 0
+        self.restart_clock()
+
+    def restart_clock(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def add(self, parts: dict) -> None:
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+
+
 def _train(cfg: dict, out: Path, resume: str, info: DistInfo) -> dict:
-    import yaml
-    from tqdm import tqdm
-
+    """The run top-down: build it, resume it, then per stage its steps (each followed by the log row, validation
+    and checkpoint due after it), and at the end the run folder's ``model.*`` files."""
     from k3dn.provenance import config_hash
-    from k3dn.registry import create_model
 
-    eng, data = cfg["engine"], cfg["data"]
-    cuda = info.device.type == "cuda"
-    amp = bool(eng["amp"]) and cuda
-    channels_last = bool(eng["channels_last"]) and cuda
-    state_dir = out / "state"
     identity = config_hash(training_identity(cfg))
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
     barrier(info)
+    run = _build_run(cfg, out, info, identity)
+    ckpt, iteration = _resume(run, resume)
+    _open_outputs(run, keep_log_until=iteration if ckpt is not None else None)
+    run.model.to(info.device)
+    if run.channels_last:
+        to_channels_last(run.model)
 
+    run.t_start = time.perf_counter()
+    for stage, first, end in run.plan:
+        if iteration >= end:
+            continue  # finished before the checkpoint this run resumed from
+        st = _build_stage(run, stage, first, end, iteration, ckpt)
+        iteration, stopped = _run_stage(run, st, iteration)
+        if stopped:
+            return run.summary(iteration, stopped=True)
+
+    if info.is_main:
+        _write_final_outputs(run)
+    barrier(info)
+    return run.summary(iteration, stopped=False)
+
+
+def _build_run(cfg: dict, out: Path, info: DistInfo, identity: str) -> _Run:
+    """Seed, then the model (its initial weights come from the seed), the stage plan, the data sets and the loss."""
+    from k3dn.registry import create_model
+
+    eng, data = cfg["engine"], cfg["data"]
+    cuda = info.device.type == "cuda"
     _seed_all(int(eng["seed"]))
     model = create_model(cfg["model"]["name"], **cfg["model"]["overrides"])
     two_stage = callable(getattr(model, "set_stage", None))
     plan = _stage_plan(cfg, two_stage)
-    total = plan[-1][2]
     if not data["train"]:
         raise TrainingError("data.train is not set (a manifest CSV of the training split)")
     train_ds = DPTrainDataset(data["train"], data["crop"], getattr(model, "size_multiple", (1, 1)),
@@ -194,142 +288,184 @@ def _train(cfg: dict, out: Path, resume: str, info: DistInfo) -> dict:
                               getattr(model, "min_size", (1, 1)))
     val_ds = DPEvalDataset(data["val"], data["val_crop"], data["val_max_images"]) if data["val"] else None
     criterion = K3DNLoss(**cfg["loss"])
+    return _Run(cfg=cfg, out=out, info=info, identity=identity, model=model, two_stage=two_stage, plan=plan,
+                train_ds=train_ds, val_ds=val_ds, criterion=criterion, amp=bool(eng["amp"]) and cuda,
+                channels_last=bool(eng["channels_last"]) and cuda)
 
+
+def _resume(run: _Run, resume: str) -> tuple[dict | None, int]:
+    """Per ``resume`` (auto/require/never), load the latest checkpoint: weights into ``run.model``, the RNG states,
+    the elapsed time. Returns it (None when starting afresh) and the iteration to go on from; :func:`_build_stage`
+    takes the optimizer and schedule state from it."""
+    info, state_dir = run.info, run.state_dir
     ckpt_dir = latest_checkpoint(state_dir) if resume != "never" else None
     if resume == "require" and ckpt_dir is None:
         raise TrainingError(f"{state_dir}: --resume given but there is no checkpoint to resume from")
-    ckpt = None
-    iteration, elapsed0 = 0, 0.0
-    if ckpt_dir is not None:
-        ckpt = load_checkpoint(ckpt_dir, model, info.rank)
-        if ckpt["identity"] != identity:
-            raise TrainingError(f"{ckpt_dir}: was trained under a different config (identity {ckpt['identity']}, "
-                                f"now {identity}); use a new --out folder, or delete {state_dir} to start over")
-        iteration, elapsed0 = int(ckpt["iteration"]), float(ckpt["elapsed_s"])
-        if ckpt["world_size"] != info.world_size and info.is_main:
-            print(f"warning: resuming a {ckpt['world_size']}-process run with {info.world_size} processes; "
-                  "the data order changes from here on")
-        if ckpt["rng"] is not None:
-            restore_rng(ckpt["rng"])
-    if info.is_main:
-        log = CsvLog(out / "log.csv", keep_until=iteration if ckpt is not None else None)
-        tmp = out / "config.yaml.tmp"
-        tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
-        os.replace(tmp, out / "config.yaml")
-    model.to(info.device)
-    if channels_last:
-        to_channels_last(model)
+    if ckpt_dir is None:
+        return None, 0
+    ckpt = load_checkpoint(ckpt_dir, run.model, info.rank)
+    if ckpt["identity"] != run.identity:
+        raise TrainingError(f"{ckpt_dir}: was trained under a different config (identity {ckpt['identity']}, "
+                            f"now {run.identity}); use a new --out folder, or delete {state_dir} to start over")
+    iteration, run.elapsed0 = int(ckpt["iteration"]), float(ckpt["elapsed_s"])
+    if ckpt["world_size"] != info.world_size and info.is_main:
+        print(f"warning: resuming a {ckpt['world_size']}-process run with {info.world_size} processes; "
+              "the data order changes from here on")
+    if ckpt["rng"] is not None:
+        restore_rng(ckpt["rng"])
+    return ckpt, iteration
 
-    batch_size = int(data["batch_size"])
+
+def _open_outputs(run: _Run, keep_log_until: int | None) -> None:
+    """Main rank: ``log.csv`` (cut back to the resumed iteration) and the run's ``config.yaml``."""
+    import yaml
+
+    if not run.info.is_main:
+        return
+    run.log = CsvLog(run.out / "log.csv", keep_until=keep_log_until)
+    tmp = run.out / "config.yaml.tmp"
+    tmp.write_text(yaml.safe_dump(run.cfg, sort_keys=False))
+    os.replace(tmp, run.out / "config.yaml")
+
+
+def _build_stage(run: _Run, stage: int, first: int, end: int, iteration: int, ckpt: dict | None) -> _Stage:
+    """Enter ``stage`` at global ``iteration``: the model switched to it, a fresh AdamW over the parameters it
+    trains with a fresh schedule (or their saved state when the checkpoint is inside this stage), and the
+    forward as called (DDP, torch.compile)."""
+    model, cfg, info, eng = run.model, run.cfg, run.info, run.eng
+    if run.two_stage:
+        model.set_stage(stage)
+    model.train()  # a two-stage model's train() keeps the modules the stage freezes in eval mode
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise TrainingError(f"{cfg['model']['name']}: stage {stage} leaves no parameter to train")
+    opt = torch.optim.AdamW(params, lr=cfg["optim"]["lr"], betas=tuple(cfg["optim"]["betas"]),
+                            weight_decay=cfg["optim"]["weight_decay"])
+    sc = cfg["schedule"]
+    sched = WarmupCosineRestarts(opt, cfg["optim"]["lr"], sc["min_lr"], sc["cycle_steps"], sc["warmup_steps"],
+                                 step=iteration - first)
+    if ckpt is not None and int(ckpt["stage"]) == stage and first < int(ckpt["iteration"]) < end:
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+    fwd = model
+    if info.distributed:
+        fwd = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[info.local_rank] if info.device.type == "cuda" else None,
+            find_unused_parameters=bool(eng["find_unused_parameters"]))
+    if eng["compile"]:
+        fwd = torch.compile(fwd)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if run.amp else nullcontext()
+    return _Stage(stage, first, end, fwd, params, opt, sched, autocast)
+
+
+def _loader(run: _Run, iteration: int) -> DataLoader:
+    """Training batches from global ``iteration`` on (the sampler's order is a function of the seed and position)."""
+    data = run.cfg["data"]
+    sampler = InfiniteDistributedSampler(len(run.train_ds), int(run.eng["seed"]), run.info.rank, run.info.world_size,
+                                         start=iteration * run.batch_size)
+    workers = worker_count(data["workers"])
+    return DataLoader(run.train_ds, batch_size=run.batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate, pin_memory=run.info.device.type == "cuda", drop_last=True,
+                      persistent_workers=False, prefetch_factor=4 if workers else None)
+
+
+def _run_stage(run: _Run, st: _Stage, iteration: int) -> tuple[int, bool]:
+    """The steps of one stage from ``iteration``, each followed by its due log row, validation and checkpoint.
+    Returns the iteration reached and whether ``engine.stop_after`` stopped the run there."""
+    from tqdm import tqdm
+
+    eng = run.eng
+    loader = _loader(run, iteration)
+    batches = iter(loader)
+    bar = tqdm(total=st.end - st.first, initial=iteration - st.first, desc=f"stage {st.stage}/{len(run.plan)}",
+               disable=not (run.info.is_main and eng["progress"]), dynamic_ncols=True)
+    meter = _TrainMeter()
+    try:
+        while iteration < st.end:
+            lr, parts = _step(run, st, next(batches), iteration)
+            iteration += 1
+            meter.add(parts)
+            bar.update(1)
+            if iteration % eng["log_every"] == 0 or iteration == st.end:
+                _log_train(run, st, meter, iteration, lr, bar)
+            if _validate_and_save(run, st, iteration, meter, bar):
+                return iteration, True
+        return iteration, False
+    finally:
+        bar.close()
+        del batches, loader
+
+
+def _step(run: _Run, st: _Stage, batch: dict, iteration: int) -> tuple[float, dict]:
+    """One optimisation step (the ``iteration + 1``-th); returns the lr it used and the loss parts.
+
+    The forward runs under the stage's autocast, the loss in float32. A non-finite loss on any rank raises
+    :class:`NonFiniteLoss` before the optimizer step, so the weights and the last checkpoint stay good.
+    """
+    batch = _to_device(batch, run.info.device, run.channels_last)
+    lr = st.sched.get_lr()
+    with st.autocast:
+        outputs = st.fwd(batch)
+    loss, parts = run.criterion(outputs, batch, reblur=(st.stage == 1))
+    bad = all_reduce_max((~torch.isfinite(loss)).float().reshape(1), run.info)
+    if bad.item():
+        good = latest_checkpoint(run.state_dir)
+        raise NonFiniteLoss(
+            f"non-finite training loss at iteration {iteration + 1} (stage {st.stage}; this rank: "
+            + ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
+            + "). Stopped before the optimizer step. Last good checkpoint: "
+            + (f"{good}" if good else "none (no checkpoint written yet)")
+            + ". Lower optim.lr, check the data, or resume from it with a different seed.")
+    st.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(st.params, run.cfg["optim"]["grad_clip"])
+    st.opt.step()
+    st.sched.step()
+    return lr, parts
+
+
+def _log_train(run: _Run, st: _Stage, meter: _TrainMeter, iteration: int, lr: float, bar) -> None:
+    """A ``train`` row: the loss parts averaged over the steps since the last row and over ranks, and images/s."""
+    info = run.info
+    dt = time.perf_counter() - meter.t0
+    means = {k: all_reduce_sum(v.detach().reshape(1).clone(), info).item() / (meter.n * info.world_size)
+             for k, v in meter.sums.items()}
+    ips = meter.n * run.batch_size * info.world_size / max(dt, 1e-9)
+    if info.is_main:
+        run.log.write(iteration=iteration, stage=st.stage, kind="train", lr=lr, images_per_s=ips,
+                      elapsed_s=run.elapsed(), **means)
+        bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.1f}")
+    meter.reset()
+
+
+def _validate_and_save(run: _Run, st: _Stage, iteration: int, meter: _TrainMeter, bar) -> bool:
+    """After a step: validate where due (every ``val_every``, at the stage's end) and checkpoint where due (every
+    ``ckpt_every``, at the stage's end, when ``engine.stop_after`` is reached). Returns whether the run stops."""
+    eng, info = run.eng, run.info
+    if run.val_ds is not None and (iteration % eng["val_every"] == 0 or iteration == st.end):
+        run.last_val = validate(run.model, run.val_ds, info, run.amp)
+        if info.is_main:
+            run.log.write(iteration=iteration, stage=st.stage, kind="val", elapsed_s=run.elapsed(), **run.last_val)
+            bar.write(f"iteration {iteration}: val PSNR {run.last_val['psnr']:.2f} dB "
+                      f"(input {run.last_val['input_psnr']:.2f}), SSIM {run.last_val['ssim']:.4f}")
+        meter.restart_clock()  # images/s counts training time only
+
     stop_after = eng["stop_after"]
-    t_start = time.perf_counter()
-    last_val: dict = {}
+    stopping = stop_after is not None and iteration >= int(stop_after)
+    if iteration % eng["ckpt_every"] == 0 or iteration == st.end or stopping:
+        trainer = {"iteration": iteration, "stage": st.stage, "optimizer": st.opt.state_dict(),
+                   "scheduler": st.sched.state_dict(), "identity": run.identity, "elapsed_s": run.elapsed(),
+                   "world_size": info.world_size, "model": run.cfg["model"]["name"]}
+        save_checkpoint(run.state_dir, iteration, run.model, trainer, info, int(eng["keep_checkpoints"]))
+    return stopping
 
-    def elapsed() -> float:
-        return elapsed0 + time.perf_counter() - t_start
 
-    for stage, first, end in plan:
-        if iteration >= end:
-            continue
-        if two_stage:
-            model.set_stage(stage)
-        model.train()
-        params = [p for p in model.parameters() if p.requires_grad]
-        if not params:
-            raise TrainingError(f"{cfg['model']['name']}: stage {stage} leaves no parameter to train")
-        opt = torch.optim.AdamW(params, lr=cfg["optim"]["lr"], betas=tuple(cfg["optim"]["betas"]),
-                                weight_decay=cfg["optim"]["weight_decay"])
-        sc = cfg["schedule"]
-        sched = WarmupCosineRestarts(opt, cfg["optim"]["lr"], sc["min_lr"], sc["cycle_steps"], sc["warmup_steps"],
-                                     step=iteration - first)
-        if ckpt is not None and int(ckpt["stage"]) == stage and first < int(ckpt["iteration"]) < end:
-            opt.load_state_dict(ckpt["optimizer"])
-            sched.load_state_dict(ckpt["scheduler"])
-        fwd = model
-        if info.distributed:
-            fwd = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[info.local_rank] if cuda else None,
-                find_unused_parameters=bool(eng["find_unused_parameters"]))
-        if eng["compile"]:
-            fwd = torch.compile(fwd)
-
-        sampler = InfiniteDistributedSampler(len(train_ds), int(eng["seed"]), info.rank, info.world_size,
-                                             start=iteration * batch_size)
-        workers = worker_count(data["workers"])
-        loader = DataLoader(train_ds, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                            collate_fn=collate, pin_memory=cuda, drop_last=True,
-                            persistent_workers=False, prefetch_factor=4 if workers else None)
-        batches = iter(loader)
-        bar = tqdm(total=end - first, initial=iteration - first, desc=f"stage {stage}/{len(plan)}",
-                   disable=not (info.is_main and eng["progress"]), dynamic_ncols=True)
-        acc: dict[str, torch.Tensor] = {}
-        n_acc, t_log = 0, time.perf_counter()
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
-        try:
-            while iteration < end:
-                batch = _to_device(next(batches), info.device, channels_last)
-                lr = sched.get_lr()
-                with autocast:
-                    outputs = fwd(batch)
-                loss, parts = criterion(outputs, batch, reblur=(stage == 1))
-                bad = all_reduce_max((~torch.isfinite(loss)).float().reshape(1), info)
-                if bad.item():
-                    good = latest_checkpoint(state_dir)
-                    raise NonFiniteLoss(
-                        f"non-finite training loss at iteration {iteration + 1} (stage {stage}; this rank: "
-                        + ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
-                        + "). Stopped before the optimizer step. Last good checkpoint: "
-                        + (f"{good}" if good else "none (no checkpoint written yet)")
-                        + ". Lower optim.lr, check the data, or resume from it with a different seed.")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg["optim"]["grad_clip"])
-                opt.step()
-                sched.step()
-                iteration += 1
-                for k, v in parts.items():
-                    acc[k] = acc.get(k, 0.0) + v
-                n_acc += 1
-                bar.update(1)
-
-                if iteration % eng["log_every"] == 0 or iteration == end:
-                    dt = time.perf_counter() - t_log
-                    means = {k: all_reduce_sum(v.detach().reshape(1).clone(), info).item() / (n_acc * info.world_size)
-                             for k, v in acc.items()}
-                    ips = n_acc * batch_size * info.world_size / max(dt, 1e-9)
-                    if info.is_main:
-                        log.write(iteration=iteration, stage=stage, kind="train", lr=lr, images_per_s=ips,
-                                  elapsed_s=elapsed(), **means)
-                        bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.1f}")
-                    acc, n_acc, t_log = {}, 0, time.perf_counter()
-
-                if val_ds is not None and (iteration % eng["val_every"] == 0 or iteration == end):
-                    last_val = validate(model, val_ds, info, amp)
-                    if info.is_main:
-                        log.write(iteration=iteration, stage=stage, kind="val", elapsed_s=elapsed(), **last_val)
-                        bar.write(f"iteration {iteration}: val PSNR {last_val['psnr']:.2f} dB "
-                                  f"(input {last_val['input_psnr']:.2f}), SSIM {last_val['ssim']:.4f}")
-                    t_log = time.perf_counter()
-
-                stopping = stop_after is not None and iteration >= int(stop_after)
-                if iteration % eng["ckpt_every"] == 0 or iteration == end or stopping:
-                    trainer = {"iteration": iteration, "stage": stage, "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "identity": identity, "elapsed_s": elapsed(),
-                               "world_size": info.world_size, "model": cfg["model"]["name"]}
-                    save_checkpoint(state_dir, iteration, model, trainer, info, int(eng["keep_checkpoints"]))
-                if stopping:
-                    return {"iteration": iteration, "stopped": True, "elapsed_s": elapsed(), "model": model,
-                            **last_val}
-        finally:
-            bar.close()
-            del batches, loader
-
-    if info.is_main:
-        stages = [p[2] - p[1] for p in plan]
-        write_run_outputs(out, model, cfg, {
-            "iterations": total, "stages": stages,
-            # inference uses exactly what was trained: a stage-2 block that never trained is bypassed
-            "trained_stages": [st for (st, _, _), n in zip(plan, stages) if n > 0],
-            "precision": "bfloat16 autocast (float32 weights and loss)" if amp else "float32"})
-    barrier(info)
-    return {"iteration": iteration, "stopped": False, "elapsed_s": elapsed(), "model": model, **last_val}
+def _write_final_outputs(run: _Run) -> None:
+    """``model.safetensors`` and ``model.json`` of a finished run (main rank)."""
+    plan = run.plan
+    stages = [p[2] - p[1] for p in plan]
+    write_run_outputs(run.out, run.model, run.cfg, {
+        "iterations": plan[-1][2], "stages": stages,
+        # inference uses exactly what was trained: a stage-2 block that never trained is bypassed
+        "trained_stages": [st for (st, _, _), n in zip(plan, stages, strict=True) if n > 0],
+        "precision": "bfloat16 autocast (float32 weights and loss)" if run.amp else "float32"})
