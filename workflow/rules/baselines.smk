@@ -10,10 +10,12 @@ rule fetch_weights:
     log:
         "logs/checkpoints/{ckpt}.log",
     benchmark:
-        "benchmarks/checkpoints/{ckpt}.tsv",
+        "benchmarks/checkpoints/{ckpt}.tsv"
+    retries: 2
+    conda:
+        CONDA_ENV
     params:
         registry=registry_args("checkpoints"),
-    retries: 2
     shell:
         "k3dn baselines fetch {wildcards.ckpt} --dest resources/checkpoints/{wildcards.ckpt} {params.registry}"
         " > {log} 2>&1"

@@ -7,7 +7,16 @@ from shlex import quote as shlex_quote
 
 from snakemake.utils import validate
 
-from k3dn.workflow import MANIFESTS, RAW, UNSCORED, Plan, checkpoint_entries, dataset_of, jsonarg, manifest_path
+from k3dn.workflow import (
+    MANIFESTS,
+    RAW,
+    UNSCORED,
+    Plan,
+    checkpoint_entries,
+    dataset_of,
+    jsonarg,
+    manifest_path,
+)
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -16,6 +25,9 @@ RUNS, PUBLISHED, METHODS, TABLES = PLAN.runs, PLAN.published, PLAN.methods, PLAN
 if PLAN.missing:
     print(PLAN.report(), file=sys.stderr)
 MINIATURE = config.get("miniature")
+# The `k3dn` environment of every job when run with --software-deployment-method conda
+# (the path is relative to workflow/rules/, where the rules are).
+CONDA_ENV = "../../environment.yml"
 WORKFLOW_CONFIG = "resources/workflow.json"  # the merged config, read by `k3dn preflight` (written at start)
 
 
@@ -26,7 +38,11 @@ onstart:
     if MINIATURE:
         from k3dn.miniature.serve import start_server
 
-        start_server(f"{MINIATURE['root']}/www", MINIATURE["url"], log="logs/miniature/serve.log")
+        start_server(
+            f"{MINIATURE['root']}/www",
+            MINIATURE["url"],
+            log="logs/miniature/serve.log",
+        )
 
 
 onsuccess:
@@ -88,15 +104,142 @@ def table_inputs(table):
 
 
 def table_files():
-    extra = ["protocol_sensitivity"] + (["table7b_pixel_defocus"] if PLAN.defocus_rows() else [])
+    extra = ["protocol_sensitivity"] + (
+        ["table7b_pixel_defocus"] if PLAN.defocus_rows() else []
+    )
     return [f"results/tables/{t}.csv" for t in [*TABLES, *extra]]
 
 
 def result_files():
     """Every method on every test set it lists: a run or method in no table or figure is still run by `all`."""
-    return [f"results/predictions/{m}/{t}/predictions.json" if dataset_of(t) in UNSCORED
-            else f"results/metrics/{m}/{t}.csv" for m in METHODS for t in method_tests(m)]
+    return [
+        (
+            f"results/predictions/{m}/{t}/predictions.json"
+            if dataset_of(t) in UNSCORED
+            else f"results/metrics/{m}/{t}.csv"
+        )
+        for m in METHODS
+        for t in method_tests(m)
+    ]
 
 
 def figure_files():
     return [f"results/figures/{name}.png" for name in PLAN.figures()]
+
+
+# ---- used by miniature.smk
+
+
+def miniature_registries():
+    if not MINIATURE:
+        return []
+    return [
+        f"{MINIATURE['root']}/datasets.yaml",
+        f"{MINIATURE['root']}/checkpoints.yaml",
+    ]
+
+
+# ---- used by data.smk
+
+
+def obtain_inputs(wildcards):
+    spec = config["datasets"][wildcards.ds]
+    deps = [ancient("resources/preflight.ok")]
+    if spec.get("from"):
+        deps.append(f"{RAW}/{spec['from']}/.ready")
+    return deps
+
+
+def obtain_cmd(wildcards):
+    ds, spec = wildcards.ds, config["datasets"][wildcards.ds]
+    how, dest = spec["obtain"], f"{RAW}/{ds}"
+    extra = " ".join(str(a) for a in spec.get("args", []))
+    if how == "download":
+        return f"k3dn data {registry_args('datasets')} download {ds} --dest {dest}"
+    if how == "render":
+        return f"k3dn synth dp --out {dest} {extra}"
+    if how == "generate":
+        src = f"{RAW}/{spec['from']}"
+        if ds == "ddd_syn":
+            size = (
+                f"--out-size {spec['image_size'][0]} {spec['image_size'][1]}"
+                if spec.get("image_size")
+                else ""
+            )
+            return f"k3dn synth ddd-syn --nyu {src} --out {dest} {size} {extra}"
+        if ds == "rdpd":
+            return f"k3dn synth rdpd --synthia {src} --out {dest} {extra}"
+    raise ValueError(f"config: data set {ds!r}: cannot obtain it by {how!r}")
+
+
+def manifest_args(wildcards):
+    spec = config["datasets"][wildcards.ds]
+    args = []
+    # The official sample counts are checked for downloaded sets only; generated ones are sized by config.
+    if spec["obtain"] != "download" or config.get("scale"):
+        args.append("--any-count")
+    if spec.get("crop"):
+        args.append("--crop " + " ".join(str(c) for c in spec["crop"]))
+    return " ".join(args)
+
+
+# ---- used by train.smk
+
+
+def train_inputs(wildcards):
+    return [manifest_dir(RUNS[wildcards.run]["data"])]
+
+
+def run_gpus(wildcards):
+    return RUNS[wildcards.run].get("gpus", config.get("gpus_per_run", 1))
+
+
+def train_cmd(wildcards, resources):
+    run = wildcards.run
+    sets = " ".join(f"--set {shlex_quote(s)}" for s in PLAN.train_sets(run))
+    args = f"train --config {PLAN.recipe(run)} --out results/runs/{run} {sets}"
+    if resources.gpu > 1:
+        # One process per GPU; on SLURM the job owns its node's GPUs, locally they are shared by --resources gpu=N.
+        return (
+            f"torchrun --standalone --nproc_per_node={resources.gpu} -m k3dn.cli {args}"
+        )
+    return f"k3dn {args}"
+
+
+# ---- used by evaluate.smk
+
+
+def predict_inputs(wildcards):
+    return method_inputs(wildcards.method) + [manifest_dir(dataset_of(wildcards.test))]
+
+
+def lpips_args():
+    if not config["lpips"]:
+        return ""
+    root = f"{RAW}/lpips_weights"
+    args = (
+        f"--lpips --lpips-backbone {root}/alexnet-owt-7be5be79.pth"
+        f" --lpips-lin {root}/lpips-0.1.4-py3-none-any/lpips/weights/v0.1/alex.pth"
+    )
+    return args + (" --lpips-standin" if MINIATURE else "")
+
+
+# ---- used by report.smk
+
+
+def report_spec():
+    extra = ["protocol_sensitivity"] + (
+        ["disparity_features"] if "disparity_clusters" in FIGURES else []
+    )
+    extra += ["table7b_pixel_defocus"] if DEFOCUS else []
+    tables = {t: f"results/tables/{t}.csv" for t in list(TABLES) + extra}
+    figures = {Path(f).stem: f for f in figure_files()}
+    note = (
+        (
+            "MINIATURE RUN: stand-in data and random weights at toy scale; these numbers test the pipeline, "
+            "not any method."
+        )
+        if MINIATURE
+        else ""
+    )
+    return {"tables": tables, "figures": figures, "note": note}

@@ -1,19 +1,6 @@
 # Predictions of every method on every test set it applies to, per-image metrics, and speed.
 
 
-def predict_inputs(wildcards):
-    return method_inputs(wildcards.method) + [manifest_dir(dataset_of(wildcards.test))]
-
-
-def lpips_args():
-    if not config["lpips"]:
-        return ""
-    root = f"{RAW}/lpips_weights"
-    args = (f"--lpips --lpips-backbone {root}/alexnet-owt-7be5be79.pth"
-            f" --lpips-lin {root}/lpips-0.1.4-py3-none-any/lpips/weights/v0.1/alex.pth")
-    return args + (" --lpips-standin" if MINIATURE else "")
-
-
 PER_IMAGE = PLAN.per_image_methods()
 
 
@@ -27,9 +14,11 @@ rule predict:
     log:
         "logs/predict/{method}/{test}.log",
     benchmark:
-        "benchmarks/predict/{method}/{test}.tsv",
+        "benchmarks/predict/{method}/{test}.tsv"
     wildcard_constraints:
         method="|".join(m for m in METHODS if m not in PER_IMAGE) or "NONE",
+    conda:
+        CONDA_ENV
     threads: config.get("predict_threads", 4)
     resources:
         gpu=config.get("gpus_per_run", 1),
@@ -53,10 +42,12 @@ rule predict_image:
     log:
         "logs/predict/{method}/{test}/{image}.log",
     benchmark:
-        "benchmarks/predict/{method}/{test}/{image}.tsv",
+        "benchmarks/predict/{method}/{test}/{image}.tsv"
     wildcard_constraints:
         method="|".join(PER_IMAGE) or "NONE",
         image="[A-Za-z0-9_]+",
+    conda:
+        CONDA_ENV
     resources:
         gpu=config.get("gpus_per_run", 1),
     params:
@@ -72,14 +63,18 @@ rule predict_image:
 
 rule gather_predictions:
     input:
-        lambda w: [f"results/predictions/{w.method}/{w.test}/images/{i}/predictions.json"
-                   for i in PLAN.image_ids(w.test)],
+        lambda w: [
+            f"results/predictions/{w.method}/{w.test}/images/{i}/predictions.json"
+            for i in PLAN.image_ids(w.test)
+        ],
     output:
         "results/predictions/{method}/{test}/predictions.json",
     log:
         "logs/predict/{method}/{test}.log",
     wildcard_constraints:
         method="|".join(PER_IMAGE) or "NONE",
+    conda:
+        CONDA_ENV
     params:
         parts=lambda w, input: " ".join(str(Path(p).parent) for p in input),
     shell:
@@ -95,7 +90,9 @@ rule predict_variant:
     log:
         "logs/predict/{method}/{test}~{variant}.log",
     benchmark:
-        "benchmarks/predict/{method}/{test}~{variant}.tsv",
+        "benchmarks/predict/{method}/{test}~{variant}.tsv"
+    conda:
+        CONDA_ENV
     threads: config.get("predict_threads", 4)
     resources:
         gpu=config.get("gpus_per_run", 1),
@@ -119,7 +116,9 @@ rule evaluate:
     log:
         "logs/evaluate/{method}/{test}.log",
     benchmark:
-        "benchmarks/evaluate/{method}/{test}.tsv",
+        "benchmarks/evaluate/{method}/{test}.tsv"
+    conda:
+        CONDA_ENV
     params:
         manifest=lambda w: manifest_path(w.test),
         lpips=lpips_args(),
@@ -137,7 +136,9 @@ rule speed:
     log:
         "logs/speed/{method}.log",
     benchmark:
-        "benchmarks/speed/{method}.tsv",
+        "benchmarks/speed/{method}.tsv"
+    conda:
+        CONDA_ENV
     resources:
         gpu=config.get("gpus_per_run", 1),
     params:

@@ -4,12 +4,6 @@
 # would in a paper run. Without a `miniature:` block these rules do not exist.
 
 
-def miniature_registries():
-    if not MINIATURE:
-        return []
-    return [f"{MINIATURE['root']}/datasets.yaml", f"{MINIATURE['root']}/checkpoints.yaml"]
-
-
 if MINIATURE:
     MINI = MINIATURE["root"]
 
@@ -19,13 +13,16 @@ if MINIATURE:
         log:
             "logs/miniature/{ds}.log",
         benchmark:
-            "benchmarks/miniature/{ds}.tsv",
+            "benchmarks/miniature/{ds}.tsv"
+        conda:
+            CONDA_ENV
         params:
             spec=lambda w: jsonarg(MINIATURE["standins"].get(w.ds, {})),
             dataset=lambda w: jsonarg(PLAN.standin_dataset_config(w.ds)),
+            dest=lambda w: f"{RAW}/{w.ds}",
         shell:
             "k3dn miniature data {wildcards.ds} --root {MINI} --spec {params.spec:q} --dataset {params.dataset:q}"
-            " --dest {RAW}/{wildcards.ds} > {log} 2>&1"
+            " --dest {params.dest} > {log} 2>&1"
 
     rule standin_weights:
         output:
@@ -33,7 +30,9 @@ if MINIATURE:
         log:
             "logs/miniature/weights.log",
         benchmark:
-            "benchmarks/miniature/weights.tsv",
+            "benchmarks/miniature/weights.tsv"
+        conda:
+            CONDA_ENV
         params:
             checkpoints=" ".join(PLAN.needed_checkpoints()),
         shell:
@@ -48,7 +47,9 @@ if MINIATURE:
         log:
             "logs/miniature/registries.log",
         benchmark:
-            "benchmarks/miniature/registries.tsv",
+            "benchmarks/miniature/registries.tsv"
+        conda:
+            CONDA_ENV
         params:
             datasets=" ".join(PLAN.downloads()),
             checkpoints=" ".join(PLAN.needed_checkpoints()),

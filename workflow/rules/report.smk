@@ -9,7 +9,9 @@ rule table:
     log:
         "logs/tables/{table}.log",
     benchmark:
-        "benchmarks/tables/{table}.tsv",
+        "benchmarks/tables/{table}.tsv"
+    conda:
+        CONDA_ENV
     params:
         spec=lambda w: jsonarg(TABLES[w.table]),
     shell:
@@ -18,14 +20,23 @@ rule table:
 
 rule protocol_sensitivity:
     input:
-        [f"results/metrics/{e['method']}/{e['test']}.csv" for e in PLAN.sensitivity_entries()],
-        [f"{d}/predictions.json" for e in PLAN.sensitivity_entries() for d in e["variants"].values()],
+        [
+            f"results/metrics/{e['method']}/{e['test']}.csv"
+            for e in PLAN.sensitivity_entries()
+        ],
+        [
+            f"{d}/predictions.json"
+            for e in PLAN.sensitivity_entries()
+            for d in e["variants"].values()
+        ],
     output:
         "results/tables/protocol_sensitivity.csv",
     log:
         "logs/tables/protocol_sensitivity.log",
     benchmark:
-        "benchmarks/tables/protocol_sensitivity.tsv",
+        "benchmarks/tables/protocol_sensitivity.tsv"
+    conda:
+        CONDA_ENV
     params:
         spec=jsonarg(PLAN.sensitivity_entries()),
         device=config["device"],
@@ -46,7 +57,9 @@ rule defocus_table:
     log:
         "logs/tables/table7b_pixel_defocus.log",
     benchmark:
-        "benchmarks/tables/table7b_pixel_defocus.tsv",
+        "benchmarks/tables/table7b_pixel_defocus.tsv"
+    conda:
+        CONDA_ENV
     params:
         rows=jsonarg(DEFOCUS),
         manifest=manifest_path(config.get("defocus", {}).get("test", "pixel_test")),
@@ -67,9 +80,11 @@ rule figure:
     log:
         "logs/figures/{figure}.log",
     benchmark:
-        "benchmarks/figures/{figure}.tsv",
+        "benchmarks/figures/{figure}.tsv"
     wildcard_constraints:
         figure="|".join(f for f in FIGURES if f != "disparity_clusters") or "NONE",
+    conda:
+        CONDA_ENV
     params:
         kind=lambda w: FIGURES[w.figure]["kind"],
         spec=lambda w: jsonarg(FIGURES[w.figure]["spec"]),
@@ -84,28 +99,20 @@ rule disparity_clusters:
     input:
         lambda w: FIGURES["disparity_clusters"]["inputs"],
     output:
-        "results/figures/disparity_clusters.png",
-        "results/tables/disparity_features.csv",
+        figure="results/figures/disparity_clusters.png",
+        table="results/tables/disparity_features.csv",
     log:
         "logs/figures/disparity_clusters.log",
     benchmark:
-        "benchmarks/figures/disparity_clusters.tsv",
+        "benchmarks/figures/disparity_clusters.tsv"
+    conda:
+        CONDA_ENV
     params:
         spec=lambda w: jsonarg(FIGURES["disparity_clusters"]["spec"]),
         device=config["device"],
     shell:
         "k3dn report figure disparity_clusters --spec {params.spec:q} --device {params.device}"
-        " --out {output[0]} > {log} 2>&1"
-
-
-def report_spec():
-    extra = ["protocol_sensitivity"] + (["disparity_features"] if "disparity_clusters" in FIGURES else [])
-    extra += ["table7b_pixel_defocus"] if DEFOCUS else []
-    tables = {t: f"results/tables/{t}.csv" for t in list(TABLES) + extra}
-    figures = {Path(f).stem: f for f in figure_files()}
-    note = ("MINIATURE RUN: stand-in data and random weights at toy scale; these numbers test the pipeline, "
-            "not any method.") if MINIATURE else ""
-    return {"tables": tables, "figures": figures, "note": note}
+        " --out {output.figure} > {log} 2>&1"
 
 
 rule report:
@@ -117,7 +124,9 @@ rule report:
     log:
         "logs/report.log",
     benchmark:
-        "benchmarks/report.tsv",
+        "benchmarks/report.tsv"
+    conda:
+        CONDA_ENV
     params:
         spec=jsonarg(report_spec()),
     shell:
