@@ -31,13 +31,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import math
 import os
-import sys
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+
+log = logging.getLogger(__name__)
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_SHA256_PREFIX = "7be5be79"
@@ -228,14 +230,14 @@ class LPIPSScorer:
         if self.model is None:
             try:
                 self.model = load_lpips(self.device, backbone, lin, verify=verify)
-                b, l = (backbone, lin) if backbone and lin else find_weights()
-                self.weights = f"{Path(b).name}+{Path(l).name}"
+                found_backbone, found_lin = (backbone, lin) if backbone and lin else find_weights()
+                self.weights = f"{Path(found_backbone).name}+{Path(found_lin).name}"
             except (LPIPSWeightsError, FileNotFoundError, RuntimeError) as e:
                 self.model = None
                 self.reason = f"LPIPS not computed: {e}"
                 if self.reason not in _PRINTED:
                     _PRINTED.add(self.reason)
-                    print(self.reason, file=sys.stderr)
+                    log.warning(self.reason)
         else:
             self.model = self.model.to(self.device).eval()
 

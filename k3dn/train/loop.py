@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import random
 import time
@@ -37,6 +38,8 @@ from k3dn.train.checkpointing import latest_checkpoint, load_checkpoint, restore
 from k3dn.train.config import training_identity
 from k3dn.train.distributed import DistInfo, all_reduce_max, all_reduce_sum, barrier, cleanup, init_distributed
 from k3dn.train.schedule import WarmupCosineRestarts
+
+log = logging.getLogger(__name__)
 
 LOG_COLUMNS = ["iteration", "stage", "kind", "lr", "loss", "charbonnier", "edge", "frequency", "reblur",
                "psnr", "ssim", "input_psnr", "input_ssim", "images_per_s", "elapsed_s"]
@@ -309,8 +312,8 @@ def _resume(run: _Run, resume: str) -> tuple[dict | None, int]:
                             f"now {run.identity}); use a new --out folder, or delete {state_dir} to start over")
     iteration, run.elapsed0 = int(ckpt["iteration"]), float(ckpt["elapsed_s"])
     if ckpt["world_size"] != info.world_size and info.is_main:
-        print(f"warning: resuming a {ckpt['world_size']}-process run with {info.world_size} processes; "
-              "the data order changes from here on")
+        log.warning("resuming a %d-process run with %d processes; the data order changes from here on",
+                    ckpt["world_size"], info.world_size)
     if ckpt["rng"] is not None:
         restore_rng(ckpt["rng"])
     return ckpt, iteration
