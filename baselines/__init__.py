@@ -5,5 +5,17 @@ The network modules register themselves when imported; :mod:`k3dn.registry` impo
 checkpoint registry (:mod:`baselines.published`) cheaply on every Snakemake invocation.
 """
 
-MODEL_MODULES = ("bambnet", "dddnet", "deeprft", "dpdnet", "drbnet", "identity", "ifan", "kpac", "rdpd", "restormer",
-                 "wiener", "xin2021")
+MODEL_MODULES = (
+    "bambnet",
+    "dddnet",
+    "deeprft",
+    "dpdnet",
+    "drbnet",
+    "identity",
+    "ifan",
+    "kpac",
+    "rdpd",
+    "restormer",
+    "wiener",
+    "xin2021",
+)

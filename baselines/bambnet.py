@@ -24,8 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from k3dn.checkpoint import strip_prefix
 from baselines.common import pad_to_multiple
+from k3dn.checkpoint import strip_prefix
 from k3dn.registry import register_model
 
 __all__ = ["KernelEDNet", "BaMBNet", "checkpoint_filter_fn"]
@@ -39,6 +39,7 @@ MASK_ITERS = 2e4
 
 # ----------------------------------------------------------------------------------------------- blocks
 
+
 def _conv3(ch: int) -> nn.Conv2d:
     return nn.Conv2d(ch, ch, 3, padding=1, bias=True)
 
@@ -49,8 +50,10 @@ class ChannelAttention(nn.Module):
     def __init__(self, ch: int, reduction: int = 16):
         super().__init__()
         self.conv_du = nn.Sequential(
-            nn.Conv2d(ch, ch // reduction, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(ch // reduction, ch, 1), nn.Sigmoid(),
+            nn.Conv2d(ch, ch // reduction, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(ch // reduction, ch, 1),
+            nn.Sigmoid(),
         )
 
     def forward(self, x):
@@ -90,6 +93,7 @@ def branch_stage(kernel: int, ch: int, reduction: int, resample: str) -> nn.Sequ
 
 # ---------------------------------------------------------------------------------------------- network
 
+
 class KernelEDNet(nn.Module):
     """The published network; ``state_dict()`` names equal the checkpoint's.
 
@@ -106,8 +110,9 @@ class KernelEDNet(nn.Module):
         self.tail_hard = nn.Sequential(nn.Conv2d(channels, 3, 3, padding=1), nn.Sigmoid())
         for stage in range(1, 9):
             resample = "down" if stage <= 4 else "up"
-            self.add_module(f"layer{stage}", nn.ModuleList(
-                branch_stage(k, channels, reduction, resample) for k in self.kernels))
+            self.add_module(
+                f"layer{stage}", nn.ModuleList(branch_stage(k, channels, reduction, resample) for k in self.kernels)
+            )
         self.iter_num = iter_num
 
     def blur_masks(self, coc: torch.Tensor) -> list[torch.Tensor]:
@@ -123,24 +128,23 @@ class KernelEDNet(nn.Module):
         n = len(self.kernels)
         stages = [getattr(self, f"layer{s}") for s in range(1, 9)]
         outs = [[stages[0][b](feat) for b in range(n)]]
-        for s in range(1, 8):                     # stages 2..8 (0-based index s)
+        for s in range(1, 8):  # stages 2..8 (0-based index s)
             cur = []
             for b in range(n):
                 prev = outs[-1][b]
                 inp = F.adaptive_avg_pool2d(feat, prev.shape[-2:]) + prev
-                if s >= 5:                        # decoder stages 6, 7, 8 take the skip of stages 3, 2, 1
+                if s >= 5:  # decoder stages 6, 7, 8 take the skip of stages 3, 2, 1
                     inp = inp + outs[7 - s][b]
                 cur.append(stages[s][b](inp))
             outs.append(cur)
         last = outs[-1]
         if self.iter_num < MASK_ITERS:
-            w = torch.exp(torch.tensor(-(self.iter_num * 2 / MASK_ITERS) ** 2, dtype=feat.dtype, device=feat.device))
+            w = torch.exp(torch.tensor(-((self.iter_num * 2 / MASK_ITERS) ** 2), dtype=feat.dtype, device=feat.device))
             last = [f * m * w + (1 - w) * f for f, m in zip(last, self.blur_masks(x[:, 6:]))]
         return self.tail_hard(feat + sum(last))
 
 
 # ---------------------------------------------------------------------------------------------- wrapper
-
 
 
 class BaMBNet(nn.Module):
@@ -174,7 +178,7 @@ class BaMBNet(nn.Module):
         x = torch.cat([left, right, right], dim=1)
         h, w = x.shape[-2:]
         x = pad_to_multiple(x, self.size_multiple)
-        out = self.net(x)[..., :h, :w].flip(1)                    # BGR -> RGB
+        out = self.net(x)[..., :h, :w].flip(1)  # BGR -> RGB
         if not self.training:
             out = out.clamp(0, 1)
         return {"output": out}
@@ -196,6 +200,7 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> di
 
 
 # ----------------------------------------------------------------------------------- registered variants
+
 
 @register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def bambnet(**kw) -> BaMBNet:

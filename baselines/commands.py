@@ -22,8 +22,8 @@ def _fetch(args) -> int:
 
 
 def _fake(args) -> int:
-    from baselines.weight_manifests import write_fake_checkpoint
     from baselines.published import get_checkpoint, verify_checkpoint
+    from baselines.weight_manifests import write_fake_checkpoint
 
     ck = get_checkpoint(args.name)
     for i, (manifest, file) in enumerate(zip(ck.manifests, ck.files)):
@@ -51,7 +51,9 @@ def add_commands(subparsers) -> None:
     f.add_argument("--dest", required=True)
     f.add_argument("--registry", default=None, help="checkpoint registry YAML (default: baselines/checkpoints.yaml)")
     f.set_defaults(func=_fetch)
-    k = sub.add_parser("fake", help="random weights in the published container (tests, the miniature; clearly not real)")
+    k = sub.add_parser(
+        "fake", help="random weights in the published container (tests, the miniature; clearly not real)"
+    )
     k.add_argument("name")
     k.add_argument("--dest", required=True)
     k.add_argument("--seed", type=int, default=0)

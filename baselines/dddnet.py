@@ -26,17 +26,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from k3dn.checkpoint import strip_prefix
 from baselines.common import pad_to_multiple
+from k3dn.checkpoint import strip_prefix
 from k3dn.registry import register_model
 
 __all__ = ["DisparityNet", "DeblurNet", "DDDNet", "checkpoint_filter_fn", "filter_estd", "filter_esti"]
 
 MAX_DISP = 12
-COST_PLANES = MAX_DISP // 3       # shifts 0..3 px actually built into the cost volume
+COST_PLANES = MAX_DISP // 3  # shifts 0..3 px actually built into the cost volume
 
 
 # ----------------------------------------------------------------------------------------------- blocks
+
 
 class _BatchStatsMixin:
     """BatchNorm that can keep using the batch's own statistics in eval mode.
@@ -69,8 +70,9 @@ class ConvBN(nn.Module):
     module exists either way, because the published state dict holds its tensors even where unused.
     """
 
-    def __init__(self, cin, cout, kernel, stride=1, padding=0, dilation=1, dims=2, transposed=False,
-                 bn=True, relu=True):
+    def __init__(
+        self, cin, cout, kernel, stride=1, padding=0, dilation=1, dims=2, transposed=False, bn=True, relu=True
+    ):
         super().__init__()
         if dims == 3:
             conv = nn.ConvTranspose3d if transposed else nn.Conv3d
@@ -112,8 +114,9 @@ class FeatureNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.start = nn.Sequential(ConvBN(3, 32, 3, padding=1), ConvBN(32, 64, 3, padding=1))
-        self.layer1 = nn.Sequential(ConvBN(64, 128, 3, padding=4, dilation=4),
-                                    ConvBN(128, 128, 3, padding=8, dilation=8))
+        self.layer1 = nn.Sequential(
+            ConvBN(64, 128, 3, padding=4, dilation=4), ConvBN(128, 128, 3, padding=8, dilation=8)
+        )
         self.branch1 = PooledContext(64)
         self.branch3 = PooledContext(16)
         self.end = nn.Sequential(ConvBN(192, 96, 3, padding=1), ConvBN(96, 32, 1, bn=False, relu=False))
@@ -137,8 +140,10 @@ class UpFuse3d(nn.Module):
     def forward(self, x, skip):
         x = self.conv1(F.interpolate(x, scale_factor=2, mode="trilinear", align_corners=True))
         if x.shape != skip.shape:
-            raise ValueError(f"DDDNet matching: upsampled {tuple(x.shape)} vs skip {tuple(skip.shape)}; "
-                             "H and W must be multiples of 4")
+            raise ValueError(
+                f"DDDNet matching: upsampled {tuple(x.shape)} vs skip {tuple(skip.shape)}; "
+                "H and W must be multiples of 4"
+            )
         return self.conv2(torch.cat([x, skip], dim=1))
 
 
@@ -149,16 +154,18 @@ class CostMatching(nn.Module):
     def __init__(self):
         super().__init__()
         c3 = dict(dims=3)
-        self.start = nn.Sequential(ConvBN(64, 32, 3, padding=1, **c3), ConvBN(32, 48, 3, 2, 1, **c3),
-                                   ConvBN(48, 48, 3, padding=1, **c3))
+        self.start = nn.Sequential(
+            ConvBN(64, 32, 3, padding=1, **c3), ConvBN(32, 48, 3, 2, 1, **c3), ConvBN(48, 48, 3, padding=1, **c3)
+        )
         self.conv1a = nn.Sequential(ConvBN(48, 64, 3, 2, 1, **c3), ConvBN(64, 64, 3, padding=1, **c3))
         self.conv2a = nn.Sequential(ConvBN(64, 96, 3, 2, 1, **c3), ConvBN(96, 96, 3, padding=1, **c3))
         self.conv3a = nn.Sequential(ConvBN(96, 128, 3, 2, 1, **c3), ConvBN(128, 128, 3, padding=1, **c3))
         self.deconv3a = UpFuse3d(128, 96, transposed=True)
         self.deconv2a = UpFuse3d(96, 64, transposed=True)
         self.deconv1a = UpFuse3d(64, 48, transposed=False)
-        self.end = nn.Sequential(ConvBN(48, 24, 4, 2, 1, transposed=True, **c3),
-                                 ConvBN(24, 1, 3, padding=1, bn=False, relu=False, **c3))
+        self.end = nn.Sequential(
+            ConvBN(48, 24, 4, 2, 1, transposed=True, **c3), ConvBN(24, 1, 3, padding=1, bn=False, relu=False, **c3)
+        )
 
     def forward(self, cost):
         skip = self.start(cost)
@@ -176,11 +183,12 @@ def build_cost_volume(fl: torch.Tensor, fr: torch.Tensor, planes: int = COST_PLA
     cost = fl.new_zeros(b, 2 * c, planes, h, w)
     for i in range(planes):
         cost[:, :c, i, :, i:] = fl[..., i:]
-        cost[:, c:, i, :, i:] = fr[..., :w - i]
+        cost[:, c:, i, :, i:] = fr[..., : w - i]
     return cost
 
 
 # --------------------------------------------------------------------------------------------- networks
+
 
 class DisparityNet(nn.Module):
     """``Estd``: (L, R) in [0, 1] RGB -> (B, H, W) expected disparity over 0..MAX_DISP-1.
@@ -203,7 +211,7 @@ class DisparityNet(nn.Module):
             raise ValueError(f"DDDNet Estd needs H, W >= 64 (64x64 average pooling), got {h}x{w}")
         cost = self.matching(build_cost_volume(self.feature(left), self.feature(right), self.max_disp // 3))
         cost = F.interpolate(cost, size=(self.max_disp, h, w), mode="trilinear", align_corners=False)
-        prob = torch.softmax(-cost.squeeze(1), dim=1)           # soft-min over disparity planes
+        prob = torch.softmax(-cost.squeeze(1), dim=1)  # soft-min over disparity planes
         levels = torch.arange(self.max_disp, device=prob.device, dtype=prob.dtype).view(1, -1, 1, 1)
         return (prob * levels).sum(dim=1)
 
@@ -229,8 +237,11 @@ class Encoder(nn.Module):
         self.layer11 = nn.Sequential(nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(), nn.Conv2d(128, feat, 3, padding=1))
 
     def forward(self, x):
-        for down, pairs in ((self.layer1, (self.layer2, self.layer3)), (self.layer5, (self.layer6, self.layer7)),
-                            (self.layer9, (self.layer10, self.layer11))):
+        for down, pairs in (
+            (self.layer1, (self.layer2, self.layer3)),
+            (self.layer5, (self.layer6, self.layer7)),
+            (self.layer9, (self.layer10, self.layer11)),
+        ):
             x = down(x)
             for pair in pairs:
                 x = pair(x) + x
@@ -250,8 +261,11 @@ class Decoder(nn.Module):
         self.layer24 = nn.Conv2d(32, cout, 3, padding=1)
 
     def forward(self, x):
-        for pairs, up in (((self.layer13, self.layer14), self.layer16), ((self.layer17, self.layer18), self.layer20),
-                          ((self.layer21, self.layer22), self.layer24)):
+        for pairs, up in (
+            ((self.layer13, self.layer14), self.layer16),
+            ((self.layer17, self.layer18), self.layer20),
+            ((self.layer21, self.layer22), self.layer24),
+        ):
             for pair in pairs:
                 x = pair(x) + x
             x = up(x)
@@ -324,7 +338,6 @@ class DeblurNet(nn.Module):
 # ---------------------------------------------------------------------------------------------- wrapper
 
 
-
 class DDDNet(nn.Module):
     """Suite wrapper: ``estd`` then ``esti``, as ``dual_pixel_test_MB.py`` runs them.
 
@@ -346,7 +359,7 @@ class DDDNet(nn.Module):
 
     input_views = ("left", "right")
     size_multiple = (8, 8)
-    min_size = (64, 64)           # Estd's 64x64 average pooling
+    min_size = (64, 64)  # Estd's 64x64 average pooling
     size_mode = "pad"
 
     def __init__(self, bn_batch_stats: bool = True):
@@ -369,7 +382,7 @@ class DDDNet(nn.Module):
             out = out.clamp(0, 1)
         return {"output": out, "disparity": disp[..., :h, :w], "refined_disparity": refined[..., :h, :w]}
 
-    def load_published_pair(self, estd_path, esti_path) -> "DDDNet":
+    def load_published_pair(self, estd_path, esti_path) -> DDDNet:
         from k3dn.checkpoint import load_published
 
         load_published(self.estd, estd_path, filter_estd)
@@ -419,6 +432,7 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> di
 
 
 # ----------------------------------------------------------------------------------- registered variants
+
 
 @register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def dddnet(**kw) -> DDDNet:

@@ -33,23 +33,32 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from k3dn.checkpoint import strip_prefix
 from baselines.common import pad_to_multiple
+from k3dn.checkpoint import strip_prefix
 from k3dn.registry import register_model
 
-__all__ = ["DOConv2d", "FoldedConv2d", "DeepRFTNet", "DeepRFT", "fold_doconv", "fold_doconv_state_dict",
-           "tiled_apply", "checkpoint_filter_fn"]
+__all__ = [
+    "DOConv2d",
+    "FoldedConv2d",
+    "DeepRFTNet",
+    "DeepRFT",
+    "fold_doconv",
+    "fold_doconv_state_dict",
+    "tiled_apply",
+    "checkpoint_filter_fn",
+]
 
 BASE = 32
-DPDD_WINDOW = 512   # test.py --win_size for DPDD
+DPDD_WINDOW = 512  # test.py --win_size for DPDD
 
 
 # ------------------------------------------------------------------------------------------- DO-Conv
 
+
 def fold_doconv(W: torch.Tensor, D: torch.Tensor | None = None, D_diag: torch.Tensor | None = None) -> torch.Tensor:
     """Collapse a DO-Conv's (W, D, D_diag) into the equivalent (out, in, k, k) kernel."""
     out_ch, in_ch, d_mul = W.shape
-    if D is None:                                     # 1x1 DO-Conv: W is the kernel
+    if D is None:  # 1x1 DO-Conv: W is the kernel
         return W.reshape(out_ch, in_ch, 1, 1)
     taps = D.shape[1]
     k = math.isqrt(taps)
@@ -106,6 +115,7 @@ class FoldedConv2d(nn.Module):
 
 # ----------------------------------------------------------------------------------------------- blocks
 
+
 class ConvUnit(nn.Module):
     """conv (DO-Conv, folded, or 4x4 stride-2 transposed) + optional ReLU, under ``main`` like the file."""
 
@@ -130,8 +140,9 @@ class ResFFTBlock(nn.Module):
     def __init__(self, ch, conv_cls):
         super().__init__()
         self.main = nn.Sequential(ConvUnit(ch, ch, 3, conv_cls), ConvUnit(ch, ch, 3, conv_cls, relu=False))
-        self.main_fft = nn.Sequential(ConvUnit(2 * ch, 2 * ch, 1, conv_cls),
-                                      ConvUnit(2 * ch, 2 * ch, 1, conv_cls, relu=False))
+        self.main_fft = nn.Sequential(
+            ConvUnit(2 * ch, 2 * ch, 1, conv_cls), ConvUnit(2 * ch, 2 * ch, 1, conv_cls, relu=False)
+        )
 
     def forward(self, x):
         h, w = x.shape[-2:]
@@ -167,8 +178,11 @@ class SCM(nn.Module):
     def __init__(self, planes, conv_cls, cin=3):
         super().__init__()
         self.main = nn.Sequential(
-            ConvUnit(cin, planes // 4, 3, conv_cls), ConvUnit(planes // 4, planes // 2, 1, conv_cls),
-            ConvUnit(planes // 2, planes // 2, 3, conv_cls), ConvUnit(planes // 2, planes - cin, 1, conv_cls))
+            ConvUnit(cin, planes // 4, 3, conv_cls),
+            ConvUnit(planes // 4, planes // 2, 1, conv_cls),
+            ConvUnit(planes // 2, planes // 2, 3, conv_cls),
+            ConvUnit(planes // 2, planes - cin, 1, conv_cls),
+        )
         self.conv = ConvUnit(planes, planes, 1, conv_cls, relu=False)
 
     def forward(self, x):
@@ -188,6 +202,7 @@ class FAM(nn.Module):
 
 # ---------------------------------------------------------------------------------------------- network
 
+
 class DeepRFTNet(nn.Module):
     """``DeepRFT(num_res)``; ``doconv=True`` is the training form (loads the published file as is),
     ``doconv=False`` the inference form (loads it after :func:`fold_doconv_state_dict`).
@@ -201,18 +216,26 @@ class DeepRFTNet(nn.Module):
         c = BASE
         conv = DOConv2d if doconv else FoldedConv2d
         self.doconv = doconv
-        self.Encoder = nn.ModuleList([Stage(c, num_res, conv), Stage(2 * c, num_res, conv), Stage(4 * c, num_res, conv)])
-        self.feat_extract = nn.ModuleList([
-            ConvUnit(3, c, 3, conv),
-            ConvUnit(c, 2 * c, 3, conv, stride=2),
-            ConvUnit(2 * c, 4 * c, 3, conv, stride=2),
-            ConvUnit(4 * c, 2 * c, 4, conv, stride=2, transpose=True),
-            ConvUnit(2 * c, c, 4, conv, stride=2, transpose=True),
-            ConvUnit(c, 3, 3, conv, relu=False),
-        ])
-        self.Decoder = nn.ModuleList([Stage(4 * c, num_res, conv), Stage(2 * c, num_res, conv), Stage(c, num_res, conv)])
+        self.Encoder = nn.ModuleList(
+            [Stage(c, num_res, conv), Stage(2 * c, num_res, conv), Stage(4 * c, num_res, conv)]
+        )
+        self.feat_extract = nn.ModuleList(
+            [
+                ConvUnit(3, c, 3, conv),
+                ConvUnit(c, 2 * c, 3, conv, stride=2),
+                ConvUnit(2 * c, 4 * c, 3, conv, stride=2),
+                ConvUnit(4 * c, 2 * c, 4, conv, stride=2, transpose=True),
+                ConvUnit(2 * c, c, 4, conv, stride=2, transpose=True),
+                ConvUnit(c, 3, 3, conv, relu=False),
+            ]
+        )
+        self.Decoder = nn.ModuleList(
+            [Stage(4 * c, num_res, conv), Stage(2 * c, num_res, conv), Stage(c, num_res, conv)]
+        )
         self.Convs = nn.ModuleList([ConvUnit(4 * c, 2 * c, 1, conv), ConvUnit(2 * c, c, 1, conv)])
-        self.ConvsOut = nn.ModuleList([ConvUnit(4 * c, 3, 3, conv, relu=False), ConvUnit(2 * c, 3, 3, conv, relu=False)])
+        self.ConvsOut = nn.ModuleList(
+            [ConvUnit(4 * c, 3, 3, conv, relu=False), ConvUnit(2 * c, 3, 3, conv, relu=False)]
+        )
         self.AFFs = nn.ModuleList([AFF(7 * c, c, conv), AFF(7 * c, 2 * c, conv)])
         self.FAM1 = FAM(4 * c, conv)
         self.SCM1 = SCM(4 * c, conv)
@@ -223,7 +246,7 @@ class DeepRFTNet(nn.Module):
         h, w = x.shape[-2:]
         if h % 4 or w % 4:
             raise ValueError(f"DeepRFT needs H, W multiples of 4, got {h}x{w}")
-        x2 = F.interpolate(x, scale_factor=0.5)           # nearest, as in the authors' MIMO-UNet
+        x2 = F.interpolate(x, scale_factor=0.5)  # nearest, as in the authors' MIMO-UNet
         x4 = F.interpolate(x2, scale_factor=0.5)
         z2, z4 = self.SCM2(x2), self.SCM1(x4)
 
@@ -246,6 +269,7 @@ class DeepRFTNet(nn.Module):
 
 # ----------------------------------------------------------------------------------------------- tiling
 
+
 def _axis_tiles(size: int, win: int) -> list[tuple[int, int]]:
     """(window start, first row/column this window writes) along one axis, as test.py tiles it:
     a grid of whole windows from 0, then one window flush with the far edge that fills only the rest."""
@@ -267,16 +291,15 @@ def tiled_apply(fn, x: torch.Tensor, win: int) -> torch.Tensor:
     b, _, h, w = x.shape
     wh, ww = min(win, h), min(win, w)
     tiles = [(ys, yw, xs, xw) for ys, yw in _axis_tiles(h, wh) for xs, xw in _axis_tiles(w, ww)]
-    batch = torch.cat([x[..., ys:ys + wh, xs:xs + ww] for ys, _, xs, _ in tiles], dim=0)
+    batch = torch.cat([x[..., ys : ys + wh, xs : xs + ww] for ys, _, xs, _ in tiles], dim=0)
     pred = fn(batch)
     out = pred.new_zeros(b, pred.shape[1], h, w)
     for n, (ys, yw, xs, xw) in enumerate(tiles):
-        out[..., yw:ys + wh, xw:xs + ww] = pred[n * b:(n + 1) * b, :, yw - ys:, xw - xs:]
+        out[..., yw : ys + wh, xw : xs + ww] = pred[n * b : (n + 1) * b, :, yw - ys :, xw - xs :]
     return out
 
 
 # ---------------------------------------------------------------------------------------------- wrapper
-
 
 
 class DeepRFT(nn.Module):
@@ -324,7 +347,7 @@ def fold_doconv_state_dict(sd: dict) -> dict:
     out = {}
     for k, v in sd.items():
         leaf = k.rsplit(".", 1)[-1]
-        stem = k[: len(k) - len(leaf)]                  # "" for a bare DOConv2d's own state dict
+        stem = k[: len(k) - len(leaf)]  # "" for a bare DOConv2d's own state dict
         if leaf in ("D", "D_diag"):
             if stem + "W" not in sd:
                 raise KeyError(f"DeepRFT checkpoint: {k} has no matching {stem}W")
@@ -346,14 +369,17 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> di
     sd = strip_prefix(sd, "module.")
     folded_file = not any(k.rsplit(".", 1)[-1] == "D" for k in sd)
     if doconv and folded_file:
-        raise ValueError("DeepRFT checkpoint: file is already folded (no DO-Conv D tensors); "
-                         "load it into the inference form (doconv=False)")
+        raise ValueError(
+            "DeepRFT checkpoint: file is already folded (no DO-Conv D tensors); "
+            "load it into the inference form (doconv=False)"
+        )
     if not doconv:
         sd = fold_doconv_state_dict(sd)
     return {f"net.{k}": v for k, v in sd.items()}
 
 
 # ----------------------------------------------------------------------------------- registered variants
+
 
 @register_model(checkpoint_filter_fn=checkpoint_filter_fn)
 def deeprft(**kw) -> DeepRFT:

@@ -27,9 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from baselines.common import pad_to_multiple
 from baselines.keras_weights import ConvReLU, SameConv2d, UpConv, keras_state_dict
 from baselines.published import manifest_for_model
-from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
 __all__ = ["DPDNet", "DPDNetDefocus", "dpdnet_dual", "dpdnet_single_retrained"]
@@ -38,8 +38,6 @@ __all__ = ["DPDNet", "DPDNetDefocus", "dpdnet_dual", "dpdnet_single_retrained"]
 # ----------------------------------------------------------------------------------------------------------
 # Building blocks
 # ----------------------------------------------------------------------------------------------------------
-
-
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -51,9 +49,32 @@ class DPDNet(nn.Module):
     """The Keras ``unet``: (B, in_ch, H, W) in [0, 1] (BGR) -> sigmoid (B, 3, H, W); H, W multiples of 16."""
 
     # Keras creation order of the 24 Conv2D layers (conv2d_1 ... conv2d_24): the file's topological order.
-    KERAS_ORDER = ("enc1a", "enc1b", "enc2a", "enc2b", "enc3a", "enc3b", "enc4a", "enc4b", "enc5a", "enc5b",
-                   "up4", "dec4a", "dec4b", "up3", "dec3a", "dec3b", "up2", "dec2a", "dec2b",
-                   "up1", "dec1a", "dec1b", "to_rgb", "out")
+    KERAS_ORDER = (
+        "enc1a",
+        "enc1b",
+        "enc2a",
+        "enc2b",
+        "enc3a",
+        "enc3b",
+        "enc4a",
+        "enc4b",
+        "enc5a",
+        "enc5b",
+        "up4",
+        "dec4a",
+        "dec4b",
+        "up3",
+        "dec3a",
+        "dec3b",
+        "up2",
+        "dec2a",
+        "dec2b",
+        "up1",
+        "dec1a",
+        "dec1b",
+        "to_rgb",
+        "out",
+    )
 
     def __init__(self, in_ch: int = 6, out_ch: int = 3, dropout: float = 0.4):
         super().__init__()
@@ -82,8 +103,6 @@ class DPDNet(nn.Module):
         y = self.dec2b(self.dec2a(torch.cat([s2, self.up2(y)], 1)))
         y = self.dec1b(self.dec1a(torch.cat([s1, self.up1(y)], 1)))
         return torch.sigmoid(self.out(self.to_rgb(y)))
-
-
 
 
 def rgb_bgr(x: torch.Tensor) -> torch.Tensor:
@@ -139,8 +158,9 @@ class DPDNetDefocus(nn.Module):
 
 def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
     """Keras full-model HDF5 (``read_foreign`` output) -> our state dict, matched topologically."""
-    return keras_state_dict(state_dict, manifest_for_model(model.registry_name), model.keras_targets(),
-                            model.state_dict())
+    return keras_state_dict(
+        state_dict, manifest_for_model(model.registry_name), model.keras_targets(), model.state_dict()
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """DRBNet (Ruan et al., "Learning to Deblur using Light Field Generated and Real Defocus Images", CVPR 2022).
 
-Re-implemented from the paper and the architecture facts of the official code (commit in ``baselines/checkpoints.yaml``) so that the two
-published checkpoints of ``ckpts.zip`` load with ``strict=True``:
+Re-implemented from the paper and the architecture facts of the official code (commit in
+``baselines/checkpoints.yaml``) so that the two published checkpoints of ``ckpts.zip`` load with ``strict=True``:
 
 * ``ckpts/single/single_image_defocus_deblurring.pth`` (``DRBNet_single``; C only; LFDOF pre-training + DPDD
   fine-tuning; manifest ``drbnet_single``, 11,689,616 parameters);
@@ -58,8 +58,13 @@ class ResBlock(nn.Module):
 
     def __init__(self, ch: int):
         super().__init__()
-        self.stem = nn.ModuleList([nn.Sequential(
-            nn.Conv2d(ch, ch, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(ch, ch, 3, padding=1))])
+        self.stem = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.Conv2d(ch, ch, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(ch, ch, 3, padding=1)
+                )
+            ]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.stem[0](x)
@@ -88,7 +93,7 @@ def _img_branch(*widths: int) -> nn.Sequential:
 
 def _kernel_head(cin: int, mid1: int, mid2: int) -> nn.Sequential:
     # Last layer is a bare 1x1 conv (no activation): filter weights may be negative.
-    return nn.Sequential(conv_act(cin, mid1), conv_act(mid1, mid2), nn.Conv2d(mid2, KERNEL_SIZE ** 2, 1))
+    return nn.Sequential(conv_act(cin, mid1), conv_act(mid1, mid2), nn.Conv2d(mid2, KERNEL_SIZE**2, 1))
 
 
 def _res_head(cin: int, mid1: int, mid2: int) -> nn.Sequential:
@@ -192,8 +197,6 @@ class DRBNet(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 # Suite wrapper
 # ----------------------------------------------------------------------------------------------------------
-
-
 
 
 class DRBNetDefocus(DRBNet):

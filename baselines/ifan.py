@@ -1,7 +1,7 @@
 """IFAN (Lee et al., "Iterative Filter Adaptive Network for Single Image Defocus Deblurring", CVPR 2021).
 
-Re-implemented from the paper and the architecture facts of the official code (commit in ``baselines/checkpoints.yaml``) so that the published
-checkpoints of ``checkpoints.zip`` load with ``strict=True``:
+Re-implemented from the paper and the architecture facts of the official code (commit in
+``baselines/checkpoints.yaml``) so that the published checkpoints of ``checkpoints.zip`` load with ``strict=True``:
 
 * ``ckpt/IFAN.pytorch``      (single image C; manifest ``ifan_single``, 10,476,996 parameters; the same tensors
   as ``IFAN_16bit.pytorch``, which differs only in its training data's bit depth);
@@ -32,7 +32,7 @@ from k3dn.registry import register_model
 
 __all__ = ["IFAN", "IFANDefocus", "iac", "separable_adaptive_conv", "ifan_single", "ifan_dual"]
 
-N_ITER = 17      # IAC iterations (config_IFAN: N)
+N_ITER = 17  # IAC iterations (config_IFAN: N)
 FILTER_TAPS = 3  # separable filter length (config_IFAN: Fs)
 
 
@@ -59,9 +59,14 @@ class ResBlock(nn.Module):
 
     def __init__(self, ch: int, n: int = 1):
         super().__init__()
-        self.stem = nn.ModuleList([nn.Sequential(
-            nn.Conv2d(ch, ch, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(ch, ch, 3, padding=1))
-            for _ in range(n)])
+        self.stem = nn.ModuleList(
+            [
+                nn.Sequential(
+                    nn.Conv2d(ch, ch, 3, padding=1), nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(ch, ch, 3, padding=1)
+                )
+                for _ in range(n)
+            ]
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
@@ -93,8 +98,9 @@ def _run_encoder(module: nn.Module, prefix: str, x: torch.Tensor, keep: bool = F
     return skips if keep else x
 
 
-def separable_adaptive_conv(feat: torch.Tensor, vertical: torch.Tensor, horizontal: torch.Tensor,
-                            taps: int = FILTER_TAPS) -> torch.Tensor:
+def separable_adaptive_conv(
+    feat: torch.Tensor, vertical: torch.Tensor, horizontal: torch.Tensor, taps: int = FILTER_TAPS
+) -> torch.Tensor:
     """Per-pixel, per-channel separable filtering: a ``taps``-long vertical pass, then a horizontal one.
 
     ``feat`` (B, C, H, W); ``vertical``/``horizontal`` (B, C*taps, H, W) with channel ``c*taps + j`` weighting
@@ -105,9 +111,9 @@ def separable_adaptive_conv(feat: torch.Tensor, vertical: torch.Tensor, horizont
     kv = vertical.view(b, c, taps, h, w)
     kh = horizontal.view(b, c, taps, h, w)
     padded = F.pad(feat, (0, 0, p, p), mode="replicate")
-    out = sum(padded[:, :, j:j + h, :] * kv[:, :, j] for j in range(taps))
+    out = sum(padded[:, :, j : j + h, :] * kv[:, :, j] for j in range(taps))
     padded = F.pad(out, (p, p, 0, 0), mode="replicate")
-    return sum(padded[:, :, :, j:j + w] * kh[:, :, j] for j in range(taps))
+    return sum(padded[:, :, :, j : j + w] * kh[:, :, j] for j in range(taps))
 
 
 def iac(feat: torch.Tensor, filters: torch.Tensor, n_iter: int = N_ITER, taps: int = FILTER_TAPS) -> torch.Tensor:
@@ -122,13 +128,15 @@ def iac(feat: torch.Tensor, filters: torch.Tensor, n_iter: int = N_ITER, taps: i
     c = feat.shape[1]
     per_iter = 2 * c * taps
     if filters.shape[1] != n_iter * (per_iter + c):
-        raise ValueError(f"IAC: {filters.shape[1]} filter channels, expected {n_iter * (per_iter + c)} "
-                         f"for {n_iter} iterations of {c} channels x {taps} taps")
-    biases = filters[:, n_iter * per_iter:]
+        raise ValueError(
+            f"IAC: {filters.shape[1]} filter channels, expected {n_iter * (per_iter + c)} "
+            f"for {n_iter} iterations of {c} channels x {taps} taps"
+        )
+    biases = filters[:, n_iter * per_iter :]
     for i in range(n_iter):
-        vertical = filters[:, i * per_iter: i * per_iter + c * taps]
+        vertical = filters[:, i * per_iter : i * per_iter + c * taps]
         feat = separable_adaptive_conv(feat, vertical, vertical, taps)  # bug kept: horizontal := vertical
-        feat = F.leaky_relu(feat + biases[:, i * c:(i + 1) * c], 0.1)
+        feat = F.leaky_relu(feat + biases[:, i * c : (i + 1) * c], 0.1)
     return feat
 
 
@@ -197,8 +205,6 @@ class IFAN(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 
 
-
-
 class IFANDefocus(IFAN):
     """IFAN behind the suite's batch interface, with the published checkpoints' conventions.
 
@@ -250,7 +256,7 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> di
             continue
         for prefix in ("module.Network.", "Network."):
             if k.startswith(prefix):
-                k = k[len(prefix):]
+                k = k[len(prefix) :]
                 break
         out[k] = v
     return out

@@ -21,7 +21,7 @@ file's tensor and our key.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -31,8 +31,14 @@ import torch.nn.functional as F
 from k3dn.checkpoint import CheckpointMismatch
 
 __all__ = [
-    "tf_same_padding", "SameConv2d", "SameConvTranspose2d", "tf_kernel_to_torch", "hard_sigmoid",
-    "keras_weighted_layers", "keras_state_dict", "positional_state_dict",
+    "tf_same_padding",
+    "SameConv2d",
+    "SameConvTranspose2d",
+    "tf_kernel_to_torch",
+    "hard_sigmoid",
+    "keras_weighted_layers",
+    "keras_state_dict",
+    "positional_state_dict",
 ]
 
 
@@ -51,13 +57,13 @@ def tf_same_padding(size: int, kernel: int, stride: int = 1, dilation: int = 1) 
 class SameConv2d(nn.Conv2d):
     """``nn.Conv2d`` with TF/Keras ``padding='same'`` (asymmetric where TF is), any stride and dilation."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: int = 1,
-                 bias: bool = True):
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, dilation: int = 1, bias: bool = True
+    ):
         super().__init__(in_ch, out_ch, kernel_size, stride=stride, dilation=dilation, padding=0, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return same_conv2d(x, self.weight, self.bias, self.stride[0], self.dilation[0])
-
 
 
 class ConvReLU(SameConv2d):
@@ -77,8 +83,9 @@ class UpConv(ConvReLU):
         return super().forward(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
-def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1,
-                dilation: int = 1) -> torch.Tensor:
+def same_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1, dilation: int = 1
+) -> torch.Tensor:
     kh, kw = weight.shape[-2:]
     top, bottom = tf_same_padding(x.shape[-2], kh, stride, dilation)
     left, right = tf_same_padding(x.shape[-1], kw, stride, dilation)
@@ -103,7 +110,7 @@ class SameConvTranspose2d(nn.ConvTranspose2d):
         if top == bottom and left == right:
             return F.conv_transpose2d(x, self.weight, self.bias, s, (top, left))
         full = F.conv_transpose2d(x, self.weight, self.bias, s, 0)
-        return full[..., top:top + out_h, left:left + out_w]
+        return full[..., top : top + out_h, left : left + out_w]
 
 
 def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -167,8 +174,9 @@ def keras_weighted_layers(raw, manifest: dict) -> list[tuple[str, list[tuple[str
     return [(name, [(f"{prefix}{name}/{w}", raw.get(f"{prefix}{name}/{w}")) for w in wn]) for name, wn in order]
 
 
-def keras_state_dict(raw, manifest: dict, targets: Sequence[tuple[str, Sequence[str]]],
-                     own: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def keras_state_dict(
+    raw, manifest: dict, targets: Sequence[tuple[str, Sequence[str]]], own: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """Map a Keras file onto our keys the way ``load_weights`` does: the i-th weighted layer of the file feeds
     ``targets[i] = (layer label, [our key for each of its weights, in weight_names order])``.
 
@@ -188,9 +196,11 @@ def keras_state_dict(raw, manifest: dict, targets: Sequence[tuple[str, Sequence[
             continue
         name, arrays = layers[i]
         if len(arrays) != len(keys):
-            missing += [f"{k} (file layer {name} has {len(arrays)} weights, {label} needs {len(keys)})"
-                        for k in keys[len(arrays):]]
-            unexpected += [path for path, _ in arrays[len(keys):]]
+            missing += [
+                f"{k} (file layer {name} has {len(arrays)} weights, {label} needs {len(keys)})"
+                for k in keys[len(arrays) :]
+            ]
+            unexpected += [path for path, _ in arrays[len(keys) :]]
         for (path, arr), key in zip(arrays, keys):
             if arr is None:
                 missing.append(f"{key} <- {path} (listed in weight_names, absent from the file)")
@@ -210,15 +220,20 @@ def keras_state_dict(raw, manifest: dict, targets: Sequence[tuple[str, Sequence[
 # ----------------------------------------------------------------------------------------------------------
 
 
-def positional_state_dict(raw, manifest: dict, own: dict[str, torch.Tensor],
-                          key: str = "params") -> dict[str, torch.Tensor]:
+def positional_state_dict(
+    raw, manifest: dict, own: dict[str, torch.Tensor], key: str = "params"
+) -> dict[str, torch.Tensor]:
     """``raw[key][i]`` -> the i-th tensor of ``own`` (as TensorLayer's ``assign_params`` does), transposed
     with :func:`tf_kernel_to_torch`; count and every shape are checked, naming ``params[i]``, the TF variable
     the manifest records for that position and our key."""
     source = getattr(raw, "source", "") or manifest.get("checkpoint_file", "TensorLayer npz")
     if not isinstance(raw, dict) or key not in raw:
-        raise CheckpointMismatch(source, [f"{key!r} (TensorLayer save_npz list)"], sorted(map(str, raw))
-                                 if isinstance(raw, dict) else [type(raw).__name__], [])
+        raise CheckpointMismatch(
+            source,
+            [f"{key!r} (TensorLayer save_npz list)"],
+            sorted(map(str, raw)) if isinstance(raw, dict) else [type(raw).__name__],
+            [],
+        )
     arrays, keys = list(raw[key]), list(own)
     tf_names = [t[0] for t in manifest["tensors"]]
 
@@ -232,8 +247,9 @@ def positional_state_dict(raw, manifest: dict, own: dict[str, torch.Tensor],
             misshaped.append((f"{k} <- {label(i)}", tuple(own[k].shape), tuple(t.shape)))
         else:
             sd[k] = t
-    missing += [f"{k} <- {label(i)} (file has only {len(arrays)} arrays)"
-                for i, k in enumerate(keys) if i >= len(arrays)]
+    missing += [
+        f"{k} <- {label(i)} (file has only {len(arrays)} arrays)" for i, k in enumerate(keys) if i >= len(arrays)
+    ]
     unexpected += [f"{key}[{i}] shape {tuple(np.shape(a))}" for i, a in enumerate(arrays) if i >= len(keys)]
     if missing or unexpected or misshaped:
         raise CheckpointMismatch(source, missing, unexpected, misshaped)

@@ -38,9 +38,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from baselines.common import pad_to_multiple
 from baselines.keras_weights import SameConv2d, SameConvTranspose2d, positional_state_dict, same_conv2d
 from baselines.published import manifest_for_model
-from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
 __all__ = ["KPACNet", "KPACDefocus", "kpac_single_2level", "kpac_single_3level", "kpac_dual"]
@@ -165,8 +165,6 @@ class KPACNet(nn.Module):
         return n + ref
 
 
-
-
 def tf_name_to_key(tf_name: str) -> str:
     """TF variable name of the eval graph -> our key (for checking that positions line up)."""
     parts = tf_name.split("/")[1:]  # drop 'deblur_net'
@@ -207,7 +205,7 @@ class KPACDefocus(nn.Module):
             raise ValueError("the published dual-pixel KPAC is the 3-level network")
         self.dual_pixel = dual_pixel
         self.net = KPACNet(in_ch=6 if dual_pixel else 3, levels=levels)
-        self.size_multiple = (2 ** levels, 2 ** levels)
+        self.size_multiple = (2**levels, 2**levels)
         self.input_views = ("center", "left", "right") if dual_pixel else ("center",)
 
     def forward(self, batch: dict) -> dict:

@@ -15,11 +15,24 @@ from pathlib import Path
 
 import yaml
 
-from k3dn.data.catalog import Dataset, CatalogError, Source, _parse_source
+from k3dn.data.catalog import CatalogError, Dataset, Source, _parse_source
 
 DEFAULT = Path(__file__).resolve().parent / "checkpoints.yaml"
-_KEYS = {"model", "manifest", "params", "file", "member", "container", "licence", "citation", "source_repo",
-         "trained_on", "input_protocol", "notes", "sources"}
+_KEYS = {
+    "model",
+    "manifest",
+    "params",
+    "file",
+    "member",
+    "container",
+    "licence",
+    "citation",
+    "source_repo",
+    "trained_on",
+    "input_protocol",
+    "notes",
+    "sources",
+}
 _REQUIRED = {"model", "manifest", "params", "file", "container", "licence", "citation", "sources"}
 
 
@@ -45,8 +58,15 @@ class Checkpoint:
 
     def as_dataset(self) -> Dataset:
         """The entry seen as a downloadable item of the data-set machinery (same fetch and checks)."""
-        return Dataset(name=self.name, title=", ".join(self.files), kind="download", adapter=None, licence=self.licence,
-                       citation=self.citation, sources=self.sources)
+        return Dataset(
+            name=self.name,
+            title=", ".join(self.files),
+            kind="download",
+            adapter=None,
+            licence=self.licence,
+            citation=self.citation,
+            sources=self.sources,
+        )
 
 
 def load_checkpoints(path: str | os.PathLike | None = None) -> dict[str, Checkpoint]:
@@ -73,14 +93,25 @@ def _load(path: Path, mtime) -> dict[str, Checkpoint]:
         files, manifests = _listed(d["file"]), _listed(d["manifest"])
         if len(files) != len(manifests) or (d.get("member") and len(files) > 1):
             raise CatalogError(f"{path}: {where}: one manifest per file, and 'member' only for a single file")
-        out[name] = Checkpoint(name=name, model=d["model"], manifests=manifests, params=int(d["params"]),
-                               files=files, member=d.get("member"), container=d["container"],
-                               licence=d["licence"], citation=d["citation"],
-                               input_protocol=d.get("input_protocol"), sources=sources)
+        out[name] = Checkpoint(
+            name=name,
+            model=d["model"],
+            manifests=manifests,
+            params=int(d["params"]),
+            files=files,
+            member=d.get("member"),
+            container=d["container"],
+            licence=d["licence"],
+            citation=d["citation"],
+            input_protocol=d.get("input_protocol"),
+            sources=sources,
+        )
     twice = sorted({ck.model for ck in out.values() if [c.model for c in out.values()].count(ck.model) > 1})
     if twice:
-        raise CatalogError(f"{path}: model(s) {twice} name several checkpoints; tell their weights apart with a "
-                           "tag (model: ifan_single.16bit)")
+        raise CatalogError(
+            f"{path}: model(s) {twice} name several checkpoints; tell their weights apart with a "
+            "tag (model: ifan_single.16bit)"
+        )
     return out
 
 

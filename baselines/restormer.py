@@ -1,7 +1,7 @@
 """Restormer (Zamir et al., "Restormer: Efficient Transformer for High-Resolution Image Restoration", CVPR 2022).
 
-Re-implemented from the paper and the architecture facts of the official code (commit in ``baselines/checkpoints.yaml``) so that the two
-published defocus-deblurring checkpoints load with ``strict=True``:
+Re-implemented from the paper and the architecture facts of the official code (commit in
+``baselines/checkpoints.yaml``) so that the two published defocus-deblurring checkpoints load with ``strict=True``:
 
 * ``dual_pixel_defocus_deblurring.pth``  (6-channel cat(L, R) input, 16-bit DPDD training, manifest
   ``restormer_dual_pixel``, 26,132,548 parameters);
@@ -164,8 +164,18 @@ def _stage(n: int, dim: int, heads: int, expansion: float, bias: bool) -> nn.Seq
 class Restormer(nn.Module):
     """Restormer on a raw tensor: (B, in_ch, H, W) -> (B, out_ch, H, W); H and W multiples of 8."""
 
-    def __init__(self, in_ch: int = 3, out_ch: int = 3, dim: int = 48, blocks=(4, 6, 6, 8), refine_blocks: int = 4,
-                 heads=(1, 2, 4, 8), expansion: float = 2.66, bias: bool = False, dual_pixel: bool = False):
+    def __init__(
+        self,
+        in_ch: int = 3,
+        out_ch: int = 3,
+        dim: int = 48,
+        blocks=(4, 6, 6, 8),
+        refine_blocks: int = 4,
+        heads=(1, 2, 4, 8),
+        expansion: float = 2.66,
+        bias: bool = False,
+        dual_pixel: bool = False,
+    ):
         super().__init__()
         d1, d2, d3, d4 = dim, dim * 2, dim * 4, dim * 8
         self.dual_pixel = dual_pixel
@@ -210,8 +220,6 @@ class Restormer(nn.Module):
 # ----------------------------------------------------------------------------------------------------------
 # Suite wrapper
 # ----------------------------------------------------------------------------------------------------------
-
-
 
 
 class RestormerDefocus(Restormer):

@@ -58,6 +58,7 @@ __all__ = ["DPWiener", "wiener", "half_disk_kernels", "scale_kernel", "load_kern
 # Kernels
 # ----------------------------------------------------------------------------------------------------------
 
+
 def _delta(size: int) -> np.ndarray:
     k = np.zeros((size, size))
     k[size // 2, size // 2] = 1.0
@@ -74,7 +75,7 @@ def half_disk_kernels(radii, size: int | None = None, ss: int = 8) -> tuple[np.n
     size = size or 2 * int(math.ceil(rmax)) + 3
     c = size // 2
     off = (np.arange(ss) + 0.5) / ss - 0.5
-    coords = (np.arange(size) - c)[:, None] + off[None, :]            # (size, ss) sub-sample positions
+    coords = (np.arange(size) - c)[:, None] + off[None, :]  # (size, ss) sub-sample positions
     y = coords.reshape(-1)[:, None]
     x = coords.reshape(-1)[None, :]
     r2 = x * x + y * y
@@ -110,10 +111,10 @@ def scale_kernel(kernel: np.ndarray, s: float, size: int) -> np.ndarray:
         raise ValueError("calibrated kernel has no positive mass")
     if abs(s) < 1e-6:
         return _delta(size)
-    ss = max(1, int(math.ceil(abs(s) - 1e-9)))   # sub-sample spacing |s| / ss <= 1 output pixel: no holes
+    ss = max(1, int(math.ceil(abs(s) - 1e-9)))  # sub-sample spacing |s| / ss <= 1 output pixel: no holes
     n = k.shape[0]
     off = (np.arange(ss) + 0.5) / ss - 0.5
-    pos = ((np.arange(n) - n // 2)[:, None] + off[None, :]).reshape(-1)     # (n*ss,)
+    pos = ((np.arange(n) - n // 2)[:, None] + off[None, :]).reshape(-1)  # (n*ss,)
     w = np.repeat(np.repeat(k, ss, axis=0), ss, axis=1) / (ss * ss)
     py = s * pos[:, None] + size // 2 + np.zeros_like(pos)[None, :]
     px = s * pos[None, :] + size // 2 + np.zeros_like(pos)[:, None]
@@ -166,6 +167,7 @@ def load_kernels(source) -> tuple[np.ndarray, np.ndarray]:
 # Model
 # ----------------------------------------------------------------------------------------------------------
 
+
 def _pad(x, top, bottom, left, right):
     h, w = x.shape[-2:]
     mode = "reflect" if max(top, bottom) < h and max(left, right) < w else "replicate"
@@ -174,8 +176,8 @@ def _pad(x, top, bottom, left, right):
 
 def _patch_ifft(spec: torch.Tensor, t: int, m: int, p: int) -> torch.Tensor:
     """``irfft2(spec, s=(t, t))[..., m:m+p, m:m+p]`` without transforming the rows that the crop drops."""
-    rows = torch.fft.ifft(spec, dim=-2)[..., m:m + p, :]
-    return torch.fft.irfft(rows, n=t, dim=-1)[..., m:m + p]
+    rows = torch.fft.ifft(spec, dim=-2)[..., m : m + p, :]
+    return torch.fft.irfft(rows, n=t, dim=-1)[..., m : m + p]
 
 
 class DPWiener(nn.Module):
@@ -185,8 +187,17 @@ class DPWiener(nn.Module):
     size_multiple = (1, 1)
     size_mode = "pad"
 
-    def __init__(self, kernels=None, grid=None, scales=None, radii=None, patch: int = 128, nsr: float = 3e-3,
-                 margin: int | None = None, chunk_elems: int = 1 << 25):
+    def __init__(
+        self,
+        kernels=None,
+        grid=None,
+        scales=None,
+        radii=None,
+        patch: int = 128,
+        nsr: float = 3e-3,
+        margin: int | None = None,
+        chunk_elems: int = 1 << 25,
+    ):
         super().__init__()
         if patch < 8 or patch % 2:
             raise ValueError(f"patch must be an even number >= 8, got {patch}")
@@ -204,7 +215,7 @@ class DPWiener(nn.Module):
             cand = np.asarray(scales if scales is not None else np.linspace(-1.5, 1.5, 31), np.float64)
             # support of the largest scaled kernel: the calibrated kernel's mass radius times max |s|
             tot = np.clip(left, 0, None).sum(0) + np.clip(right, 0, None).sum(0)
-            ys, xs = np.nonzero(tot > 1e-3 * tot.max())          # ignore calibration noise in the corners
+            ys, xs = np.nonzero(tot > 1e-3 * tot.max())  # ignore calibration noise in the corners
             c = left.shape[-1] // 2
             rad = max(np.abs(ys - c).max(), np.abs(xs - c).max()) + 1
             size = 2 * int(math.ceil(rad * max(1.0, float(np.abs(cand).max())))) + 3
@@ -244,7 +255,7 @@ class DPWiener(nn.Module):
         which removes the wrap-around discontinuity the FFT would otherwise turn into ringing."""
         t, m = self.tile, self.margin
         i = torch.arange(t, device=device, dtype=torch.float64)
-        d = torch.minimum(i + 0.5, t - i - 0.5)                       # distance to the tile edge
+        d = torch.minimum(i + 0.5, t - i - 0.5)  # distance to the tile edge
         a = torch.sin(0.5 * math.pi * torch.clamp(d / m, max=1.0)) ** 2
         return (a[:, None] * a[None, :]).to(torch.float32)
 
@@ -277,7 +288,9 @@ class DPWiener(nn.Module):
     def deblur(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, C, H, W)`` views -> ``(output (B, C, H, W), selected candidate per patch (B, ny, nx))``."""
         if left.shape != right.shape or left.ndim != 4:
-            raise ValueError(f"left/right must be (B, C, H, W) of one shape, got {tuple(left.shape)}, {tuple(right.shape)}")
+            raise ValueError(
+                f"left/right must be (B, C, H, W) of one shape, got {tuple(left.shape)}, {tuple(right.shape)}"
+            )
         dev = left.device
         b, c, h, w = left.shape
         p, m, t, s = self.patch, self.margin, self.tile, self.patch // 2
@@ -297,9 +310,9 @@ class DPWiener(nn.Module):
 
         outs, sel_all = [], []
         for bi in range(b):
-            views = torch.stack([left[bi], right[bi]]).float()                     # (2, C, H, W)
+            views = torch.stack([left[bi], right[bi]]).float()  # (2, C, H, W)
             views = _pad(views, m, m + hc - h, m, m + wc - w)
-            tiles = views.unfold(2, t, s).unfold(3, t, s)                         # (2, C, ny, nx, T, T)
+            tiles = views.unfold(2, t, s).unfold(3, t, s)  # (2, C, ny, nx, T, T)
             tiles = tiles.permute(2, 3, 0, 1, 4, 5).reshape(ny * nx, 2, c, t, t)
             best = torch.empty(ny * nx, dtype=torch.long, device=dev)
             result = torch.empty(ny * nx, c, p, p, device=dev)
@@ -307,28 +320,29 @@ class DPWiener(nn.Module):
             for u in torch.unique(cell).tolist():
                 members = torch.nonzero(cell == u).reshape(-1)
                 for i0 in range(0, len(members), chunk):
-                    idx = members[i0:i0 + chunk]
+                    idx = members[i0 : i0 + chunk]
                     tl = tiles[idx]
                     mu = tl.mean(dim=(-2, -1), keepdim=True)
                     tl = mu + (tl - mu) * taper
                     # scale selection on the channel mean: the reblur residuals' spectra are linear in the views'
                     # (E_L = (1 - A_L) G_L - B G_R, E_R = (1 - A_R) G_R - conj(B) G_L, filters fixed per cell)
-                    g = torch.fft.rfft2(tl.mean(dim=2))[:, :, None]                    # (n, 2, 1, T, Tw)
-                    e_l = (1 - a_l[u]) * g[:, 0] - b_lr[u] * g[:, 1]                   # (n, S, T, Tw)
+                    g = torch.fft.rfft2(tl.mean(dim=2))[:, :, None]  # (n, 2, 1, T, Tw)
+                    e_l = (1 - a_l[u]) * g[:, 0] - b_lr[u] * g[:, 1]  # (n, S, T, Tw)
                     e_r = (1 - a_r[u]) * g[:, 1] - b_lr[u].conj() * g[:, 0]
-                    err = ((_patch_ifft(e_l, t, m, p) ** 2 + _patch_ifft(e_r, t, m, p) ** 2) * win)
-                    k = (err.sum(dim=(-2, -1)) / win_sum_sel).argmin(dim=1)            # (n,)
+                    err = (_patch_ifft(e_l, t, m, p) ** 2 + _patch_ifft(e_r, t, m, p) ** 2) * win
+                    k = (err.sum(dim=(-2, -1)) / win_sum_sel).argmin(dim=1)  # (n,)
                     best[idx] = k
                     # final per-channel deconvolution with the selected kernel pair
                     kl1, kr1, den1 = kl_f[u, k][:, None], kr_f[u, k][:, None], den[u, k][:, None]
-                    bf = torch.fft.rfft2(tl)                                           # (n, 2, C, T, Tw)
+                    bf = torch.fft.rfft2(tl)  # (n, 2, C, T, Tw)
                     f = (kl1.conj() * bf[:, 0] + kr1.conj() * bf[:, 1]) / den1
-                    result[idx] = torch.fft.irfft2(f, s=(t, t))[..., m:m + p, m:m + p]
+                    result[idx] = torch.fft.irfft2(f, s=(t, t))[..., m : m + p, m : m + p]
             # overlap-add with the sin^2 windows
-            cols = (result * win).reshape(ny * nx, c * p * p).T[None]             # (1, C*P*P, L)
+            cols = (result * win).reshape(ny * nx, c * p * p).T[None]  # (1, C*P*P, L)
             canvas = F.fold(cols, output_size=(hc, wc), kernel_size=p, stride=s)
-            wsum = F.fold(win.reshape(1, p * p, 1).expand(1, p * p, ny * nx), output_size=(hc, wc),
-                          kernel_size=p, stride=s)
+            wsum = F.fold(
+                win.reshape(1, p * p, 1).expand(1, p * p, ny * nx), output_size=(hc, wc), kernel_size=p, stride=s
+            )
             outs.append((canvas / wsum)[0, :, :h, :w])
             sel_all.append(self.candidates.to(dev)[best].reshape(ny, nx))
         return torch.stack(outs).to(left.dtype), torch.stack(sel_all)

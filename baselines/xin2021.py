@@ -141,33 +141,42 @@ __all__ = [
 
 ITERATIONS = 10_000
 N_LAYERS = 12
-GAMMA = 0.1                  # rho's scale (util.py:215-224)
-BETA = 1.0 / 32              # edge-mask scale (util.py:263-275)
-BIAS_C = 5e-3                # bias correction: Wiener-like constant ...
+GAMMA = 0.1  # rho's scale (util.py:215-224)
+BETA = 1.0 / 32  # edge-mask scale (util.py:263-275)
+BIAS_C = 5e-3  # bias correction: Wiener-like constant ...
 BIAS_SIGMA2 = 2 * (5e-3) ** 2  # ... and noise variance (util.py:73-101)
-BIAS_GRID = 61               # FFT grid of the bias correction (the calibrated kernel size)
-LR = (0.3, 0.1)              # geometric learning-rate decay, start -> end
+BIAS_GRID = 61  # FFT grid of the bias correction (the calibrated kernel size)
+LR = (0.3, 0.1)  # geometric learning-rate decay, start -> end
 W_DATA = W_AUX = 2.5e4
 W_INTENSITY = 30.0
-W_ALPHA = 7.5e4              # at N = 12; multiplied by (N / 12)^2
-W_ENTROPY = 20.0             # divided by ln N
-DEFAULT_SCALES_CALIBRATED = (1.6, 0.1)   # s_end (back), s_start (front)
+W_ALPHA = 7.5e4  # at N = 12; multiplied by (N / 12)^2
+W_ENTROPY = 20.0  # divided by ln N
+DEFAULT_SCALES_CALIBRATED = (1.6, 0.1)  # s_end (back), s_start (front)
 DEFAULT_SCALES_HALF_DISK = (16.0, -16.0)
 
 # setup.py:28-49, per scene: (s_start, s_end, w_alpha at N = 12, w_H)
 PIXEL_SCENES = {
-    **{f"{i:03d}": (s0, 1.6, 1.5e4, 20.0) for i, s0 in ((1, .5), (2, .5), (3, .7), (4, .7))},
-    "005": (.1, 1.3, 7.5e4, 30.0), "006": (.1, 1.4, 7.5e4, 30.0), "007": (.1, 1.4, 7.5e4, 30.0),
-    "008": (.2, 1.5, 7.5e4, 30.0), "009": (.1, 1.5, 7.5e4, 30.0), "010": (.2, 1.5, 7.5e4, 30.0),
-    "011": (.2, 1.5, 7.5e4, 30.0), "012": (.1, 1.5, 7.5e4, 30.0),
-    "013": (.3, 1.6, 7.5e4, 20.0), "014": (.1, 1.5, 7.5e4, 20.0), "015": (.1, 1.6, 7.5e4, 20.0),
-    "016": (.3, 1.5, 7.5e4, 20.0), "017": (.2, 1.6, 7.5e4, 20.0),
+    **{f"{i:03d}": (s0, 1.6, 1.5e4, 20.0) for i, s0 in ((1, 0.5), (2, 0.5), (3, 0.7), (4, 0.7))},
+    "005": (0.1, 1.3, 7.5e4, 30.0),
+    "006": (0.1, 1.4, 7.5e4, 30.0),
+    "007": (0.1, 1.4, 7.5e4, 30.0),
+    "008": (0.2, 1.5, 7.5e4, 30.0),
+    "009": (0.1, 1.5, 7.5e4, 30.0),
+    "010": (0.2, 1.5, 7.5e4, 30.0),
+    "011": (0.2, 1.5, 7.5e4, 30.0),
+    "012": (0.1, 1.5, 7.5e4, 30.0),
+    "013": (0.3, 1.6, 7.5e4, 20.0),
+    "014": (0.1, 1.5, 7.5e4, 20.0),
+    "015": (0.1, 1.6, 7.5e4, 20.0),
+    "016": (0.3, 1.5, 7.5e4, 20.0),
+    "017": (0.2, 1.6, 7.5e4, 20.0),
 }
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Kernels
 # ----------------------------------------------------------------------------------------------------------
+
 
 def resample_kernel(kernel, s: float, size: int | None = None) -> np.ndarray:
     """The calibrated ``kernel`` (odd, square) at blur size ``s``: ``k_s(x) ~ k(x / s)`` on a ``size`` support
@@ -186,8 +195,8 @@ def resample_kernel(kernel, s: float, size: int | None = None) -> np.ndarray:
         out[size // 2, size // 2] = total
         return out
     a = abs(float(s))
-    u = np.arange(k.shape[0]) - k.shape[0] // 2          # input tap offsets
-    pos = (np.arange(size) - size // 2) / a              # where output tap j samples the input
+    u = np.arange(k.shape[0]) - k.shape[0] // 2  # input tap offsets
+    pos = (np.arange(size) - size // 2) / a  # where output tap j samples the input
     d = u[None, :] - pos[:, None]
     if a > 0.5:
         w = np.clip(1.0 - np.abs(d), 0.0, None)
@@ -242,8 +251,12 @@ class KernelBank:
             if grid[0] * grid[1] != n:
                 raise ValueError(f"grid {grid} does not hold {n} kernels")
             s = _scales(scales, DEFAULT_SCALES_CALIBRATED, layers)
-            bank = np.stack([[np.stack([resample_kernel(left[p], si), resample_kernel(right[p], si)])
-                              for si in s] for p in range(n)])
+            bank = np.stack(
+                [
+                    [np.stack([resample_kernel(left[p], si), resample_kernel(right[p], si)]) for si in s]
+                    for p in range(n)
+                ]
+            )
             mode = "calibrated"
         else:
             s = _scales(scales, DEFAULT_SCALES_HALF_DISK, layers)
@@ -268,7 +281,7 @@ class KernelBank:
         """``(2, N, rows, cols, Lh, Lw // 2 + 1)`` spectra of the kernels at the origin of the FFT tile."""
         key = (geom.ph, geom.pw, geom.lh, geom.lw, str(device), dtype)
         if key not in self._spectra:
-            k = self.kernels.to(device=device, dtype=dtype)                    # (cells, N, 2, k, k)
+            k = self.kernels.to(device=device, dtype=dtype)  # (cells, N, 2, k, k)
             k = k.reshape(*self.grid, *k.shape[1:]).permute(3, 2, 0, 1, 4, 5)  # (2, N, rows, cols, k, k)
             self._spectra[key] = torch.fft.rfft2(k, s=(geom.lh, geom.lw))
         return self._spectra[key]
@@ -276,7 +289,7 @@ class KernelBank:
     def bias_base(self) -> torch.Tensor:
         """``sigma^2 mean_{p,w} C / (K_i + C)`` per layer (float64 ``(N,)``); times ``mean(O) / 0.5`` gives b_i."""
         g = max(BIAS_GRID, self.kernels.shape[-1])
-        kk = (torch.fft.fft2(self.kernels, s=(g, g)).abs() ** 2).sum(2)      # (cells, N, g, g)
+        kk = (torch.fft.fft2(self.kernels, s=(g, g)).abs() ** 2).sum(2)  # (cells, N, g, g)
         return BIAS_SIGMA2 * (BIAS_C / (kk + BIAS_C)).mean(dim=(0, 2, 3))
 
 
@@ -310,13 +323,18 @@ class _Geometry:
         self.lh = self.th = next_fast_len(self.ph + 2 * self.r, real=True)
         self.lw = self.tw = next_fast_len(self.pw + 2 * self.r, real=True)
         # replicate padding: r before the image, and after it what the last cell's tile overhangs
-        self.pad = (self.r, (gx - 1) * self.pw + self.tw - self.r - self.w,
-                    self.r, (gy - 1) * self.ph + self.th - self.r - self.h)
+        self.pad = (
+            self.r,
+            (gx - 1) * self.pw + self.tw - self.r - self.w,
+            self.r,
+            (gy - 1) * self.ph + self.th - self.r - self.h,
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Forward model
 # ----------------------------------------------------------------------------------------------------------
+
 
 def _front_visibility(one_minus: torch.Tensor, dim: int) -> torch.Tensor:
     """``V_i = prod_{j > i} x_j`` along ``dim`` (layers back to front; exclusive product from the front)."""
@@ -336,14 +354,15 @@ def _blur(x: torch.Tensor, bank: KernelBank, geom: _Geometry) -> torch.Tensor:
     (true convolution, edge-replicated border, per-cell "valid" convolution over haloed tiles, FFT)."""
     b, n, k, h, w = x.shape
     gy, gx = geom.grid
-    xp = F.pad(x.reshape(b * n, k, h, w), geom.pad, mode="replicate").reshape(b, n, k, *(
-        h + geom.pad[2] + geom.pad[3], w + geom.pad[0] + geom.pad[1]))
-    tiles = xp.unfold(3, geom.th, geom.ph).unfold(4, geom.tw, geom.pw)      # (B, N, K, gy, gx, th, tw)
+    xp = F.pad(x.reshape(b * n, k, h, w), geom.pad, mode="replicate").reshape(
+        b, n, k, *(h + geom.pad[2] + geom.pad[3], w + geom.pad[0] + geom.pad[1])
+    )
+    tiles = xp.unfold(3, geom.th, geom.ph).unfold(4, geom.tw, geom.pw)  # (B, N, K, gy, gx, th, tw)
     spec = torch.fft.rfft2(tiles)
-    kspec = bank.spectra(geom, x.device, x.dtype)                           # (2, N, gy, gx, lh, lf)
+    kspec = bank.spectra(geom, x.device, x.dtype)  # (2, N, gy, gx, lh, lf)
     y = torch.fft.irfft2(spec.unsqueeze(1) * kspec[None, :, :, None], s=(geom.lh, geom.lw))
     r2 = 2 * geom.r
-    y = y[..., r2:r2 + geom.ph, r2:r2 + geom.pw]                            # (B, 2, N, K, gy, gx, ph, pw)
+    y = y[..., r2 : r2 + geom.ph, r2 : r2 + geom.pw]  # (B, 2, N, K, gy, gx, ph, pw)
     y = y.permute(0, 1, 2, 3, 4, 6, 5, 7).reshape(b, 2, n, k, gy * geom.ph, gx * geom.pw)
     return y[..., :h, :w]
 
@@ -357,11 +376,11 @@ def render(intensity: torch.Tensor, alpha: torch.Tensor, bank: KernelBank, aux: 
     geom = bank.geometry(*intensity.shape[-2:])
     stack = [alpha * intensity, alpha] + ([intensity] if aux else [])
     y = _blur(torch.cat(stack, dim=2), bank, geom)
-    p, ahat = y[:, :, :, :c], y[:, :, :, c:c + 1]
+    p, ahat = y[:, :, :, :c], y[:, :, :, c : c + 1]
     vis = _front_visibility(1 - ahat, 2)
     out = {"views": (p * vis).sum(2), "blurred_alpha": ahat, "blurred_transmittance": ahat * vis}
     if aux:
-        out["layer_views"] = y[:, :, :, c + 1:]
+        out["layer_views"] = y[:, :, :, c + 1 :]
     return out
 
 
@@ -369,13 +388,14 @@ def render(intensity: torch.Tensor, alpha: torch.Tensor, bank: KernelBank, aux: 
 # Loss
 # ----------------------------------------------------------------------------------------------------------
 
+
 def rho(x: torch.Tensor, gamma: float = GAMMA) -> torch.Tensor:
     """``sqrt(x / gamma^2 + 1) - 1`` (x >= -gamma^2; clamped there)."""
-    return torch.sqrt(torch.clamp(x / gamma ** 2 + 1, min=1e-12)) - 1
+    return torch.sqrt(torch.clamp(x / gamma**2 + 1, min=1e-12)) - 1
 
 
 def _edge_mask(t: torch.Tensor) -> torch.Tensor:
-    return 1 - torch.exp(-GAMMA ** 2 * ((t + 1) ** 2 - 1) / (2 * BETA ** 2))
+    return 1 - torch.exp(-(GAMMA**2) * ((t + 1) ** 2 - 1) / (2 * BETA**2))
 
 
 class _SafeSqrt(torch.autograd.Function):
@@ -422,7 +442,7 @@ class Weights:
     data: float = W_DATA
     aux: float = W_AUX
     intensity: float = W_INTENSITY
-    alpha: float = W_ALPHA      # at N = 12
+    alpha: float = W_ALPHA  # at N = 12
     entropy: float = W_ENTROPY
 
 
@@ -440,25 +460,26 @@ def xin_loss(intensity, alpha, obs, bank: KernelBank, kappa, bias, weights: Weig
     n = alpha.shape[1]
     kap = kappa.reshape(-1, *[1] * 5)
     ren = render(intensity, alpha, bank, aux=True)
-    that = ren["blurred_transmittance"]                                        # (B, 2, N, 1, H, W)
-    b6 = bias.reshape(*bias.shape, 1, 1, 1)[:, None]                           # (B, 1, N, 1, 1, 1)
-    res = (ren["views"] - obs) ** 2 - (that * b6).sum(2)                       # (B, 2, C, H, W)
+    that = ren["blurred_transmittance"]  # (B, 2, N, 1, H, W)
+    b6 = bias.reshape(*bias.shape, 1, 1, 1)[:, None]  # (B, 1, N, 1, 1, 1)
+    res = (ren["views"] - obs) ** 2 - (that * b6).sum(2)  # (B, 2, C, H, W)
     e_d = weights.data * kappa * rho(res).mean(dim=(1, 2, 3, 4))
-    aux = rho((ren["layer_views"] - obs[:, :, None]) ** 2 - b6)                # (B, 2, N, C, H, W)
+    aux = rho((ren["layer_views"] - obs[:, :, None]) ** 2 - b6)  # (B, 2, N, C, H, W)
     e_a = weights.aux * kappa * (0.5 * (that.detach() * aux).sum(dim=(1, 2))).mean(dim=(1, 2, 3))
 
-    t = composite(alpha)                                                       # (B, N, 1, H, W)
-    aif = (t * intensity).sum(1)                                               # (B, C, H, W)
-    tau_a = _tau(kappa.reshape(-1, 1, 1, 1) * aif)                             # (B, H, W)
-    tau_p = (t[:, :, 0].detach() * _tau(kap[:, 0] * intensity)).sum(1)         # (B, H, W)
+    t = composite(alpha)  # (B, N, 1, H, W)
+    aif = (t * intensity).sum(1)  # (B, C, H, W)
+    tau_a = _tau(kappa.reshape(-1, 1, 1, 1) * aif)  # (B, H, W)
+    tau_p = (t[:, :, 0].detach() * _tau(kap[:, 0] * intensity)).sum(1)  # (B, H, W)
     m_a, m_p = _edge_mask(tau_a.detach()), _edge_mask(tau_p.detach())
-    e_i = weights.intensity * ((tau_a * (1 - m_a) + tau_p * (1 - m_p)).mean(dim=(1, 2))
-                               + (tau_a + tau_p).mean(dim=(1, 2)))
-    sa, st = _SafeSqrt.apply(alpha), _SafeSqrt.apply(t)                        # (B, N, 1, H, W)
-    tau_al = _tau(sa) + _tau(st)                                               # (B, N, H, W)
+    e_i = weights.intensity * (
+        (tau_a * (1 - m_a) + tau_p * (1 - m_p)).mean(dim=(1, 2)) + (tau_a + tau_p).mean(dim=(1, 2))
+    )
+    sa, st = _SafeSqrt.apply(alpha), _SafeSqrt.apply(t)  # (B, N, 1, H, W)
+    tau_al = _tau(sa) + _tau(st)  # (B, N, H, W)
     w_al = weights.alpha * (n / 12) ** 2
     e_al = w_al * ((tau_al * (1 - m_a[:, None])).mean(dim=(1, 2, 3)) + tau_al.mean(dim=(1, 2, 3)))
-    ent = _collision_entropy(sa[:, 1:, 0], 1) + _collision_entropy(st[:, :, 0], 1)   # (B, H, W)
+    ent = _collision_entropy(sa[:, 1:, 0], 1) + _collision_entropy(st[:, :, 0], 1)  # (B, H, W)
     e_h = weights.entropy / math.log(n) * ent.mean(dim=(1, 2))
     terms = {"data": e_d, "aux": e_a, "intensity": e_i, "alpha": e_al, "entropy": e_h}
     terms["total"] = e_d + e_a + e_i + e_al + e_h
@@ -469,6 +490,7 @@ def xin_loss(intensity, alpha, obs, bank: KernelBank, kappa, bias, weights: Weig
 # Post-processing
 # ----------------------------------------------------------------------------------------------------------
 
+
 def quantised_bilateral(img: torch.Tensor, sigma_s: float = 3.0, sigma_v: float = 0.05, radius: int = 10):
     """run.py's bilateral filter: window +-``radius``, spatial and range Gaussian weights quantised to
     ``floor(3 w) / 3``, circular (wrap-around) shifts; per channel. ``img`` (..., H, W)."""
@@ -476,11 +498,11 @@ def quantised_bilateral(img: torch.Tensor, sigma_s: float = 3.0, sigma_v: float 
     den = torch.zeros_like(img)
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            ws = math.floor(3 * math.exp(-(dy * dy + dx * dx) / (2 * sigma_s ** 2))) / 3
+            ws = math.floor(3 * math.exp(-(dy * dy + dx * dx) / (2 * sigma_s**2))) / 3
             if ws == 0:
                 continue
             sh = torch.roll(img, shifts=(dy, dx), dims=(-2, -1))
-            wr = torch.floor(3 * torch.exp(-(sh - img) ** 2 / (2 * sigma_v ** 2))) / 3
+            wr = torch.floor(3 * torch.exp(-((sh - img) ** 2) / (2 * sigma_v**2))) / 3
             num += ws * wr * sh
             den += ws * wr
     return num / den
@@ -489,6 +511,7 @@ def quantised_bilateral(img: torch.Tensor, sigma_s: float = 3.0, sigma_v: float 
 # ----------------------------------------------------------------------------------------------------------
 # Optimisation
 # ----------------------------------------------------------------------------------------------------------
+
 
 def learning_rate(i: int, iterations: int, lr=LR) -> float:
     t = min(max(i / max(iterations, 1), 0.0), 1.0)
@@ -499,9 +522,22 @@ def _logit(p):
     return torch.log(p) - torch.log1p(-p)
 
 
-def optimise(left: torch.Tensor, right: torch.Tensor, kernels=None, *, scales=None, grid=None,
-             layers: int = N_LAYERS, iterations: int = ITERATIONS, lr=LR, weights: Weights | None = None,
-             seed: int = 0, init_noise: float = 0.0, bilateral: bool = True, callback=None) -> dict:
+def optimise(
+    left: torch.Tensor,
+    right: torch.Tensor,
+    kernels=None,
+    *,
+    scales=None,
+    grid=None,
+    layers: int = N_LAYERS,
+    iterations: int = ITERATIONS,
+    lr=LR,
+    weights: Weights | None = None,
+    seed: int = 0,
+    init_noise: float = 0.0,
+    bilateral: bool = True,
+    callback=None,
+) -> dict:
     """Jointly estimate the AIF image and the defocus map of DP pairs by optimising an MPI (module docstring).
 
     ``left``, ``right``: (B, C, H, W) views on a linear scale (any C; each image is optimised independently,
@@ -519,18 +555,18 @@ def optimise(left: torch.Tensor, right: torch.Tensor, kernels=None, *, scales=No
     weights = weights or Weights()
     dtype = left.dtype if left.dtype in (torch.float32, torch.float64) else torch.float32
     dev = left.device
-    raw = torch.stack([left, right], dim=1).to(dtype)                         # (B, 2, C, H, W)
+    raw = torch.stack([left, right], dim=1).to(dtype)  # (B, 2, C, H, W)
     b, _, c, h, w = raw.shape
     n = bank.layers
-    peak = raw.amax(dim=(1, 2, 3, 4)).clamp_min(torch.finfo(dtype).tiny)       # joint max per image
+    peak = raw.amax(dim=(1, 2, 3, 4)).clamp_min(torch.finfo(dtype).tiny)  # joint max per image
     obs = raw / peak.reshape(-1, 1, 1, 1, 1)
     mean = obs.mean(dim=(1, 2, 3, 4)).clamp_min(1e-6)
     kappa = 0.5 / mean
-    bias = (mean / 0.5)[:, None] * bank.bias_base().to(dev, dtype)[None]      # (B, N)
+    bias = (mean / 0.5)[:, None] * bank.bias_base().to(dev, dtype)[None]  # (B, N)
     scales_t = bank.scales.to(dev, dtype)
 
     # init: intensities = mean(O) per channel, alpha_i = 1 / (i + 1) (the back layer is the constant 1)
-    c0 = obs.mean(dim=(1, 3, 4)).clamp(1e-4, 1 - 1e-4)                        # (B, C)
+    c0 = obs.mean(dim=(1, 3, 4)).clamp(1e-4, 1 - 1e-4)  # (B, C)
     logit_c = _logit(c0)[:, None, :, None, None].expand(b, n, c, h, w).clone()
     a0 = 1.0 / torch.arange(2, n + 1, device=dev, dtype=dtype)
     logit_a = _logit(a0)[None, :, None, None, None].expand(b, n - 1, 1, h, w).clone()
@@ -560,8 +596,8 @@ def optimise(left: torch.Tensor, right: torch.Tensor, kernels=None, *, scales=No
             inten, alpha = _mpi(*params)
             terms = {k: v.detach() for k, v in xin_loss(inten, alpha, obs, bank, kappa, bias, weights).items()}
             t = composite(alpha)
-            aif = (t * inten).sum(1)                                           # (B, C, H, W), O's scale
-            defocus = (t * scales_t.reshape(1, -1, 1, 1, 1)).sum(1)            # (B, 1, H, W)
+            aif = (t * inten).sum(1)  # (B, C, H, W), O's scale
+            defocus = (t * scales_t.reshape(1, -1, 1, 1, 1)).sum(1)  # (B, 1, H, W)
             pk = peak.reshape(-1, 1, 1, 1)
             out_raw = aif * pk
             if bilateral:
@@ -570,13 +606,21 @@ def optimise(left: torch.Tensor, right: torch.Tensor, kernels=None, *, scales=No
             else:
                 out = out_raw
     hist = torch.stack(history, dim=1) if history else torch.zeros(b, 0, device=dev, dtype=dtype)
-    return {"output": out, "output_raw": out_raw, "defocus": defocus, "intensity": inten.detach(),
-            "alpha": alpha.detach(), "loss": terms, "history": hist}
+    return {
+        "output": out,
+        "output_raw": out_raw,
+        "defocus": defocus,
+        "intensity": inten.detach(),
+        "alpha": alpha.detach(),
+        "loss": terms,
+        "history": hist,
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Model
 # ----------------------------------------------------------------------------------------------------------
+
 
 class Xin2021(nn.Module):
     """Xin et al. (ICCV 2021) MPI optimisation as a parameter-free module (see the module docstring)."""
@@ -584,12 +628,26 @@ class Xin2021(nn.Module):
     input_views = ("left", "right")
     size_multiple = (1, 1)
     size_mode = "pad"
-    extra_outputs = ("defocus",)        # k3dn predict saves <id>_defocus.npy beside the image
+    extra_outputs = ("defocus",)  # k3dn predict saves <id>_defocus.npy beside the image
 
-    def __init__(self, kernels=None, iterations: int = ITERATIONS, seed: int = 0, scales=None, grid=None,
-                 layers: int = N_LAYERS, scene: str | None = None, lr=LR, w_data: float = W_DATA,
-                 w_aux: float = W_AUX, w_intensity: float = W_INTENSITY, w_alpha: float | None = None,
-                 w_entropy: float | None = None, init_noise: float = 0.0, bilateral: bool = True):
+    def __init__(
+        self,
+        kernels=None,
+        iterations: int = ITERATIONS,
+        seed: int = 0,
+        scales=None,
+        grid=None,
+        layers: int = N_LAYERS,
+        scene: str | None = None,
+        lr=LR,
+        w_data: float = W_DATA,
+        w_aux: float = W_AUX,
+        w_intensity: float = W_INTENSITY,
+        w_alpha: float | None = None,
+        w_entropy: float | None = None,
+        init_noise: float = 0.0,
+        bilateral: bool = True,
+    ):
         super().__init__()
         if scene is not None:
             scene = f"{int(scene):03d}" if str(scene).isdigit() else str(scene)
@@ -606,8 +664,13 @@ class Xin2021(nn.Module):
         self.iterations, self.seed = int(iterations), int(seed)
         self.init_noise, self.bilateral = float(init_noise), bool(bilateral)
         self.lr = (float(lr[0]), float(lr[1]))
-        self.weights = Weights(w_data, w_aux, w_intensity, W_ALPHA if w_alpha is None else float(w_alpha),
-                               W_ENTROPY if w_entropy is None else float(w_entropy))
+        self.weights = Weights(
+            w_data,
+            w_aux,
+            w_intensity,
+            W_ALPHA if w_alpha is None else float(w_alpha),
+            W_ENTROPY if w_entropy is None else float(w_entropy),
+        )
         # the kernels as a buffer, so .to(device) and state inspection see them (not saved: no trained weights)
         self.register_buffer("kernels", self.bank.kernels, persistent=False)
         self.register_buffer("scales", self.bank.scales, persistent=False)
@@ -620,9 +683,18 @@ class Xin2021(nn.Module):
         return out
 
     def optimise(self, left, right, iterations: int | None = None, callback=None) -> dict:
-        return optimise(left, right, self.bank, iterations=self.iterations if iterations is None else iterations,
-                        lr=self.lr, weights=self.weights, seed=self.seed, init_noise=self.init_noise,
-                        bilateral=self.bilateral, callback=callback)
+        return optimise(
+            left,
+            right,
+            self.bank,
+            iterations=self.iterations if iterations is None else iterations,
+            lr=self.lr,
+            weights=self.weights,
+            seed=self.seed,
+            init_noise=self.init_noise,
+            bilateral=self.bilateral,
+            callback=callback,
+        )
 
     def forward(self, batch: dict) -> dict:
         left, right = batch["left"], batch["right"]

@@ -40,23 +40,33 @@ class CheckpointMismatch(UserError, RuntimeError):
         self.missing, self.unexpected, self.misshaped = missing, unexpected, misshaped
         lines = [f"{source}: checkpoint does not match the model"]
         if missing:
-            lines.append(f"  missing ({len(missing)}): " + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else ""))
+            lines.append(
+                f"  missing ({len(missing)}): " + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+            )
         if unexpected:
-            lines.append(f"  unexpected ({len(unexpected)}): " + ", ".join(unexpected[:20])
-                         + (" ..." if len(unexpected) > 20 else ""))
+            lines.append(
+                f"  unexpected ({len(unexpected)}): "
+                + ", ".join(unexpected[:20])
+                + (" ..." if len(unexpected) > 20 else "")
+            )
         for k, want, got in misshaped[:20]:
             lines.append(f"  mis-shaped {k}: model {tuple(want)} vs checkpoint {tuple(got)}")
         super().__init__("\n".join(lines))
 
     def one_line(self) -> str:
-        parts = [f"{len(self.missing)} missing (first {self.missing[0]})" if self.missing else "",
-                 f"{len(self.unexpected)} unexpected (first {self.unexpected[0]})" if self.unexpected else ""]
+        parts = [
+            f"{len(self.missing)} missing (first {self.missing[0]})" if self.missing else "",
+            f"{len(self.unexpected)} unexpected (first {self.unexpected[0]})" if self.unexpected else "",
+        ]
         if self.misshaped:
             k, want, got = self.misshaped[0]
-            parts.append(f"{len(self.misshaped)} mis-shaped (first {k}: model {tuple(want)} vs checkpoint "
-                         f"{tuple(got)})")
-        return (f"{self.source}: checkpoint does not match the model: {', '.join(p for p in parts if p)}; are these "
-                "the weights of another model or of other overrides? (--verbose lists every tensor)")
+            parts.append(
+                f"{len(self.misshaped)} mis-shaped (first {k}: model {tuple(want)} vs checkpoint {tuple(got)})"
+            )
+        return (
+            f"{self.source}: checkpoint does not match the model: {', '.join(p for p in parts if p)}; are these "
+            "the weights of another model or of other overrides? (--verbose lists every tensor)"
+        )
 
 
 def _refusal(path: Path, e: Exception) -> UnsafeCheckpoint:
@@ -64,9 +74,11 @@ def _refusal(path: Path, e: Exception) -> UnsafeCheckpoint:
     msg = str(e)
     what = re.search(r"GLOBAL ([\w.]+)", msg)
     why = f"it names {what.group(1)}" if what else "it holds more than plain tensors, or is not a pickle at all"
-    return UnsafeCheckpoint(f"{path}: refuses to unpickle code (not a plain tensor checkpoint: {why}); only load "
-                            "files you trust, and if you trust this one, convert it once to plain tensors (a state "
-                            "dict saved with torch.save, or .safetensors)")
+    return UnsafeCheckpoint(
+        f"{path}: refuses to unpickle code (not a plain tensor checkpoint: {why}); only load "
+        "files you trust, and if you trust this one, convert it once to plain tensors (a state "
+        "dict saved with torch.save, or .safetensors)"
+    )
 
 
 class ForeignWeights(dict):
@@ -116,9 +128,16 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Rebuilds NumPy arrays and nothing else (``np.load(allow_pickle=True)`` would call whatever the pickle
     names, so an ``.npz`` could run code)."""
 
-    _ALLOWED = frozenset({("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-                          ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-                          ("numpy._core.multiarray", "scalar")})
+    _ALLOWED = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.multiarray", "scalar"),
+            ("numpy._core.multiarray", "scalar"),
+        }
+    )
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
@@ -199,21 +218,26 @@ def read_foreign(path: str | os.PathLike):
         raise _refusal(path, e) from e
     except (OSError, RuntimeError, ValueError, KeyError, EOFError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise CheckpointError(f"{path}: cannot read checkpoint ({type(e).__name__}: {first}); the file may be "
-                              "incomplete or not a checkpoint: compare its size or sha256 with the published one") from e
+        raise CheckpointError(
+            f"{path}: cannot read checkpoint ({type(e).__name__}: {first}); the file may be "
+            "incomplete or not a checkpoint: compare its size or sha256 with the published one"
+        ) from e
 
 
 def strip_prefix(state_dict: dict, prefix: str) -> dict:
     """Drop ``prefix`` from every key that has it (``module.`` from DataParallel, ...)."""
-    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state_dict.items()}
+    return {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state_dict.items()}
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: dict, source="checkpoint") -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    misshaped = [(k, own[k].shape, tuple(state_dict[k].shape)) for k in own
-                 if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    misshaped = [
+        (k, own[k].shape, tuple(state_dict[k].shape))
+        for k in own
+        if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)
+    ]
     if missing or unexpected or misshaped:
         raise CheckpointMismatch(source, missing, unexpected, misshaped)
     model.load_state_dict({k: torch.as_tensor(v) for k, v in state_dict.items()}, strict=True)

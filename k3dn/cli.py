@@ -36,16 +36,16 @@ from k3dn.errors import UserError, describe
 #: Top-level command -> the module that adds it. Only the module of the command being run is imported: a
 #: workflow runs hundreds of short jobs, and most of them (tables, manifests, downloads) never need torch.
 COMMANDS = {
-    "synth": "k3dn.synth.commands",          # render synthetic DP sets, DDD-syn, RDPD
-    "data": "k3dn.data.commands",            # download, manifest, check
-    "train": "k3dn.train.commands",          # train any registered model
-    "deblur": "k3dn.train.commands",         # one DP pair
-    "predict": "k3dn.infer",                 # any registered model on a manifest
-    "gather": "k3dn.infer",                  # per-image predictions into one folder
-    "evaluate": "k3dn.evaluate",             # per-image metrics of a prediction folder
-    "baselines": "baselines.commands",       # checkpoint registry, fetch, verify
-    "report": "k3dn.report.commands",        # tables, figures, speed, timings
-    "preflight": "k3dn.preflight",           # every input can be had, before any work
+    "synth": "k3dn.synth.commands",  # render synthetic DP sets, DDD-syn, RDPD
+    "data": "k3dn.data.commands",  # download, manifest, check
+    "train": "k3dn.train.commands",  # train any registered model
+    "deblur": "k3dn.train.commands",  # one DP pair
+    "predict": "k3dn.infer",  # any registered model on a manifest
+    "gather": "k3dn.infer",  # per-image predictions into one folder
+    "evaluate": "k3dn.evaluate",  # per-image metrics of a prediction folder
+    "baselines": "baselines.commands",  # checkpoint registry, fetch, verify
+    "report": "k3dn.report.commands",  # tables, figures, speed, timings
+    "preflight": "k3dn.preflight",  # every input can be had, before any work
     "miniature": "k3dn.miniature.commands",  # stand-ins of the miniature run, its registries
 }
 
@@ -66,14 +66,16 @@ EXPECTED = (
     ("k3dn.train.loop", "TrainingError"),
     ("k3dn.train.loop", "NonFiniteLoss"),
     ("k3dn.lpips", "LPIPSWeightsError"),
-    ("builtins", "FileNotFoundError"),   # a path given on the command line or in a config
+    ("builtins", "FileNotFoundError"),  # a path given on the command line or in a config
     ("builtins", "PermissionError"),
 )
 
 #: (option strings, dest, help) of the options every (sub)command takes.
-_GLOBAL = ((("--debug",), "debug", "show the traceback of an error"),
-           (("-v", "--verbose"), "verbose", "log at DEBUG level; show an error's whole message"),
-           (("-q", "--quiet"), "quiet", "log warnings and errors only"))
+_GLOBAL = (
+    (("--debug",), "debug", "show the traceback of an error"),
+    (("-v", "--verbose"), "verbose", "log at DEBUG level; show an error's whole message"),
+    (("-q", "--quiet"), "quiet", "log warnings and errors only"),
+)
 
 
 def expected_types() -> tuple[type, ...]:
@@ -85,8 +87,13 @@ def _add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
     for flags, dest, help in _GLOBAL:
         if not any(f in parser._option_string_actions for f in flags):
             # below the top level the default is SUPPRESS: a subparser's default would overwrite the top-level value
-            parser.add_argument(*flags, dest=f"log_{dest}" if dest != "debug" else dest, action="store_true",
-                                default=False if top else argparse.SUPPRESS, help=help)
+            parser.add_argument(
+                *flags,
+                dest=f"log_{dest}" if dest != "debug" else dest,
+                action="store_true",
+                default=False if top else argparse.SUPPRESS,
+                help=help,
+            )
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for p in dict.fromkeys(action.choices.values()):
@@ -95,8 +102,9 @@ def _add_global_options(parser: argparse.ArgumentParser, top: bool) -> None:
 
 def global_flags(args) -> list[str]:
     """The global options of ``args`` as command-line words (to pass on to a relaunched ``k3dn``)."""
-    return [f for f, on in (("--debug", args.debug), ("--verbose", args.log_verbose), ("--quiet", args.log_quiet))
-            if on]
+    return [
+        f for f, on in (("--debug", args.debug), ("--verbose", args.log_verbose), ("--quiet", args.log_quiet)) if on
+    ]
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

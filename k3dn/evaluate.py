@@ -50,11 +50,15 @@ def _read_prediction(path: Path, target: np.ndarray, target_path: str) -> np.nda
     if target.shape[-1] == 3 and pred.shape[-1] == 1:
         raise ImageError(f"{path}: single-channel prediction for an RGB target ({target_path})")
     if target.shape[-1] == 1 and pred.shape[-1] != 1:
-        raise ImageError(f"{path}: {pred.shape[-1]}-channel prediction for a single-channel target "
-                         f"({target_path}); predictions of channels=1 rows must be one channel")
+        raise ImageError(
+            f"{path}: {pred.shape[-1]}-channel prediction for a single-channel target "
+            f"({target_path}); predictions of channels=1 rows must be one channel"
+        )
     if pred.shape != target.shape:
-        raise ImageError(f"size mismatch: prediction {path} is {pred.shape[1]}x{pred.shape[0]} (WxH) but target "
-                         f"{target_path} is {target.shape[1]}x{target.shape[0]}")
+        raise ImageError(
+            f"size mismatch: prediction {path} is {pred.shape[1]}x{pred.shape[0]} (WxH) but target "
+            f"{target_path} is {target.shape[1]}x{target.shape[0]}"
+        )
     return pred
 
 
@@ -71,9 +75,17 @@ def prediction_record(pred_dir) -> dict:
         raise EvaluationError(f"{path}: not valid JSON ({e})") from e
 
 
-def evaluate_predictions(pred_dir, manifest, protocol: str | None = None, lpips: bool = False,
-                         device: str = "cpu", backend: str = "skimage", progress: bool = True,
-                         lpips_files: tuple | None = None, lpips_standin: bool = False) -> pd.DataFrame:
+def evaluate_predictions(
+    pred_dir,
+    manifest,
+    protocol: str | None = None,
+    lpips: bool = False,
+    device: str = "cpu",
+    backend: str = "skimage",
+    progress: bool = True,
+    lpips_files: tuple | None = None,
+    lpips_standin: bool = False,
+) -> pd.DataFrame:
     """Per-image metrics of ``<pred_dir>/<id>.png`` against each manifest row's target.
 
     ``manifest``: a manifest path (or a frame from :func:`k3dn.data.manifest.read_manifest`).
@@ -103,8 +115,9 @@ def evaluate_predictions(pred_dir, manifest, protocol: str | None = None, lpips:
     missing = [str(prediction_path(pred_dir, i)) for i in df["id"] if not prediction_path(pred_dir, i).is_file()]
     if missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-        raise EvaluationError(f"missing prediction file(s) for {manifest_path or 'manifest'}: "
-                              f"{', '.join(missing[:3])}{more}")
+        raise EvaluationError(
+            f"missing prediction file(s) for {manifest_path or 'manifest'}: {', '.join(missing[:3])}{more}"
+        )
     for t in df["target"]:
         if not Path(t).is_file():
             raise EvaluationError(f"{t}: target file not found (manifest {manifest_path})")
@@ -117,15 +130,26 @@ def evaluate_predictions(pred_dir, manifest, protocol: str | None = None, lpips:
 
         backbone, lin = lpips_files or (None, None)
         scorer = LPIPSScorer(device=device, backbone=backbone, lin=lin, verify=not lpips_standin)
-        lpips_note = scorer.reason or (f"RANDOM stand-in weights (miniature): not LPIPS ({scorer.weights})"
-                                       if lpips_standin else f"alex v0.1 ({scorer.weights})")
+        lpips_note = scorer.reason or (
+            f"RANDOM stand-in weights (miniature): not LPIPS ({scorer.weights})"
+            if lpips_standin
+            else f"alex v0.1 ({scorer.weights})"
+        )
 
     from importlib.metadata import version
 
-    prov = {"git_commit": git_commit(), "config_hash": record["config_hash"],
-            "weights_sha256": record.get("weights_sha256") or "none", "data_sha256": sha256_files(df["target"]),
-            "device": record["device"], "dtype": record["dtype"], "torch": version("torch"), "backend": backend,
-            "manifest": manifest_path, "pred_dir": str(pred_dir.resolve())}
+    prov = {
+        "git_commit": git_commit(),
+        "config_hash": record["config_hash"],
+        "weights_sha256": record.get("weights_sha256") or "none",
+        "data_sha256": sha256_files(df["target"]),
+        "device": record["device"],
+        "dtype": record["dtype"],
+        "torch": version("torch"),
+        "backend": backend,
+        "manifest": manifest_path,
+        "pred_dir": str(pred_dir.resolve()),
+    }
     rows = []
     it = tqdm(list(df.itertuples(index=False)), desc="evaluate", unit="img", disable=not progress)
     for r in it:
@@ -141,8 +165,19 @@ def evaluate_predictions(pred_dir, manifest, protocol: str | None = None, lpips:
         lp = math.nan
         if scorer is not None:
             lp = scorer(pred, target)
-        rows.append({"id": r.id, "label": r.label, **m, "lpips": lp, "lpips_note": lpips_note,
-                     "protocol": prot, "channels": ch, **prov, "label_source": r.label_source or "none"})
+        rows.append(
+            {
+                "id": r.id,
+                "label": r.label,
+                **m,
+                "lpips": lp,
+                "lpips_note": lpips_note,
+                "protocol": prot,
+                "channels": ch,
+                **prov,
+                "label_source": r.label_source or "none",
+            }
+        )
     out = pd.DataFrame(rows)
     return out[RESULT_COLUMNS + [c for c in out.columns if c not in RESULT_COLUMNS]]
 
@@ -169,10 +204,19 @@ def summary(df: pd.DataFrame) -> pd.DataFrame:
 # CLI
 # ----------------------------------------------------------------------------------------------------------
 
+
 def _cmd_evaluate(args) -> int:
-    df = evaluate_predictions(args.pred, args.manifest, protocol=args.protocol, lpips=args.lpips,
-                              device=args.device, backend=args.backend, progress=not args.quiet,
-                              lpips_files=(args.lpips_backbone, args.lpips_lin), lpips_standin=args.lpips_standin)
+    df = evaluate_predictions(
+        args.pred,
+        args.manifest,
+        protocol=args.protocol,
+        lpips=args.lpips,
+        device=args.device,
+        backend=args.backend,
+        progress=not args.quiet,
+        lpips_files=(args.lpips_backbone, args.lpips_lin),
+        lpips_standin=args.lpips_standin,
+    )
     write_results(df, args.out)
     with pd.option_context("display.float_format", "{:.4f}".format):
         print(summary(df).to_string())
@@ -181,20 +225,34 @@ def _cmd_evaluate(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="per-image PSNR/SSIM/RMSE/MAE(/LPIPS) of a prediction folder",
-                              description=__doc__.splitlines()[0])
+    p = subparsers.add_parser(
+        "evaluate",
+        help="per-image PSNR/SSIM/RMSE/MAE(/LPIPS) of a prediction folder",
+        description=__doc__.splitlines()[0],
+    )
     p.add_argument("--pred", required=True, help="folder with <id>.png predictions")
     p.add_argument("--manifest", required=True, help="manifest CSV whose targets are the ground truth")
     p.add_argument("--out", required=True, help="results CSV (one row per image)")
-    p.add_argument("--protocol", choices=PROTOCOLS, default=None,
-                   help="how targets are read (default: each manifest row's protocol)")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=None,
+        help="how targets are read (default: each manifest row's protocol)",
+    )
     p.add_argument("--lpips", action="store_true", help="also compute AlexNet-LPIPS v0.1 (needs its weight files)")
     p.add_argument("--lpips-backbone", help="torchvision's alexnet-owt-7be5be79.pth (default: k3dn.lpips's search)")
     p.add_argument("--lpips-lin", help="lpips' v0.1 alex.pth heads (default: k3dn.lpips's search)")
-    p.add_argument("--lpips-standin", action="store_true",
-                   help="the LPIPS files are the miniature's random stand-ins: load them unverified, label the column")
+    p.add_argument(
+        "--lpips-standin",
+        action="store_true",
+        help="the LPIPS files are the miniature's random stand-ins: load them unverified, label the column",
+    )
     p.add_argument("--device", default="cpu", help="torch device for LPIPS and the torch backend")
-    p.add_argument("--backend", choices=BACKENDS, default="skimage",
-                   help="metric implementation: skimage (reference) or torch (batched; same numbers)")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="skimage",
+        help="metric implementation: skimage (reference) or torch (batched; same numbers)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate)

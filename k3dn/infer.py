@@ -45,6 +45,7 @@ INPUT_KEYS = ("left", "right", "center")
 # Size fitting
 # ----------------------------------------------------------------------------------------------------------
 
+
 def fit_batch(batch: dict, size_multiple=(1, 1), size_mode: str = "pad"):
     """Fit the image tensors of ``batch`` to ``size_multiple``; returns ``(fitted, undo)``.
 
@@ -59,15 +60,19 @@ def fit_batch(batch: dict, size_multiple=(1, 1), size_mode: str = "pad"):
     if (th, tw) == (h, w):
         return batch, (lambda y: y)
     if size_mode == "resize":
+
         def fit(t):
             return fit_to_multiple(t, (mh, mw), "resize")[0]
     elif size_mode == "pad":
+
         def fit(t):
             return pad_to_multiple(t, (mh, mw), too_small="replicate")
     else:
         raise ValueError(f"unknown size_mode {size_mode!r}; expected 'pad' or 'resize'")
-    return ({k: fit(v) if torch.is_tensor(v) else v for k, v in batch.items()},
-            lambda y: restore_from_multiple(y, (h, w), size_mode))
+    return (
+        {k: fit(v) if torch.is_tensor(v) else v for k, v in batch.items()},
+        lambda y: restore_from_multiple(y, (h, w), size_mode),
+    )
 
 
 DTYPES = ("float32", "bfloat16")
@@ -143,8 +148,10 @@ def prepare_inference(model, device, fast: bool = True, compile: bool = False) -
 # Model loading
 # ----------------------------------------------------------------------------------------------------------
 
-def load_model(run: str | os.PathLike | None = None, name: str | None = None, weights=None,
-               overrides: dict | None = None):
+
+def load_model(
+    run: str | os.PathLike | None = None, name: str | None = None, weights=None, overrides: dict | None = None
+):
     """A model from a training run folder (``model.json`` + ``model.safetensors``) or a registered name
     (+ optional weights: our safetensors, or a published file through its ``checkpoint_filter_fn``)."""
     from k3dn.checkpoint import load_weights
@@ -161,13 +168,15 @@ def load_model(run: str | os.PathLike | None = None, name: str | None = None, we
         except (ValueError, KeyError) as e:
             from k3dn.errors import InputError
 
-            raise InputError(f"{spec_path}: malformed run description ({e}); rerun `k3dn train` into this folder "
-                             "or give --model and --weights") from e
+            raise InputError(
+                f"{spec_path}: malformed run description ({e}); rerun `k3dn train` into this folder "
+                "or give --model and --weights"
+            ) from e
         model = create_model(name, **{**run_overrides, **(overrides or {})})
         load_weights(model, weights or run / "model.safetensors")
         trained = spec.get("trained_stages")
         if trained and callable(getattr(model, "set_stage", None)):
-            model.set_stage(max(trained))     # a run whose stage 2 never ran must not use its untrained SRP
+            model.set_stage(max(trained))  # a run whose stage 2 never ran must not use its untrained SRP
     else:
         if name is None:
             raise ValueError("give a run folder or a model name")
@@ -208,6 +217,7 @@ def pick_device(device: str | None = None) -> torch.device:
 # Prediction
 # ----------------------------------------------------------------------------------------------------------
 
+
 def _row_batch(row, device, protocol: str | None = None) -> tuple[dict, tuple[int, int]]:
     from k3dn.errors import InputError
     from k3dn.io import ImageError, read_image
@@ -222,8 +232,10 @@ def _row_batch(row, device, protocol: str | None = None) -> tuple[dict, tuple[in
     size = views[first].shape[:2]
     for k, v in views.items():
         if v.shape[:2] != size:  # before (L + R) / 2, which would fail in a numpy broadcast naming no file
-            raise ImageError(f"{row[k]}: the {k} view is {v.shape[1]}x{v.shape[0]} (WxH) but the {first} view "
-                             f"{row[first]} is {size[1]}x{size[0]}; the views of one DP pair must be the same size")
+            raise ImageError(
+                f"{row[k]}: the {k} view is {v.shape[1]}x{v.shape[0]} (WxH) but the {first} view "
+                f"{row[first]} is {size[1]}x{size[0]}; the views of one DP pair must be the same size"
+            )
     if "left" in views and "right" in views and "center" not in views:
         views["center"] = 0.5 * (views["left"] + views["right"])  # the physical DP sum, as in training
     if row.get("target"):
@@ -231,8 +243,10 @@ def _row_batch(row, device, protocol: str | None = None) -> tuple[dict, tuple[in
 
         th, tw = read_raw(row["target"]).shape[:2]
         if (th, tw) != size:
-            raise ImageError(f"{row['target']}: the target is {tw}x{th} (WxH) but the inputs of row {row['id']!r} "
-                             f"are {size[1]}x{size[0]}")
+            raise ImageError(
+                f"{row['target']}: the target is {tw}x{th} (WxH) but the inputs of row {row['id']!r} "
+                f"are {size[1]}x{size[0]}"
+            )
     batch = {k: torch.from_numpy(np.ascontiguousarray(v.transpose(2, 0, 1)))[None].to(device) for k, v in views.items()}
     return batch, size
 
@@ -242,28 +256,36 @@ def weights_identity(model, weights=None, run=None) -> dict:
     file of a checkpoint folder), and for a training run its training-config hash and trained stages."""
     from k3dn.provenance import sha256_file, sha256_files
 
-    ident = {"model": getattr(model, "registry_name", type(model).__name__),
-             "overrides": getattr(model, "registry_overrides", {})}
+    ident = {
+        "model": getattr(model, "registry_name", type(model).__name__),
+        "overrides": getattr(model, "registry_overrides", {}),
+    }
     if run is not None:
         spec = json.loads((Path(run) / "model.json").read_text())
         weights = weights or Path(run) / "model.safetensors"
         ident.update(run_config_hash=spec.get("config_hash"), stages=spec.get("stages"))
     if weights is not None:
         w = Path(weights)
-        ident["weights_sha256"] = sha256_files(p for p in sorted(w.iterdir()) if p.is_file()) if w.is_dir() \
-            else sha256_file(w)
+        ident["weights_sha256"] = (
+            sha256_files(p for p in sorted(w.iterdir()) if p.is_file()) if w.is_dir() else sha256_file(w)
+        )
     else:
-        ident["weights_sha256"] = None   # a method without trained weights (Wiener)
+        ident["weights_sha256"] = None  # a method without trained weights (Wiener)
     return ident
 
 
 def _prediction_key(model, manifest, identity: dict, size_mode, dtype: str, input_encoding: str) -> dict:
     from k3dn.provenance import sha256_file
 
-    return {**identity, "manifest": str(Path(manifest).resolve()), "manifest_sha256": sha256_file(manifest),
-            "input_protocol": getattr(model, "input_protocol", None),
-            "size_mode": size_mode or getattr(model, "size_mode", "pad"), "dtype": dtype,
-            "input_encoding": input_encoding}
+    return {
+        **identity,
+        "manifest": str(Path(manifest).resolve()),
+        "manifest_sha256": sha256_file(manifest),
+        "input_protocol": getattr(model, "input_protocol", None),
+        "size_mode": size_mode or getattr(model, "size_mode", "pad"),
+        "dtype": dtype,
+        "input_encoding": input_encoding,
+    }
 
 
 def _write_npy(path: Path, a: np.ndarray) -> None:
@@ -303,11 +325,21 @@ def merge_predictions(parts, out_dir) -> Path:
                 shutil.copyfile(f, tmp)
                 os.replace(tmp, out_dir / f.name)
     first = records[0]
-    key = {**{k: first.get(k) for k in shared}, "parts": [r.get("ids") for r in records],
-           "overrides": [r.get("overrides") for r in records]}
-    _write_json(out_dir / "predictions.json", {**key, "config_hash": config_hash(key), "device": first["device"],
-                                               "git_commit": first["git_commit"],
-                                               "images": sum(int(r["images"]) for r in records)})
+    key = {
+        **{k: first.get(k) for k in shared},
+        "parts": [r.get("ids") for r in records],
+        "overrides": [r.get("overrides") for r in records],
+    }
+    _write_json(
+        out_dir / "predictions.json",
+        {
+            **key,
+            "config_hash": config_hash(key),
+            "device": first["device"],
+            "git_commit": first["git_commit"],
+            "images": sum(int(r["images"]) for r in records),
+        },
+    )
     return out_dir
 
 
@@ -344,14 +376,25 @@ def _check_inputs(model, manifest, rows) -> None:
             if first is None:
                 first = k, size
             elif size != first[1]:
-                raise ImageError(f"{row[k]}: the {k} image is {size[0]}x{size[1]} (WxH) but the {first[0]} view "
-                                 f"{row[first[0]]} is {first[1][0]}x{first[1][1]}; the images of one row must be "
-                                 "the same size")
+                raise ImageError(
+                    f"{row[k]}: the {k} image is {size[0]}x{size[1]} (WxH) but the {first[0]} view "
+                    f"{row[first[0]]} is {first[1][0]}x{first[1][1]}; the images of one row must be "
+                    "the same size"
+                )
 
 
-def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, device=None, dtype: str = "float32",
-                     identity: dict | None = None, progress: bool = True,
-                     input_encoding: str = "linear", ids: list[str] | None = None) -> list[Path]:
+def predict_manifest(
+    model,
+    manifest,
+    out_dir,
+    size_mode: str | None = None,
+    device=None,
+    dtype: str = "float32",
+    identity: dict | None = None,
+    progress: bool = True,
+    input_encoding: str = "linear",
+    ids: list[str] | None = None,
+) -> list[Path]:
     """Write ``<out_dir>/<id>.png`` (16-bit) for every row of ``manifest``, then ``predictions.json``; returns
     the image paths. ``identity`` (:func:`weights_identity`) keys the predictions to the weights (see the module
     docstring); without it the model's name and overrides alone are the key."""
@@ -406,13 +449,22 @@ def predict_manifest(model, manifest, out_dir, size_mode: str | None = None, dev
             for name in extras:
                 _write_npy(out_dir / f"{row['id']}_{name}.npy", maps[name][0, 0].cpu().numpy())
         if input_encoding == "gamma2.2":
-            y = y ** 2.2
+            y = y**2.2
         y = y[0].permute(1, 2, 0).cpu().numpy()
         if int(row["channels"]) == 1:
             y = y.mean(axis=-1)
         write_png16(path, y)
-    _write_json(done_path, {**key, "config_hash": config_hash(key), "device": device_name(device),
-                            "git_commit": git_commit(), "images": len(paths), "inference": inference})
+    _write_json(
+        done_path,
+        {
+            **key,
+            "config_hash": config_hash(key),
+            "device": device_name(device),
+            "git_commit": git_commit(),
+            "images": len(paths),
+            "inference": inference,
+        },
+    )
     return paths
 
 
@@ -421,8 +473,14 @@ def deblur_files(model, left, right, out, center=None, size_mode=None, device=No
     from k3dn.io import write_png16
 
     device = pick_device(device)
-    row = {"id": Path(out).stem, "left": str(left), "right": str(right), "center": str(center or ""),
-           "target": "", "protocol": "16bit"}
+    row = {
+        "id": Path(out).stem,
+        "left": str(left),
+        "right": str(right),
+        "center": str(center or ""),
+        "target": "",
+        "protocol": "16bit",
+    }
     batch, _ = _row_batch(row, device, getattr(model, "input_protocol", None))
     prepare_inference(model, device)
     y = forward_fitted(model, batch, size_mode, dtype == "bfloat16")[0].permute(1, 2, 0)
@@ -433,17 +491,27 @@ def deblur_files(model, left, right, out, center=None, size_mode=None, device=No
 # CLI
 # ----------------------------------------------------------------------------------------------------------
 
+
 def add_model_args(p) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="training run folder (model.json + model.safetensors)")
     src.add_argument("--model", help="registered model name")
     p.add_argument("--weights", help="weights file (our .safetensors or a published checkpoint)")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
-                   help="factory override for create_model (repeatable)")
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="factory override for create_model (repeatable)",
+    )
     p.add_argument("--size-mode", choices=("pad", "resize"), help="default: the model's size_mode")
     p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", choices=DTYPES, default="float32",
-                   help="float32 (default), or bfloat16 autocast (recorded with the predictions)")
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="float32 (default), or bfloat16 autocast (recorded with the predictions)",
+    )
 
 
 def model_from_args(args):
@@ -453,8 +521,17 @@ def model_from_args(args):
 def _cmd_predict(args) -> int:
     model = model_from_args(args)
     identity = weights_identity(model, args.weights, args.run)
-    paths = predict_manifest(model, args.manifest, args.out, size_mode=args.size_mode, device=args.device,
-                             dtype=args.dtype, identity=identity, input_encoding=args.input_encoding, ids=args.ids)
+    paths = predict_manifest(
+        model,
+        args.manifest,
+        args.out,
+        size_mode=args.size_mode,
+        device=args.device,
+        dtype=args.dtype,
+        identity=identity,
+        input_encoding=args.input_encoding,
+        ids=args.ids,
+    )
     print(f"{len(paths)} predictions in {args.out}")
     return 0
 
@@ -472,8 +549,12 @@ def _cmd_gather(args) -> int:
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("predict", help="run a model over a manifest, write <out>/<id>.png (16-bit)")
     add_model_args(p)
-    p.add_argument("--input-encoding", choices=INPUT_ENCODINGS, default="linear",
-                   help="gamma2.2: display-encode the inputs, decode the output (linear raw sets)")
+    p.add_argument(
+        "--input-encoding",
+        choices=INPUT_ENCODINGS,
+        default="linear",
+        help="gamma2.2: display-encode the inputs, decode the output (linear raw sets)",
+    )
     p.add_argument("--manifest", required=True)
     p.add_argument("--ids", nargs="+", help="only these rows (one workflow job per image)")
     p.add_argument("--out", required=True)

@@ -89,8 +89,9 @@ def _drop_alpha(path: Path, img: np.ndarray) -> np.ndarray:
     alpha = img[..., -1]
     full = np.iinfo(img.dtype).max
     if not np.all(alpha == full):
-        raise ImageError(f"{path}: image has a non-opaque alpha channel ({img.shape[-1]} channels); "
-                         "refusing to composite it")
+        raise ImageError(
+            f"{path}: image has a non-opaque alpha channel ({img.shape[-1]} channels); refusing to composite it"
+        )
     return img[..., :-1]
 
 
@@ -148,14 +149,17 @@ def read_image(path: str | os.PathLike, protocol: str = "16bit", channels: int |
     return to_float(raw, protocol, path)
 
 
-def read_pair(left: str | os.PathLike, right: str | os.PathLike, protocol: str = "16bit",
-              channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_pair(
+    left: str | os.PathLike, right: str | os.PathLike, protocol: str = "16bit", channels: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Read two images that must have the same size (and channel count), e.g. a DP left/right pair."""
     a = read_image(left, protocol, channels)
     b = read_image(right, protocol, channels)
     if a.shape != b.shape:
-        raise ImageError(f"size mismatch: {left} is {a.shape[1]}x{a.shape[0]}x{a.shape[2]} (WxHxC) but "
-                         f"{right} is {b.shape[1]}x{b.shape[0]}x{b.shape[2]}")
+        raise ImageError(
+            f"size mismatch: {left} is {a.shape[1]}x{a.shape[0]}x{a.shape[2]} (WxHxC) but "
+            f"{right} is {b.shape[1]}x{b.shape[0]}x{b.shape[2]}"
+        )
     return a, b
 
 

@@ -76,8 +76,15 @@ class K3DNLoss(nn.Module):
     them (stage 1); stage 2 passes ``reblur=False``.
     """
 
-    def __init__(self, charbonnier: float = 1.0, edge: float = 0.05, frequency: float = 0.01,
-                 reblur: float = 0.1, scales: int = 3, eps: float = 1e-3):
+    def __init__(
+        self,
+        charbonnier: float = 1.0,
+        edge: float = 0.05,
+        frequency: float = 0.01,
+        reblur: float = 0.1,
+        scales: int = 3,
+        eps: float = 1e-3,
+    ):
         super().__init__()
         if scales < 1:
             raise ValueError(f"loss.scales must be >= 1, got {scales}")

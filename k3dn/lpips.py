@@ -56,13 +56,18 @@ class LPIPSWeightsError(RuntimeError):
 def _alexnet_features() -> nn.Sequential:
     """torchvision's AlexNet ``features`` layout (same indices, so the same state-dict keys)."""
     return nn.Sequential(
-        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+        nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
+        nn.Conv2d(64, 192, kernel_size=5, padding=2),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-        nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(192, 384, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(256, 256, kernel_size=3, padding=1),
+        nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2),
     )
 
@@ -127,6 +132,7 @@ class LPIPS(nn.Module):
 # Weights
 # ----------------------------------------------------------------------------------------------------------
 
+
 def weights_dir() -> Path | None:
     """``$K3DN_WEIGHTS_DIR``, or None when it is not set."""
     d = os.environ.get("K3DN_WEIGHTS_DIR")
@@ -186,11 +192,15 @@ def state_dict_from_files(backbone: Path, lin: Path, verify: bool = True) -> dic
     if verify:
         got = _sha256(backbone)
         if not got.startswith(ALEXNET_SHA256_PREFIX):
-            raise LPIPSWeightsError(f"{backbone}: sha256 {got[:12]}... does not start with {ALEXNET_SHA256_PREFIX} "
-                                    f"(not torchvision's {ALEXNET_FILE})")
+            raise LPIPSWeightsError(
+                f"{backbone}: sha256 {got[:12]}... does not start with {ALEXNET_SHA256_PREFIX} "
+                f"(not torchvision's {ALEXNET_FILE})"
+            )
         got = _sha256(lin)
         if got != LIN_SHA256:
-            raise LPIPSWeightsError(f"{lin}: sha256 {got[:12]}... is not lpips 0.1.4's v0.1 alex.pth ({LIN_SHA256[:12]}...)")
+            raise LPIPSWeightsError(
+                f"{lin}: sha256 {got[:12]}... is not lpips 0.1.4's v0.1 alex.pth ({LIN_SHA256[:12]}...)"
+            )
     bb = read_foreign(backbone)
     ln = read_foreign(lin)
     if not isinstance(bb, dict) or not isinstance(ln, dict):
@@ -208,7 +218,9 @@ def load_lpips(device="cpu", backbone=None, lin=None, verify: bool = True) -> LP
         fb, fl = find_weights()
         backbone, lin = backbone or fb, lin or fl
     model = LPIPS()
-    load_state_dict_strict(model, state_dict_from_files(Path(backbone), Path(lin), verify), source=f"{backbone} + {lin}")
+    load_state_dict_strict(
+        model, state_dict_from_files(Path(backbone), Path(lin), verify), source=f"{backbone} + {lin}"
+    )
     return model.to(device).eval()
 
 

@@ -71,17 +71,26 @@ def ssim(pred, target) -> float:
     from skimage.metrics import structural_similarity
 
     x, y = _as_pair(pred, target)
-    return float(structural_similarity(x, y, data_range=1.0, channel_axis=-1, win_size=SSIM_WIN,
-                                       K1=SSIM_K1, K2=SSIM_K2, gaussian_weights=False,
-                                       use_sample_covariance=True))
+    return float(
+        structural_similarity(
+            x,
+            y,
+            data_range=1.0,
+            channel_axis=-1,
+            win_size=SSIM_WIN,
+            K1=SSIM_K1,
+            K2=SSIM_K2,
+            gaussian_weights=False,
+            use_sample_covariance=True,
+        )
+    )
 
 
 def image_metrics(pred, target) -> dict:
     """The reference per-image metrics: ``{"psnr", "ssim", "rmse", "mae"}`` as Python floats."""
     x, y = _as_pair(pred, target)
     m = float(np.mean((x - y) ** 2))
-    return {"psnr": psnr_from_mse(m), "ssim": ssim(x, y), "rmse": math.sqrt(m),
-            "mae": float(np.mean(np.abs(x - y)))}
+    return {"psnr": psnr_from_mse(m), "ssim": ssim(x, y), "rmse": math.sqrt(m), "mae": float(np.mean(np.abs(x - y)))}
 
 
 def metric_row(pred, target, protocol: str, **extra) -> dict:
@@ -96,6 +105,7 @@ def metric_row(pred, target, protocol: str, **extra) -> dict:
 # ----------------------------------------------------------------------------------------------------------
 # Batched torch path
 # ----------------------------------------------------------------------------------------------------------
+
 
 def _box7(t):
     """Mean over 7x7 windows that fit entirely inside the image ('valid'): the region skimage keeps after
@@ -120,11 +130,11 @@ def batch_ssim(pred, target, dtype=None):
     b, c = x.shape[:2]
     stats = _box7(torch.cat([x, y, x * x, y * y, x * y], dim=1))
     ux, uy, uxx, uyy, uxy = stats.split(c, dim=1)
-    cov_norm = SSIM_WIN ** 2 / (SSIM_WIN ** 2 - 1)
+    cov_norm = SSIM_WIN**2 / (SSIM_WIN**2 - 1)
     vx = cov_norm * (uxx - ux * ux)
     vy = cov_norm * (uyy - uy * uy)
     vxy = cov_norm * (uxy - ux * uy)
-    c1, c2 = SSIM_K1 ** 2, SSIM_K2 ** 2
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
     s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
     return s.reshape(b, -1).mean(dim=1)
 

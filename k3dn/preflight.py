@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from k3dn.data.downloads import ManualItem
 from k3dn.data.catalog import Dataset
+from k3dn.data.downloads import ManualItem
 
 
 def _blockers(ds: Dataset, dest: Path) -> list[ManualItem]:
@@ -39,17 +39,25 @@ def manual_blockers(kind: str, name: str, dest, registry=None) -> list[ManualIte
     return _blockers(get_checkpoint(name, registry).as_dataset(), Path(dest))
 
 
-def preflight(datasets, checkpoints, raw_root="resources/raw", ckpt_root="resources/checkpoints",
-              datasets_registry=None, checkpoints_registry=None) -> list[str]:
+def preflight(
+    datasets,
+    checkpoints,
+    raw_root="resources/raw",
+    ckpt_root="resources/checkpoints",
+    datasets_registry=None,
+    checkpoints_registry=None,
+) -> list[str]:
     """One message per manual-only input that is not in place."""
     problems = []
     items = [("dataset", d, Path(raw_root) / d, datasets_registry) for d in datasets]
     items += [("checkpoint", c, Path(ckpt_root) / c, checkpoints_registry) for c in checkpoints]
     for kind, name, dest, reg in items:
         for it in manual_blockers(kind, name, dest, reg):
-            problems.append(f"{name}: download {it.url or '(see notes)'}\n    and save it as {it.path}"
-                            + (f"\n    sha256 {it.sha256}" if it.sha256 else "")
-                            + (f"\n    note: {it.note}" if it.note else ""))
+            problems.append(
+                f"{name}: download {it.url or '(see notes)'}\n    and save it as {it.path}"
+                + (f"\n    sha256 {it.sha256}" if it.sha256 else "")
+                + (f"\n    note: {it.note}" if it.note else "")
+            )
     return problems
 
 
@@ -57,8 +65,9 @@ def check_device(name: str) -> list[str]:
     import torch
 
     try:
-        dev = torch.device("cuda" if name == "auto" and torch.cuda.is_available() else
-                           "cpu" if name == "auto" else name)
+        dev = torch.device(
+            "cuda" if name == "auto" and torch.cuda.is_available() else "cpu" if name == "auto" else name
+        )
     except RuntimeError as e:
         return [f"config: device: {name!r} is not a device ({e}); use auto, cpu or cuda"]
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -87,17 +96,24 @@ def check_runs(runs: list[dict]) -> list[str]:
             crop = fit_crop(crop, mult, low)
         elif crop[0] % mult[0] or crop[1] % mult[1] or crop[0] < low[0] or crop[1] < low[1]:
             fix = fit_crop(crop, mult, low)
-            problems.append(f"config: {where}: crop {crop[0]}x{crop[1]} is not a multiple of {r['model']}'s size "
-                            f"multiple {mult[0]}x{mult[1]} of at least {low[0]}x{low[1]}; set "
-                            f"runs.{r['run']}.set.data.crop to e.g. [{fix[0]}, {fix[1]}]")
+            problems.append(
+                f"config: {where}: crop {crop[0]}x{crop[1]} is not a multiple of {r['model']}'s size "
+                f"multiple {mult[0]}x{mult[1]} of at least {low[0]}x{low[1]}; set "
+                f"runs.{r['run']}.set.data.crop to e.g. [{fix[0]}, {fix[1]}]"
+            )
             continue
         size = r.get("image_size")
         if size and (crop[0] > size[0] or crop[1] > size[1]):
             fit = (size[0] // mult[0] * mult[0], size[1] // mult[1] * mult[1])
-            hint = (f"set runs.{r['run']}.set.data.crop to e.g. [{fit[0]}, {min(fit[1], crop[1])}]" if min(fit) > 0
-                    else f"the model needs at least {mult[0]}x{mult[1]}; train it on larger images")
-            problems.append(f"config: {where}: crop {crop[0]}x{crop[1]} does not fit {r['data']}'s "
-                            f"{size[0]}x{size[1]} images; {hint}")
+            hint = (
+                f"set runs.{r['run']}.set.data.crop to e.g. [{fit[0]}, {min(fit[1], crop[1])}]"
+                if min(fit) > 0
+                else f"the model needs at least {mult[0]}x{mult[1]}; train it on larger images"
+            )
+            problems.append(
+                f"config: {where}: crop {crop[0]}x{crop[1]} does not fit {r['data']}'s "
+                f"{size[0]}x{size[1]} images; {hint}"
+            )
     return problems
 
 
@@ -116,12 +132,16 @@ def run_preflight(config: dict) -> tuple[list[str], list[str]]:
     missing = preflight(plan.downloads(), plan.needed_checkpoints(), plan.raw_root, plan.ckpt_root, *regs)
     notes = []
     if missing and config.get("require_all"):
-        errors.append("these inputs can only be fetched by hand; put them in place and run again (or drop "
-                      "require_all to run what can run):\n  - " + "\n  - ".join(missing))
+        errors.append(
+            "these inputs can only be fetched by hand; put them in place and run again (or drop "
+            "require_all to run what can run):\n  - " + "\n  - ".join(missing)
+        )
     elif plan.missing:
         notes.append(plan.report())
-    notes.append(f"config checked: {len(plan.runs)} run(s), {len(plan.published)} published method(s); "
-                 f"{len(plan.downloads())} data set(s) and {len(plan.needed_checkpoints())} checkpoint(s) can be had")
+    notes.append(
+        f"config checked: {len(plan.runs)} run(s), {len(plan.published)} published method(s); "
+        f"{len(plan.downloads())} data set(s) and {len(plan.needed_checkpoints())} checkpoint(s) can be had"
+    )
     return errors, notes
 
 
@@ -166,7 +186,9 @@ def recheck(config: dict, workflow_json, done) -> None:
     if changed and Path(done).is_file():
         errors, _ = run_preflight(config)
         if errors:
-            raise SystemExit("preflight: the changed config does not pass:\n" + "\n".join(f"error: {e}" for e in errors))
+            raise SystemExit(
+                "preflight: the changed config does not pass:\n" + "\n".join(f"error: {e}" for e in errors)
+            )
     write_workflow_config(config, path)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn as nn
 
@@ -42,8 +42,12 @@ def split_tag(name: str) -> tuple[str, str | None]:
     return arch, tag or None
 
 
-def register_model(fn: Callable[..., nn.Module] | None = None, *, name: str | None = None,
-                   checkpoint_filter_fn: Callable[[dict, nn.Module], dict] | None = None):
+def register_model(
+    fn: Callable[..., nn.Module] | None = None,
+    *,
+    name: str | None = None,
+    checkpoint_filter_fn: Callable[[dict, nn.Module], dict] | None = None,
+):
     """Register a factory under ``name`` (default: the function's name), with the filter its published
     checkpoints go through. Usable bare or with keywords. Calling the factory directly gives the same model
     as :func:`create_model` (it records its name and overrides)."""
@@ -91,8 +95,10 @@ def create_model(name: str, **overrides) -> nn.Module:
     if arch not in _REGISTRY:
         close = difflib.get_close_matches(arch, _REGISTRY, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise UnknownModelError(f"unknown model {name!r}; {hint}{len(_REGISTRY)} are registered "
-                                "(k3dn.registry.list_models(), or `k3dn baselines list` for published weights)")
+        raise UnknownModelError(
+            f"unknown model {name!r}; {hint}{len(_REGISTRY)} are registered "
+            "(k3dn.registry.list_models(), or `k3dn baselines list` for published weights)"
+        )
     model = _REGISTRY[arch](**overrides)
     model.registry_name = name
     return model

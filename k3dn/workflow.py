@@ -70,15 +70,15 @@ class Plan:
     """
 
     config: dict
-    checkpoints: dict                      # baselines/checkpoints.yaml entries (name -> raw mapping)
+    checkpoints: dict  # baselines/checkpoints.yaml entries (name -> raw mapping)
     raw_root: str = RAW
     ckpt_root: str = CHECKPOINTS
     runs: dict = field(init=False)
     published: dict = field(init=False)
     methods: dict = field(init=False)
     tables: dict = field(init=False)
-    missing: dict = field(init=False)      # item -> what to fetch and where to put it
-    left_out: dict = field(init=False)     # method (or method/test) -> "not run: ..." reason
+    missing: dict = field(init=False)  # item -> what to fetch and where to put it
+    left_out: dict = field(init=False)  # method (or method/test) -> "not run: ..." reason
 
     def __post_init__(self):
         self.config = copy.deepcopy(self.config)
@@ -103,7 +103,9 @@ class Plan:
             dest = Path(self.raw_root if kind == "dataset" else self.ckpt_root) / name
             blockers = manual_blockers(kind, name, dest)
             if blockers:
-                out[name] = "; ".join(f"download {b.url or '(see its notes)'} and save it as {b.path}" for b in blockers)
+                out[name] = "; ".join(
+                    f"download {b.url or '(see its notes)'} and save it as {b.path}" for b in blockers
+                )
         return out
 
     def _needs(self, method: str, test: str | None = None) -> list[str]:
@@ -148,17 +150,22 @@ class Plan:
                 if m and reason:
                     r["method"], r["not_run"] = None, reason
         figs = self.config.get("figures", {})
-        ran = lambda m, t: m in self.methods and t in self.methods[m]["test"]
+
+        def ran(m, t):
+            return m in self.methods and t in self.methods[m]["test"]
+
         for q in list(figs.get("qualitative", {}).values()) + ([figs["dpd_disp"]] if "dpd_disp" in figs else []):
             q["methods"] = [m for m in q["methods"] if ran(m, q["test"])]
-        figs["qualitative"] = {k: q for k, q in figs.get("qualitative", {}).items()
-                               if q["methods"] and ran(q["reference"], q["test"])}
+        figs["qualitative"] = {
+            k: q for k, q in figs.get("qualitative", {}).items() if q["methods"] and ran(q["reference"], q["test"])
+        }
         for name in ("reblur", "psf_kernels"):
             if name in figs and not ran(figs[name]["run"], figs[name]["test"]):
                 del figs[name]
         if "disparity_clusters" in figs:
-            figs["disparity_clusters"]["runs"] = [r for r in figs["disparity_clusters"]["runs"]
-                                                  if ran(r["run"], r["test"])]
+            figs["disparity_clusters"]["runs"] = [
+                r for r in figs["disparity_clusters"]["runs"] if ran(r["run"], r["test"])
+            ]
 
     def report(self) -> str:
         """What preflight says up front about missing inputs (empty when nothing is missing)."""
@@ -169,8 +176,10 @@ class Plan:
         if self.config.get("require_all"):
             lines.append("require_all is set: the run stops at preflight until they are in place.")
         else:
-            lines.append(f"Left out until they are in place ({len(self.left_out)}): {', '.join(sorted(self.left_out))}."
-                         " Their table rows say 'not run'. Set require_all: true to stop instead.")
+            lines.append(
+                f"Left out until they are in place ({len(self.left_out)}): {', '.join(sorted(self.left_out))}."
+                " Their table rows say 'not run'. Set require_all: true to stop instead."
+            )
         return "\n".join(lines)
 
     # ---- validation that needs no model --------------------------------------------------------------
@@ -184,50 +193,68 @@ class Plan:
         for name, spec in self.methods.items():
             kind = "runs" if name in self.runs else "published"
             if not spec.get("test"):
-                raise WorkflowConfigError(f"config: {kind}.{name}.test: no test set; list at least one, "
-                                          f"e.g. [dpdd_test]")
+                raise WorkflowConfigError(
+                    f"config: {kind}.{name}.test: no test set; list at least one, e.g. [dpdd_test]"
+                )
             for t in spec["test"]:
                 ds, split = dataset_of(t), t.rsplit("_", 1)[-1]
                 if ds not in cfg["datasets"]:
-                    raise WorkflowConfigError(f"config: {kind}.{name}.test: {t!r} names data set {ds!r}, which "
-                                              f"is not under datasets: (known: {sorted(cfg['datasets'])})")
+                    raise WorkflowConfigError(
+                        f"config: {kind}.{name}.test: {t!r} names data set {ds!r}, which "
+                        f"is not under datasets: (known: {sorted(cfg['datasets'])})"
+                    )
                 if split not in SPLITS.get(ds, ()):
-                    raise WorkflowConfigError(f"config: {kind}.{name}.test: {ds} has no split {split!r} "
-                                              f"(splits: {list(SPLITS.get(ds, ()))})")
+                    raise WorkflowConfigError(
+                        f"config: {kind}.{name}.test: {ds} has no split {split!r} (splits: {list(SPLITS.get(ds, ()))})"
+                    )
         for name, spec in self.runs.items():
             ds = spec["data"]
             if ds not in cfg["datasets"] or "train" not in SPLITS.get(ds, ()):
-                raise WorkflowConfigError(f"config: runs.{name}.data: {ds!r} is not a training set under "
-                                          f"datasets: ({[d for d in cfg['datasets'] if 'train' in SPLITS.get(d, ())]})")
+                raise WorkflowConfigError(
+                    f"config: runs.{name}.data: {ds!r} is not a training set under "
+                    f"datasets: ({[d for d in cfg['datasets'] if 'train' in SPLITS.get(d, ())]})"
+                )
             recipe = spec.get("recipe", ds)
             if recipe not in cfg["recipes"]:
-                raise WorkflowConfigError(f"config: runs.{name}.recipe: {recipe!r} is not under recipes: "
-                                          f"({sorted(cfg['recipes'])})")
+                raise WorkflowConfigError(
+                    f"config: runs.{name}.recipe: {recipe!r} is not under recipes: ({sorted(cfg['recipes'])})"
+                )
         for name, spec in self.published.items():
             ck = spec.get("checkpoint")
             if ck and ck not in self.checkpoints:
-                raise WorkflowConfigError(f"config: published.{name}.checkpoint: {ck!r} is not in "
-                                          "baselines/checkpoints.yaml")
+                raise WorkflowConfigError(
+                    f"config: published.{name}.checkpoint: {ck!r} is not in baselines/checkpoints.yaml"
+                )
         for tname, t in self.tables.items():
             for r in t["rows"]:
                 m = r.get("method")
                 if m and m not in self.methods:
-                    raise WorkflowConfigError(f"config: tables.{tname}: row {r['label']!r} names method {m!r}, "
-                                              "which is neither a run nor a published method")
+                    raise WorkflowConfigError(
+                        f"config: tables.{tname}: row {r['label']!r} names method {m!r}, "
+                        "which is neither a run nor a published method"
+                    )
                 if m and t.get("kind") != "speed" and t["test"] not in self.methods[m]["test"]:
-                    raise WorkflowConfigError(f"config: tables.{tname}: row {r['label']!r}: method {m!r} is not "
-                                              f"tested on {t['test']}; add it to that method's test: list")
+                    raise WorkflowConfigError(
+                        f"config: tables.{tname}: row {r['label']!r}: method {m!r} is not "
+                        f"tested on {t['test']}; add it to that method's test: list"
+                    )
         figs = cfg.get("figures", {})
-        uses = [(f"qualitative.{n}", m, q["test"]) for n, q in figs.get("qualitative", {}).items()
-                for m in q["methods"] + [q["reference"]]]
+        uses = [
+            (f"qualitative.{n}", m, q["test"])
+            for n, q in figs.get("qualitative", {}).items()
+            for m in q["methods"] + [q["reference"]]
+        ]
         uses += [("dpd_disp", m, figs["dpd_disp"]["test"]) for m in figs.get("dpd_disp", {}).get("methods", [])]
         uses += [(n, figs[n]["run"], figs[n]["test"]) for n in ("reblur", "psf_kernels") if n in figs]
-        uses += [("disparity_clusters", r["run"], r["test"]) for r in figs.get("disparity_clusters", {}).get("runs", [])]
+        uses += [
+            ("disparity_clusters", r["run"], r["test"]) for r in figs.get("disparity_clusters", {}).get("runs", [])
+        ]
         for where, m, test in uses:
             if m not in self.methods or test not in self.methods[m]["test"]:
-                raise WorkflowConfigError(f"config: figures.{where}: method {m!r} is not tested on {test}; add it "
-                                          "to that method's test: list")
-        for where, m, test in uses:
+                raise WorkflowConfigError(
+                    f"config: figures.{where}: method {m!r} is not tested on {test}; add it to that method's test: list"
+                )
+        for where, m, _test in uses:
             if where in ("reblur", "psf_kernels", "disparity_clusters") and m not in self.runs:
                 raise WorkflowConfigError(f"config: figures.{where}: {m!r} is not a training run of K3DN")
 
@@ -240,8 +267,11 @@ class Plan:
         """Every training-config value the workflow sets for ``run`` (``k3dn train --set key=value``), in order:
         the model and data, the run's own ``set``, then the miniature's ``scale``."""
         spec, ds = self.runs[run], self.runs[run]["data"]
-        values = {"model.name": spec["model"], "model.overrides": spec.get("overrides", {}),
-                  "data.train": f"{MANIFESTS}/{ds}/{ds}_train.csv"}
+        values = {
+            "model.name": spec["model"],
+            "model.overrides": spec.get("overrides", {}),
+            "data.train": f"{MANIFESTS}/{ds}/{ds}_train.csv",
+        }
         if "val" in SPLITS[ds]:
             values["data.val"] = f"{MANIFESTS}/{ds}/{ds}_val.csv"
         values.update(spec.get("set", {}))
@@ -270,8 +300,9 @@ class Plan:
         """Row ids of a test set, for methods run one job per image. Only the Pixel set's are known before its
         manifest exists: scenes 001..017, or the miniature's stand-in scenes."""
         if dataset_of(test) != "pixel":
-            raise WorkflowConfigError(f"config: per_image methods need known image ids; {test} has none "
-                                      "(only pixel_test does)")
+            raise WorkflowConfigError(
+                f"config: per_image methods need known image ids; {test} has none (only pixel_test does)"
+            )
         mini = self.config.get("miniature")
         n = int(mini["standins"]["pixel"]["scenes"]) if mini else PIXEL_SCENES
         return [f"{i:03d}" for i in range(1, n + 1)]
@@ -287,8 +318,14 @@ class Plan:
             elif m in self.runs:
                 rows.append({"label": r["label"], "method": m, "kind": "k3dn", "run": f"results/runs/{m}"})
             elif m in self.published and spec["test"] in self.published[m]["test"]:
-                rows.append({"label": r["label"], "method": m, "kind": "maps",
-                             "pred": f"results/predictions/{m}/{spec['test']}"})
+                rows.append(
+                    {
+                        "label": r["label"],
+                        "method": m,
+                        "kind": "maps",
+                        "pred": f"results/predictions/{m}/{spec['test']}",
+                    }
+                )
         return rows
 
     def method_args(self, method: str, test: str | None = None) -> str:
@@ -299,8 +336,10 @@ class Plan:
         args = f"--model {spec['model']}"
         if spec.get("checkpoint"):
             args += f" --weights {self.checkpoint_file(spec['checkpoint'])}"
-        overrides = {**spec.get("overrides", {}), **((self.config.get("scale") or {}).get("overrides", {})
-                                                      .get(method, {}))}
+        overrides = {
+            **spec.get("overrides", {}),
+            **((self.config.get("scale") or {}).get("overrides", {}).get(method, {})),
+        }
         for k, v in overrides.items():
             args += f" --override {k}={jsonarg(v)}"
         if spec["model"] in ("wiener", "xin2021") and test and dataset_of(test) == "pixel":
@@ -312,9 +351,15 @@ class Plan:
     def sensitivity_variants(self) -> list[tuple[str, str, str]]:
         """``(method, test, variant)`` of the predictions made only for the sensitivity table."""
         sens = self.config.get("sensitivity") or {}
-        return [(m, t, v) for m in sens.get("methods", []) if m in self.methods
-                for t in self.methods[m]["test"] if dataset_of(t) not in UNSCORED
-                for v, spec in sens.get("variants", {}).items() if dataset_of(t) in spec.get("datasets", [dataset_of(t)])]
+        return [
+            (m, t, v)
+            for m in sens.get("methods", [])
+            if m in self.methods
+            for t in self.methods[m]["test"]
+            if dataset_of(t) not in UNSCORED
+            for v, spec in sens.get("variants", {}).items()
+            if dataset_of(t) in spec.get("datasets", [dataset_of(t)])
+        ]
 
     def variant_args(self, variant: str) -> str:
         return " ".join(str(a) for a in self.config["sensitivity"]["variants"][variant]["args"])
@@ -325,17 +370,31 @@ class Plan:
         variants = {}
         for m, t, v in self.sensitivity_variants():
             variants.setdefault((m, t), {})[v] = f"results/predictions/{m}/{t}~{v}"
-        return [{"method": m, "test": t, "pred": f"results/predictions/{m}/{t}", "manifest": manifest_path(t),
-                 "variants": variants.get((m, t), {})}
-                for m, spec in self.methods.items() for t in spec["test"] if dataset_of(t) not in UNSCORED]
+        return [
+            {
+                "method": m,
+                "test": t,
+                "pred": f"results/predictions/{m}/{t}",
+                "manifest": manifest_path(t),
+                "variants": variants.get((m, t), {}),
+            }
+            for m, spec in self.methods.items()
+            for t in spec["test"]
+            if dataset_of(t) not in UNSCORED
+        ]
 
     # ---- figures -------------------------------------------------------------------------------------
     def figures(self) -> dict:
         """Figure name -> ``{"kind", "spec", "inputs"}``: ``k3dn report figure KIND --spec SPEC`` draws it from
         the files ``inputs`` (one rule each); the name is the PNG's (``qualitative_<test set>``)."""
         figs, out = self.config.get("figures", {}), {}
-        pred = lambda m, t: f"results/predictions/{m}/{t}"
-        run = lambda m: f"results/runs/{m}"
+
+        def pred(m, t):
+            return f"results/predictions/{m}/{t}"
+
+        def run(m):
+            return f"results/runs/{m}"
+
         if figs.get("ablations"):
             tables = {t: f"results/tables/{t}.csv" for t in figs["ablations"]}
             out["ablations"] = {"spec": {"tables": tables}, "inputs": list(tables.values())}
@@ -345,9 +404,14 @@ class Plan:
         for name, q in figs.get("qualitative", {}).items():
             t, methods = q["test"], list(dict.fromkeys(["identity"] + q["methods"] + [q["reference"]]))
             methods = [m for m in methods if m in self.methods and t in self.methods[m]["test"]]
-            spec = {"manifest": manifest_path(t), "predictions": {m: pred(m, t) for m in methods},
-                    "metrics": {m: f"results/metrics/{m}/{t}.csv" for m in methods},
-                    "reference": q["reference"], "blurry": "identity", "crop": q.get("crop", 128)}
+            spec = {
+                "manifest": manifest_path(t),
+                "predictions": {m: pred(m, t) for m in methods},
+                "metrics": {m: f"results/metrics/{m}/{t}.csv" for m in methods},
+                "reference": q["reference"],
+                "blurry": "identity",
+                "crop": q.get("crop", 128),
+            }
             out[name] = {"kind": "qualitative", "spec": spec, "inputs": list(spec["metrics"].values())}
         if figs.get("dpd_disp") and figs["dpd_disp"]["methods"]:
             d = figs["dpd_disp"]
@@ -358,8 +422,10 @@ class Plan:
                 spec = {"run": run(figs[name]["run"]), "manifest": manifest_path(figs[name]["test"])}
                 out[name] = {"spec": spec, "inputs": [f"{spec['run']}/model.safetensors"]}
         if figs.get("disparity_clusters", {}).get("runs"):
-            runs = [{"run": run(r["run"]), "manifest": manifest_path(r["test"]), "title": f"{r['run']} on {r['test']}"}
-                    for r in figs["disparity_clusters"]["runs"]]
+            runs = [
+                {"run": run(r["run"]), "manifest": manifest_path(r["test"]), "title": f"{r['run']} on {r['test']}"}
+                for r in figs["disparity_clusters"]["runs"]
+            ]
             spec = {"runs": runs, "csv": "results/tables/disparity_features.csv"}
             out["disparity_clusters"] = {"spec": spec, "inputs": [f"{r['run']}/model.safetensors" for r in runs]}
         for name, f in out.items():
@@ -410,9 +476,11 @@ class Plan:
                 path = data.get(key)
                 if path and path not in written:
                     ds = self.runs[run]["data"]
-                    problems.append(f"config: runs.{run}: data.{key} {path} is not a manifest the workflow writes "
-                                    f"({ds} has splits {list(SPLITS[ds])}); set data.{key} in {self.recipe(run)} "
-                                    f"to one of them{' or null' if key == 'val' else ''}")
+                    problems.append(
+                        f"config: runs.{run}: data.{key} {path} is not a manifest the workflow writes "
+                        f"({ds} has splits {list(SPLITS[ds])}); set data.{key} in {self.recipe(run)} "
+                        f"to one of them{' or null' if key == 'val' else ''}"
+                    )
         return problems
 
     def preflight_checks(self) -> list[dict]:
@@ -421,10 +489,19 @@ class Plan:
         out = []
         for run, spec in self.runs.items():
             cfg = self.train_config(run)
-            out.append({"run": run, "model": cfg["model"]["name"], "overrides": cfg["model"]["overrides"],
-                        "crop": cfg["data"]["crop"], "crop_fit": cfg["data"]["crop_fit"], "data": spec["data"],
-                        "image_size": self.image_size(spec["data"]), "recipe": self.recipe(run),
-                        "set_by_run": "data.crop" in spec.get("set", {})})
+            out.append(
+                {
+                    "run": run,
+                    "model": cfg["model"]["name"],
+                    "overrides": cfg["model"]["overrides"],
+                    "crop": cfg["data"]["crop"],
+                    "crop_fit": cfg["data"]["crop_fit"],
+                    "data": spec["data"],
+                    "image_size": self.image_size(spec["data"]),
+                    "recipe": self.recipe(run),
+                    "set_by_run": "data.crop" in spec.get("set", {}),
+                }
+            )
         return out
 
     def standin_dataset_config(self, ds: str) -> dict:

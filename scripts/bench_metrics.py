@@ -72,8 +72,7 @@ def main(argv=None) -> int:
             t = _time(run, args.repeat) / args.batch
             dpsnr = abs(out["psnr"][0].item() - ref["psnr"])
             dssim = abs(out["ssim"][0].item() - ref["ssim"])
-            rows.append((f"torch batched ({str(dt).split('.')[-1]}, |dPSNR|={dpsnr:.1e}, |dSSIM|={dssim:.1e})",
-                         dev, t))
+            rows.append((f"torch batched ({str(dt).split('.')[-1]}, |dPSNR|={dpsnr:.1e}, |dSSIM|={dssim:.1e})", dev, t))
         if not args.no_lpips:
             m = LPIPS().to(dev)
             x, y = xb.float(), yb.float()

@@ -97,17 +97,23 @@ def main(argv=None):
     for name in args.names:
         params = sum(p.numel() for p in create_model(name).parameters())
         conv_macs, corr = count_macs(name, h, w)
-        print(f"{name}: params {params / 1e6:.3f} M | MACs @{h}x{w}: {(conv_macs + corr) / 1e9:.1f} G "
-              f"(conv/matmul {conv_macs / 1e9:.1f} G + SRP correlation {corr / 1e9:.1f} G)")
+        print(
+            f"{name}: params {params / 1e6:.3f} M | MACs @{h}x{w}: {(conv_macs + corr) / 1e9:.1f} G "
+            f"(conv/matmul {conv_macs / 1e9:.1f} G + SRP correlation {corr / 1e9:.1f} G)"
+        )
         if not args.no_cpu:
             ch, cw = args.cpu_size
             dt, rss = cpu_latency(name, ch, cw, args.cpu_runs)
-            print(f"  CPU @{ch}x{cw}: {dt:.3f} s/forward (mean of {args.cpu_runs} after 1 warm-up), peak RSS growth {rss:.0f} MiB")
+            print(
+                f"  CPU @{ch}x{cw}: {dt:.3f} s/forward (mean of {args.cpu_runs} after 1 warm-up), peak RSS growth {rss:.0f} MiB"
+            )
         if torch.cuda.is_available():
             for bf16 in (False, True):
                 dt, mem = cuda_latency(name, h, w, bf16)
-                print(f"  {torch.cuda.get_device_name()} {'bf16' if bf16 else 'fp32'} @{h}x{w}: {dt:.3f} s "
-                      f"(5 warm-ups, mean of 30), peak {mem:.0f} MiB (paper, A40: {PAPER_A40_S.get(name, '-')} s)")
+                print(
+                    f"  {torch.cuda.get_device_name()} {'bf16' if bf16 else 'fp32'} @{h}x{w}: {dt:.3f} s "
+                    f"(5 warm-ups, mean of 30), peak {mem:.0f} MiB (paper, A40: {PAPER_A40_S.get(name, '-')} s)"
+                )
 
 
 if __name__ == "__main__":

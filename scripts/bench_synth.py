@@ -12,8 +12,10 @@ def main() -> None:
         scene, coc, info = draw_sample(cfg, "train", i)
         t = time.perf_counter()
         render_sample(cfg, scene, coc)
-        print(f"1120x1680 render ({info['source']}, {info['layout']}, CoC {info['coc_min']}..{info['coc_max']} px, "
-              f"{cfg.n_layers} layers): {time.perf_counter() - t:.2f} s")
+        print(
+            f"1120x1680 render ({info['source']}, {info['layout']}, CoC {info['coc_min']}..{info['coc_max']} px, "
+            f"{cfg.n_layers} layers): {time.perf_counter() - t:.2f} s"
+        )
     ci = SynthConfig(size=(64, 64), count_train=8, count_val=2, count_test=4, max_coc_px=8)
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()

@@ -30,8 +30,13 @@ def bench(name: str, crop, batch: int, iters: int, warmup: int, device: torch.de
         to_channels_last(model)
     b = {k: torch.rand(batch, 3, *crop, device=device) for k in ("left", "right", "center", "target")}
     crit = K3DNLoss()
-    out = {"model": name, "crop": list(crop), "batch": batch, "device": str(device),
-           "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+    out = {
+        "model": name,
+        "crop": list(crop),
+        "batch": batch,
+        "device": str(device),
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+    }
     for stage in stages:
         if hasattr(model, "set_stage"):
             model.set_stage(stage)
@@ -60,7 +65,7 @@ def bench(name: str, crop, batch: int, iters: int, warmup: int, device: torch.de
             torch.cuda.synchronize()
         out[f"stage{stage}_it_s"] = iters / (time.perf_counter() - t)
     if cuda:
-        out["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
+        out["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     s1, s2 = out.get("stage1_it_s"), out.get("stage2_it_s")
     if s1 and s2:
         out["dpd_blur_hours"] = (9800 / s1 + 10200 / s2) / 3600
@@ -85,9 +90,12 @@ def main(argv=None) -> int:
     for v in args.variants:
         r = bench(v, tuple(args.crop), args.batch, args.iters, args.warmup, dev)
         print(json.dumps(r), flush=True)
-        print(f"{v}: stage 1 {r['stage1_it_s']:.3f} it/s, stage 2 {r['stage2_it_s']:.3f} it/s at "
-              f"{args.batch}x{args.crop[0]}x{args.crop[1]} on {dev}; full DPD-blur schedule (9.8k + 10.2k) "
-              f"~{r['dpd_blur_hours']:.2f} h", flush=True)
+        print(
+            f"{v}: stage 1 {r['stage1_it_s']:.3f} it/s, stage 2 {r['stage2_it_s']:.3f} it/s at "
+            f"{args.batch}x{args.crop[0]}x{args.crop[1]} on {dev}; full DPD-blur schedule (9.8k + 10.2k) "
+            f"~{r['dpd_blur_hours']:.2f} h",
+            flush=True,
+        )
     return 0
 
 

@@ -61,15 +61,19 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     optimise(left, right, bank, iterations=n, bilateral=False, callback=cb)
     total = time.perf_counter() - t0
-    timed = np.diff(stamps[a.warmup - 1:]) if a.warmup >= 1 else np.diff([t0, *stamps])
+    timed = np.diff(stamps[a.warmup - 1 :]) if a.warmup >= 1 else np.diff([t0, *stamps])
     per = float(np.mean(timed))
-    print(f"xin2021 on {dev} ({torch.get_num_threads()} CPU threads): {h}x{w}, {bank.layers} layers, "
-          f"grid {bank.grid[0]}x{bank.grid[1]}, {bank.kernels.shape[-1]}x{bank.kernels.shape[-1]} kernels")
-    print(f"  {per:.4f} s/iteration (mean of {len(timed)}, min {timed.min():.4f}); whole call {total:.2f} s "
-          f"incl. {a.warmup} warm-up + final evaluation")
+    print(
+        f"xin2021 on {dev} ({torch.get_num_threads()} CPU threads): {h}x{w}, {bank.layers} layers, "
+        f"grid {bank.grid[0]}x{bank.grid[1]}, {bank.kernels.shape[-1]}x{bank.kernels.shape[-1]} kernels"
+    )
+    print(
+        f"  {per:.4f} s/iteration (mean of {len(timed)}, min {timed.min():.4f}); whole call {total:.2f} s "
+        f"incl. {a.warmup} warm-up + final evaluation"
+    )
     print(f"  projected {ITERATIONS} iterations: {per * ITERATIONS:.0f} s = {per * ITERATIONS / 3600:.2f} h")
     if dev.type == "cuda":
-        print(f"  peak memory {torch.cuda.max_memory_allocated(dev) / 2 ** 30:.2f} GiB")
+        print(f"  peak memory {torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GiB")
     return 0
 
 

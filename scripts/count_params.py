@@ -10,8 +10,11 @@ import argparse
 from k3dn.registry import create_model
 
 # reconstruction (k3dn_paper.md §3), millions: total, disparity, PSF blocks, U-net (enc+dec+out), SRP
-PAPER = {"k3dn_tiny": (3.757, 0.788, 0.434, 1.066, 1.469), "k3dn_lightweight": (5.824, 0.788, 0.611, 1.888, 2.537),
-         "k3dn_large": (16.099, 0.788, 2.030, 7.739, 5.543)}
+PAPER = {
+    "k3dn_tiny": (3.757, 0.788, 0.434, 1.066, 1.469),
+    "k3dn_lightweight": (5.824, 0.788, 0.611, 1.888, 2.537),
+    "k3dn_large": (16.099, 0.788, 2.030, 7.739, 5.543),
+}
 COLUMNS = ("total", "disparity", "psf", "unet", "srp")
 
 

@@ -39,8 +39,16 @@ from k3dn.provenance import provenance  # noqa: E402
 from k3dn.registry import create_model  # noqa: E402
 from k3dn.report.speed import _sync, time_model  # noqa: E402
 
-MODELS = ("k3dn_tiny", "k3dn_lightweight", "k3dn_large", "restormer_dual", "ifan_dual", "drbnet_dual", "bambnet",
-          "deeprft")
+MODELS = (
+    "k3dn_tiny",
+    "k3dn_lightweight",
+    "k3dn_large",
+    "restormer_dual",
+    "ifan_dual",
+    "drbnet_dual",
+    "bambnet",
+    "deeprft",
+)
 REFERENCE = "k3dn_lightweight"
 GOALS_MS = {("k3dn_lightweight", "bfloat16"): 15, ("k3dn_large", "bfloat16"): 30, ("k3dn_tiny", "bfloat16"): 10}
 
@@ -56,11 +64,21 @@ def inference_rows(device, size, warmup, runs, dtypes):
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)
             r = time_model(model, size=size, warmup=warmup, runs=runs, device=device, dtype=dtype)
-            peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else float("nan")
+            peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
             ref = r["seconds_mean"] if name == REFERENCE else ref
-            rows.append({"section": "inference", "name": name, "dtype": dtype, "size": r["size"],
-                         "seconds": r["seconds_mean"], "seconds_std": r["seconds_std"], "peak_gib": peak,
-                         "goal_ms": GOALS_MS.get((name, dtype), ""), "compile": r["compile"]})
+            rows.append(
+                {
+                    "section": "inference",
+                    "name": name,
+                    "dtype": dtype,
+                    "size": r["size"],
+                    "seconds": r["seconds_mean"],
+                    "seconds_std": r["seconds_std"],
+                    "peak_gib": peak,
+                    "goal_ms": GOALS_MS.get((name, dtype), ""),
+                    "compile": r["compile"],
+                }
+            )
             del model
         for row in rows:
             if row["dtype"] == dtype:
@@ -74,12 +92,26 @@ def training_rows(device, crop, batch, iters, warmup):
     r = bench(REFERENCE, tuple(crop), batch, iters, warmup, device)
     rows = []
     for stage in (1, 2):
-        rows.append({"section": "training", "name": f"{REFERENCE} stage {stage}",
-                     "dtype": "bfloat16" if device.type == "cuda" else "float32",
-                     "size": f"{batch}x{crop[0]}x{crop[1]}", "seconds": 1 / r[f"stage{stage}_it_s"],
-                     "iterations_per_s": r[f"stage{stage}_it_s"]})
-    rows.append({"section": "training", "name": "DPD-blur schedule 9.8k + 10.2k (projected)", "dtype": rows[0]["dtype"],
-                 "size": rows[0]["size"], "seconds": r["dpd_blur_hours"] * 3600, "goal_ms": 3600 * 1000})
+        rows.append(
+            {
+                "section": "training",
+                "name": f"{REFERENCE} stage {stage}",
+                "dtype": "bfloat16" if device.type == "cuda" else "float32",
+                "size": f"{batch}x{crop[0]}x{crop[1]}",
+                "seconds": 1 / r[f"stage{stage}_it_s"],
+                "iterations_per_s": r[f"stage{stage}_it_s"],
+            }
+        )
+    rows.append(
+        {
+            "section": "training",
+            "name": "DPD-blur schedule 9.8k + 10.2k (projected)",
+            "dtype": rows[0]["dtype"],
+            "size": rows[0]["size"],
+            "seconds": r["dpd_blur_hours"] * 3600,
+            "goal_ms": 3600 * 1000,
+        }
+    )
     return rows
 
 
@@ -99,8 +131,16 @@ def evaluation_rows(device, size, images):
         lp(pred.float(), tgt.float())
     _sync(device)
     total = time.perf_counter() - t
-    return [{"section": "evaluation", "name": f"PSNR/SSIM/RMSE/MAE + LPIPS, {images} pairs", "dtype": "float64",
-             "size": f"{size[0]}x{size[1]}", "seconds": total, "goal_ms": 30_000 if images == 76 else ""}]
+    return [
+        {
+            "section": "evaluation",
+            "name": f"PSNR/SSIM/RMSE/MAE + LPIPS, {images} pairs",
+            "dtype": "float64",
+            "size": f"{size[0]}x{size[1]}",
+            "seconds": total,
+            "goal_ms": 30_000 if images == 76 else "",
+        }
+    ]
 
 
 def wiener_rows(device, size, images):
@@ -115,8 +155,16 @@ def wiener_rows(device, size, images):
         _sync(device)
         times.append(time.perf_counter() - t)
     goal = (5_000 if device.type == "cuda" else 60_000) if tuple(size) == (1120, 1680) else ""
-    return [{"section": "wiener", "name": "wiener (per image)", "dtype": "float32", "size": f"{size[0]}x{size[1]}",
-             "seconds": statistics.fmean(times), "goal_ms": goal}]
+    return [
+        {
+            "section": "wiener",
+            "name": "wiener (per image)",
+            "dtype": "float32",
+            "size": f"{size[0]}x{size[1]}",
+            "seconds": statistics.fmean(times),
+            "goal_ms": goal,
+        }
+    ]
 
 
 def main(argv=None) -> int:
@@ -139,17 +187,33 @@ def main(argv=None) -> int:
     rows += evaluation_rows(device, size, eval_n)
     rows += wiener_rows(device, wiener_size, 1 if args.reduced else 2)
     prov = provenance(device=device)
-    fields = ["section", "name", "dtype", "size", "seconds", "seconds_std", "ratio_to_k3dn_lightweight",
-              "iterations_per_s", "peak_gib", "goal_ms", "compile", *prov]
-    path = write_csv(pd.DataFrame([{**r, **prov} for r in rows], columns=fields),
-                     Path(args.out) / ("device_check_reduced.csv" if args.reduced else "device_check.csv"))
+    fields = [
+        "section",
+        "name",
+        "dtype",
+        "size",
+        "seconds",
+        "seconds_std",
+        "ratio_to_k3dn_lightweight",
+        "iterations_per_s",
+        "peak_gib",
+        "goal_ms",
+        "compile",
+        *prov,
+    ]
+    path = write_csv(
+        pd.DataFrame([{**r, **prov} for r in rows], columns=fields),
+        Path(args.out) / ("device_check_reduced.csv" if args.reduced else "device_check.csv"),
+    )
     print(f"{'section':11s} {'name':44s} {'dtype':9s} {'size':11s} {'ms':>10s} {'ratio':>7s} {'peak GiB':>8s} goal ms")
     for r in rows:
         ratio = r.get("ratio_to_k3dn_lightweight")
         peak = r.get("peak_gib", float("nan"))
-        print(f"{r['section']:11s} {r['name']:44s} {r['dtype']:9s} {r['size']:11s} {r['seconds'] * 1000:10.1f} "
-              f"{'' if ratio is None else f'{ratio:7.3f}':>7s} {'' if peak != peak else f'{peak:8.2f}':>8s} "
-              f"{r.get('goal_ms', '')}")
+        print(
+            f"{r['section']:11s} {r['name']:44s} {r['dtype']:9s} {r['size']:11s} {r['seconds'] * 1000:10.1f} "
+            f"{'' if ratio is None else f'{ratio:7.3f}':>7s} {'' if peak != peak else f'{peak:8.2f}':>8s} "
+            f"{r.get('goal_ms', '')}"
+        )
     print(f"device {prov.get('device')}, {time.perf_counter() - t0:.0f} s in all; wrote {path}")
     return 0
 

@@ -32,8 +32,11 @@ def random_tensors(manifest: dict, seed: int = 0) -> list[tuple[str, np.ndarray]
     out = []
     for name, shape, *rest in manifest["tensors"]:
         dtype = np.dtype(rest[0]) if rest and rest[0] and "int" in str(rest[0]) else np.float32
-        arr = rng.integers(0, 3, size=shape).astype(dtype) if np.issubdtype(dtype, np.integer) \
+        arr = (
+            rng.integers(0, 3, size=shape).astype(dtype)
+            if np.issubdtype(dtype, np.integer)
             else (rng.standard_normal(shape) * 0.02).astype(np.float32)
+        )
         out.append((name, arr))
     return out
 
@@ -54,7 +57,11 @@ def _torch_container(manifest: dict, sd: dict) -> dict:
     container = manifest.get("container", "")
     if container.startswith("torch.save dict {'params'"):
         return {"params": sd}
-    if "{'state_dict'" in container or "{'epoch', 'state_dict'" in container or "{'epoch': int, 'state_dict'" in container:
+    if (
+        "{'state_dict'" in container
+        or "{'epoch', 'state_dict'" in container
+        or "{'epoch': int, 'state_dict'" in container
+    ):
         return {"epoch": 1, "state_dict": sd}
     return sd
 

@@ -43,14 +43,25 @@ class Adapter:
             raise ValueError(f"adapter {self.name}: crop_keyword without a process step")
 
 
-ADAPTERS: dict[str, Adapter] = {a.name: a for a in (
-    Adapter("dpdd", ("train", "val", "test"), "16bit", True, "dpdd:scan_dpdd", count_keyword="expected_counts"),
-    Adapter("pixel", ("test",), "16bit", True, "pixel:scan_pixel", process="pixel:process_pixel",
-            count_keyword="expected_count", crop_keyword="crop"),
-    Adapter("dpd_disp", ("test",), "16bit", False, "dpd_disp:scan_dpd_disp"),
-    Adapter("ddd_syn", ("train", "test"), "8bit", True, "ddd_syn:scan_ddd_syn", process="ddd_syn:process_ddd_syn"),
-    Adapter("rdpd", ("train", "val", "test"), "8bit", True, "rdpd:scan_rdpd"),
-    Adapter("synth", ("train", "val", "test"), "16bit", True, "dpdd:scan_synth", count_keyword="expected_counts"),
-)}
+ADAPTERS: dict[str, Adapter] = {
+    a.name: a
+    for a in (
+        Adapter("dpdd", ("train", "val", "test"), "16bit", True, "dpdd:scan_dpdd", count_keyword="expected_counts"),
+        Adapter(
+            "pixel",
+            ("test",),
+            "16bit",
+            True,
+            "pixel:scan_pixel",
+            process="pixel:process_pixel",
+            count_keyword="expected_count",
+            crop_keyword="crop",
+        ),
+        Adapter("dpd_disp", ("test",), "16bit", False, "dpd_disp:scan_dpd_disp"),
+        Adapter("ddd_syn", ("train", "test"), "8bit", True, "ddd_syn:scan_ddd_syn", process="ddd_syn:process_ddd_syn"),
+        Adapter("rdpd", ("train", "val", "test"), "8bit", True, "rdpd:scan_rdpd"),
+        Adapter("synth", ("train", "val", "test"), "16bit", True, "dpdd:scan_synth", count_keyword="expected_counts"),
+    )
+}
 
 ADAPTER_NAMES = tuple(ADAPTERS)

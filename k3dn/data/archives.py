@@ -41,7 +41,7 @@ class UnsafeArchiveError(ArchiveError):
 
 def archive_kind(path: Path) -> str:
     name = path.name.lower()
-    if name.endswith((".zip", ".whl")):   # a wheel is a zip
+    if name.endswith((".zip", ".whl")):  # a wheel is a zip
         return "zip"
     if name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")):
         return "tar"
@@ -161,8 +161,9 @@ def _same_archive(marker: dict, archive: Path, st: os.stat_result) -> bool:
     return marker.get("sha256") == sha256_file(archive)
 
 
-def unpack(archive: str | os.PathLike, dest: str | os.PathLike | None = None, folder: str | None = None,
-           progress: bool = True) -> Path:
+def unpack(
+    archive: str | os.PathLike, dest: str | os.PathLike | None = None, folder: str | None = None, progress: bool = True
+) -> Path:
     """Unpack ``archive`` into ``dest/folder`` (defaults: the archive's folder, its stem) safely and once.
 
     Returns the unpacked folder. Raises :class:`UnsafeArchiveError` for a hostile member and
@@ -181,12 +182,16 @@ def unpack(archive: str | os.PathLike, dest: str | os.PathLike | None = None, fo
     if final.exists():
         marker = _read_marker(final)
         if marker is None:
-            raise ArchiveError(f"{final}: exists but was not unpacked by k3dn (no {MARKER}); move it away or "
-                               f"remove it to unpack {archive.name}")
+            raise ArchiveError(
+                f"{final}: exists but was not unpacked by k3dn (no {MARKER}); move it away or "
+                f"remove it to unpack {archive.name}"
+            )
         if _same_archive(marker, archive, st):
             return final
-        raise ArchiveError(f"{final}: was unpacked from a different archive ({marker.get('archive')}, "
-                           f"sha256 {marker.get('sha256')}); remove it to unpack {archive}")
+        raise ArchiveError(
+            f"{final}: was unpacked from a different archive ({marker.get('archive')}, "
+            f"sha256 {marker.get('sha256')}); remove it to unpack {archive}"
+        )
 
     if partial.exists():
         shutil.rmtree(partial)  # an interrupted unpack of ours: start again
@@ -197,8 +202,13 @@ def unpack(archive: str | os.PathLike, dest: str | os.PathLike | None = None, fo
             _extract_zip(archive, partial, progress)
         else:
             _extract_tar(archive, partial, progress)
-        marker = {"archive": archive.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                  "sha256": sha256_file(archive), "members": n}
+        marker = {
+            "archive": archive.name,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "sha256": sha256_file(archive),
+            "members": n,
+        }
         (partial / MARKER).write_text(json.dumps(marker, indent=1))
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
         shutil.rmtree(partial, ignore_errors=True)

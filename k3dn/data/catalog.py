@@ -34,9 +34,9 @@ class CatalogError(ValueError):
 
 @dataclass(frozen=True)
 class FileSpec:
-    path: str                  # relative to the download destination
-    url: str | None = None     # http / manual
-    id: str | None = None      # gdrive file id
+    path: str  # relative to the download destination
+    url: str | None = None  # http / manual
+    id: str | None = None  # gdrive file id
     sha256: str | None = None  # None: not published, recorded on first download
     git_sha1: str | None = None  # a file pinned in a git repository: its blob id, a published checksum too
     size: int | None = None
@@ -77,12 +77,21 @@ class Dataset:
         for s in self.sources:
             if s.name == name:
                 return s
-        raise CatalogError(f"data set {self.name!r} has no source {name!r}; "
-                            f"known: {[s.name for s in self.sources]}")
+        raise CatalogError(f"data set {self.name!r} has no source {name!r}; known: {[s.name for s in self.sources]}")
 
 
-_DATASET_KEYS = {"title", "kind", "adapter", "licence", "citation", "homepage", "notes", "sources", "requires",
-                 "generator"}
+_DATASET_KEYS = {
+    "title",
+    "kind",
+    "adapter",
+    "licence",
+    "citation",
+    "homepage",
+    "notes",
+    "sources",
+    "requires",
+    "generator",
+}
 _SOURCE_KEYS = {"name", "role", "method", "files", "base_url", "layout", "optional", "notes"}
 _FILE_KEYS = {"path", "url", "id", "sha256", "git_sha1", "size", "unpack"}
 
@@ -168,8 +177,15 @@ def _parse_source(origin, where, d) -> Source:
     optional = d.get("optional", False)
     if not isinstance(optional, bool):
         _fail(origin, where, f"optional must be true/false, got {optional!r}")
-    return Source(name=name, role=role, method=method, files=specs, layout=d.get("layout"),
-                  optional=optional, notes=d.get("notes") or "")
+    return Source(
+        name=name,
+        role=role,
+        method=method,
+        files=specs,
+        layout=d.get("layout"),
+        optional=optional,
+        notes=d.get("notes") or "",
+    )
 
 
 def _parse_dataset(origin, name, d) -> Dataset:
@@ -200,10 +216,19 @@ def _parse_dataset(origin, name, d) -> Dataset:
         _fail(origin, where, "'requires' must be a list of data-set names")
     if kind == "generated" and not d.get("generator"):
         _fail(origin, where, "a 'generated' data set needs a 'generator'")
-    return Dataset(name=name, title=_str(origin, where, d, "title"), kind=kind, adapter=adapter,
-                   licence=_str(origin, where, d, "licence"), citation=_str(origin, where, d, "citation"),
-                   homepage=d.get("homepage"), notes=d.get("notes") or "", sources=sources,
-                   requires=tuple(requires), generator=d.get("generator"))
+    return Dataset(
+        name=name,
+        title=_str(origin, where, d, "title"),
+        kind=kind,
+        adapter=adapter,
+        licence=_str(origin, where, d, "licence"),
+        citation=_str(origin, where, d, "citation"),
+        homepage=d.get("homepage"),
+        notes=d.get("notes") or "",
+        sources=sources,
+        requires=tuple(requires),
+        generator=d.get("generator"),
+    )
 
 
 def load_catalog(path: str | os.PathLike | None = None) -> dict[str, Dataset]:

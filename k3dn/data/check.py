@@ -89,6 +89,7 @@ def _probe_tiff(path: Path) -> ImageInfo:
         import tifffile
     except ImportError:  # fall back to a full decode
         from k3dn.io import ImageError, read_raw
+
         try:
             raw = read_raw(path)
         except ImageError as e:
@@ -104,8 +105,9 @@ def _probe_tiff(path: Path) -> ImageInfo:
             if page.databytecounts and page.dataoffsets:
                 end = max(o + n for o, n in zip(page.dataoffsets, page.databytecounts))
                 if end > path.stat().st_size:
-                    raise ProbeError(f"{path}: truncated TIFF (image data ends at byte {end}, file has "
-                                     f"{path.stat().st_size})")
+                    raise ProbeError(
+                        f"{path}: truncated TIFF (image data ends at byte {end}, file has {path.stat().st_size})"
+                    )
     except ProbeError:
         raise
     except Exception as e:  # tifffile raises many types for garbage input
@@ -140,7 +142,7 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
 class ColumnStats:
     files: int = 0
     bytes: int = 0
-    sizes: Counter = field(default_factory=Counter)        # (W, H)
+    sizes: Counter = field(default_factory=Counter)  # (W, H)
     bit_depths: Counter = field(default_factory=Counter)
     channels: Counter = field(default_factory=Counter)
 
@@ -149,9 +151,9 @@ class ColumnStats:
 class CheckReport:
     dataset: str
     root: Path
-    counts: dict[str, int] = field(default_factory=dict)           # split -> rows
+    counts: dict[str, int] = field(default_factory=dict)  # split -> rows
     columns: dict[str, ColumnStats] = field(default_factory=dict)
-    checksums: Counter = field(default_factory=Counter)            # status -> files
+    checksums: Counter = field(default_factory=Counter)  # status -> files
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -167,8 +169,10 @@ class CheckReport:
             sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in st.sizes.most_common(4))
             if len(st.sizes) > 4:
                 sizes += f", ... {len(st.sizes)} sizes"
-            out.append(f"  {c:9s} {st.files} files, {st.bytes / 2**20:.1f} MiB, WxH {sizes}; "
-                       f"bit depth {dict(st.bit_depths)}; channels {dict(st.channels)}")
+            out.append(
+                f"  {c:9s} {st.files} files, {st.bytes / 2**20:.1f} MiB, WxH {sizes}; "
+                f"bit depth {dict(st.bit_depths)}; channels {dict(st.channels)}"
+            )
         if self.checksums:
             out.append(f"  checksums: {dict(self.checksums)}")
         for w in self.warnings:
@@ -180,8 +184,8 @@ class CheckReport:
 
 
 def _verify_checksums(name: str, root: Path, rep: CheckReport, registry) -> None:
-    from k3dn.data.downloads import ChecksumLock
     from k3dn.data.catalog import get_dataset
+    from k3dn.data.downloads import ChecksumLock
     from k3dn.provenance import sha256_file
 
     expected: dict[Path, str] = {}
@@ -214,8 +218,16 @@ def _verify_checksums(name: str, root: Path, rep: CheckReport, registry) -> None
             rep.problems.append(f"{p}: sha256 differs from the expected {sha}")
 
 
-def check_dataset(name: str, root: str | os.PathLike, *, decode: bool = True, checksums: bool = True,
-                  registry=None, progress: bool = True, **adapter_kw) -> CheckReport:
+def check_dataset(
+    name: str,
+    root: str | os.PathLike,
+    *,
+    decode: bool = True,
+    checksums: bool = True,
+    registry=None,
+    progress: bool = True,
+    **adapter_kw,
+) -> CheckReport:
     """Inspect the data tree of registered data set ``name`` at ``root`` (nothing is written)."""
     from k3dn.data import layouts
     from k3dn.io import ImageError, read_raw

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 
-
 def _default_root(dataset: str) -> Path:
     return Path("resources") / "raw" / dataset
 
@@ -33,8 +32,9 @@ def _download(args) -> int:
 
     dest = Path(args.dest) if args.dest else _default_root(args.dataset)
     # ManualDownloadRequired (exit 3, with the instructions) and other failures are reported by k3dn.cli.
-    rep = fetch_dataset(args.dataset, dest, source=args.source, unpack=not args.no_unpack,
-                        retries=args.retries, registry=args.registry)
+    rep = fetch_dataset(
+        args.dataset, dest, source=args.source, unpack=not args.no_unpack, retries=args.retries, registry=args.registry
+    )
     print(rep.summary())
     return 0
 
@@ -68,8 +68,9 @@ def _check(args) -> int:
 
     root = Path(args.root) if args.root else _default_root(args.dataset)
     kw = _count_kw(args)
-    rep = check_dataset(args.dataset, root, decode=not args.no_decode, checksums=not args.no_checksums,
-                        registry=args.registry, **kw)
+    rep = check_dataset(
+        args.dataset, root, decode=not args.no_decode, checksums=not args.no_checksums, registry=args.registry, **kw
+    )
     print(rep.format())
     return 0 if rep.ok else 1
 
@@ -96,11 +97,20 @@ def add_commands(subparsers) -> None:
     s.add_argument("--root", default=None, help="data tree (default resources/raw/<dataset>)")
     s.add_argument("--out", default="resources/manifests")
     s.add_argument("--processed", default=None, help="derived files (default <root>/k3dn_processed)")
-    s.add_argument("--protocol", choices=("16bit", "8bit"), default=None,
-                   help="override the reading protocol (file name gets a _<protocol> suffix)")
+    s.add_argument(
+        "--protocol",
+        choices=("16bit", "8bit"),
+        default=None,
+        help="override the reading protocol (file name gets a _<protocol> suffix)",
+    )
     s.add_argument("--any-count", action="store_true", help="do not enforce the official sample counts")
-    s.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
-                   help="pixel: the centre crop the ground truth covers (default 1008 1344)")
+    s.add_argument(
+        "--crop",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="pixel: the centre crop the ground truth covers (default 1008 1344)",
+    )
     s.set_defaults(func=_manifest)
 
     s = sub.add_parser("check", help="counts, sizes, bit depths, channels, missing/unreadable files")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -77,17 +77,22 @@ def vflip_dp(sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v[::-1] for k, v in sample.items()}
 
 
-def check_crop(crop: Sequence[int], size_multiple: Sequence[int], where="crop",
-               min_size: Sequence[int] = (1, 1)) -> tuple[int, int]:
+def check_crop(
+    crop: Sequence[int], size_multiple: Sequence[int], where="crop", min_size: Sequence[int] = (1, 1)
+) -> tuple[int, int]:
     h, w = (int(c) for c in crop)
     mh, mw = (int(m) for m in size_multiple)
     if h <= 0 or w <= 0 or h % mh or w % mw:
-        raise DatasetError(f"{where} {h}x{w} (HxW) is not a positive multiple of the model's size_multiple "
-                           f"{mh}x{mw}; choose e.g. {max(1, round(h / mh)) * mh}x{max(1, round(w / mw)) * mw}")
+        raise DatasetError(
+            f"{where} {h}x{w} (HxW) is not a positive multiple of the model's size_multiple "
+            f"{mh}x{mw}; choose e.g. {max(1, round(h / mh)) * mh}x{max(1, round(w / mw)) * mw}"
+        )
     if h < min_size[0] or w < min_size[1]:
         fix = fit_crop(crop, size_multiple, min_size)
-        raise DatasetError(f"{where} {h}x{w} (HxW) is below the model's minimum input {min_size[0]}x{min_size[1]}; "
-                           f"choose e.g. {fix[0]}x{fix[1]}")
+        raise DatasetError(
+            f"{where} {h}x{w} (HxW) is below the model's minimum input {min_size[0]}x{min_size[1]}; "
+            f"choose e.g. {fix[0]}x{fix[1]}"
+        )
     return h, w
 
 
@@ -104,15 +109,24 @@ class DPTrainDataset(Dataset):
     sets such as the synthetic one; full DPDD does not fit per worker).
     """
 
-    def __init__(self, manifest, crop: Sequence[int], size_multiple: Sequence[int] = (1, 1),
-                 hflip: float = 0.5, vflip: float = 0.5, cache: bool = False, crop_fit: str = "exact",
-                 min_size: Sequence[int] = (1, 1)):
+    def __init__(
+        self,
+        manifest,
+        crop: Sequence[int],
+        size_multiple: Sequence[int] = (1, 1),
+        hflip: float = 0.5,
+        vflip: float = 0.5,
+        cache: bool = False,
+        crop_fit: str = "exact",
+        min_size: Sequence[int] = (1, 1),
+    ):
         self.manifest_path = str(manifest)
         self.rows = read_manifest(manifest).to_dict("records")
         if crop_fit == "up":
             crop = fit_crop(crop, size_multiple, min_size)
-        self.crop = check_crop(crop, size_multiple, where=f"training crop (data.crop, for {self.manifest_path})",
-                               min_size=min_size)
+        self.crop = check_crop(
+            crop, size_multiple, where=f"training crop (data.crop, for {self.manifest_path})", min_size=min_size
+        )
         self.hflip, self.vflip, self.cache = float(hflip), float(vflip), cache
         self._cache: dict[int, dict] = {}
 
@@ -134,11 +148,12 @@ class DPTrainDataset(Dataset):
         h, w = imgs["target"].shape[:2]
         ch, cw = self.crop
         if h < ch or w < cw:
-            raise DatasetError(f"{self.manifest_path}: row {self.rows[i]['id']!r} is {h}x{w}, smaller than "
-                               f"the training crop {ch}x{cw}")
+            raise DatasetError(
+                f"{self.manifest_path}: row {self.rows[i]['id']!r} is {h}x{w}, smaller than the training crop {ch}x{cw}"
+            )
         y = int(rng.integers(0, h - ch + 1))
         x = int(rng.integers(0, w - cw + 1))
-        s = {k: v[y:y + ch, x:x + cw] for k, v in imgs.items()}
+        s = {k: v[y : y + ch, x : x + cw] for k, v in imgs.items()}
         if rng.random() < self.hflip:
             s = hflip_dp(s)
         if rng.random() < self.vflip:
@@ -169,7 +184,7 @@ class DPEvalDataset(Dataset):
             h, w = imgs["target"].shape[:2]
             ch, cw = min(self.crop[0], h), min(self.crop[1], w)
             y, x = (h - ch) // 2, (w - cw) // 2
-            imgs = {k: v[y:y + ch, x:x + cw] for k, v in imgs.items()}
+            imgs = {k: v[y : y + ch, x : x + cw] for k, v in imgs.items()}
         out = {k: _to_tensor(v) for k, v in imgs.items()}
         out["id"] = self.rows[i]["id"]
         return out
@@ -192,14 +207,14 @@ class InfiniteDistributedSampler(Sampler):
         self.per_rank = math.ceil(n / world_size)
 
     def __len__(self) -> int:  # endless; DataLoader only needs a length for progress bars
-        return 2 ** 62
+        return 2**62
 
     def _epoch(self, e: int) -> list[int]:
         g = torch.Generator().manual_seed(self.seed + e)
         perm = torch.randperm(self.n, generator=g).tolist()
         total = self.per_rank * self.world
         perm = (perm * math.ceil(total / self.n))[:total]
-        return perm[self.rank::self.world]
+        return perm[self.rank :: self.world]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         e, pos = divmod(self.start, self.per_rank)

@@ -51,7 +51,7 @@ class ChecksumMismatch(DownloadError):
 
 @dataclass
 class ManualItem:
-    path: Path                  # where the file must be put
+    path: Path  # where the file must be put
     url: str | None
     sha256: str | None
     note: str = ""
@@ -70,20 +70,27 @@ class ManualDownloadRequired(DownloadError):
         for it in items:
             lines.append(f"  - download {it.url or '(see notes)'}")
             lines.append(f"    and save it as {it.path}")
-            lines.append(f"    expected sha256: {it.sha256}" if it.sha256 else
-                         "    expected sha256: not published (it will be recorded on first use)")
+            lines.append(
+                f"    expected sha256: {it.sha256}"
+                if it.sha256
+                else "    expected sha256: not published (it will be recorded on first use)"
+            )
             if it.note:
                 lines.append(f"    note: {it.note}")
         if items:
-            lines.append(f"then run `k3dn data download {dataset} --dest <the same folder>` again to verify and "
-                         "unpack.")
+            lines.append(
+                f"then run `k3dn data download {dataset} --dest <the same folder>` again to verify and unpack."
+            )
         super().__init__("\n".join(lines))
 
     def one_line(self) -> str:
         if not self.items:
             return f"{self.dataset}: manual download required" + (f" ({self.reason})" if self.reason else "")
-        steps = "; ".join(f"download {it.url or '(see its notes)'} and save it as {it.path}"
-                          + (f" (sha256 {it.sha256})" if it.sha256 else "") for it in self.items)
+        steps = "; ".join(
+            f"download {it.url or '(see its notes)'} and save it as {it.path}"
+            + (f" (sha256 {it.sha256})" if it.sha256 else "")
+            for it in self.items
+        )
         return f"{self.dataset}: manual download required: {steps}; then run the command again (--verbose: the notes)"
 
 
@@ -132,8 +139,9 @@ def git_blob_sha1(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify_file(path: Path, rel: str, expected: str | None, lock: ChecksumLock | None,
-                git_sha1: str | None = None) -> tuple[str, str]:
+def verify_file(
+    path: Path, rel: str, expected: str | None, lock: ChecksumLock | None, git_sha1: str | None = None
+) -> tuple[str, str]:
     """Check ``path`` against ``expected`` (sha256), ``git_sha1`` (a git blob id) or the lock's record; record
     it if none exists.
 
@@ -153,8 +161,10 @@ def verify_file(path: Path, rel: str, expected: str | None, lock: ChecksumLock |
     known = lock.read().get(rel) if lock else None
     if known:
         if sha != known:
-            raise ChecksumMismatch(f"{path}: sha256 {sha} differs from {known} recorded on first download in "
-                                   f"{lock.path}; the file changed (re-packaged mirror?) or is corrupt")
+            raise ChecksumMismatch(
+                f"{path}: sha256 {sha} differs from {known} recorded on first download in "
+                f"{lock.path}; the file changed (re-packaged mirror?) or is corrupt"
+            )
         return sha, "verified-recorded"
     if lock:
         lock.record(rel, sha)
@@ -206,8 +216,19 @@ def _transfer(url: str, part: Path, timeout: float, chunk: int, progress: bool) 
             have, mode = 0, "wb"  # server ignored the range: the body is the whole file
             total = length
         got = 0
-        with open(part, mode) as f, tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
-                                         desc=part.name[:-5], disable=not progress, leave=False) as bar:
+        with (
+            open(part, mode) as f,
+            tqdm(
+                total=total,
+                initial=have,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name[:-5],
+                disable=not progress,
+                leave=False,
+            ) as bar,
+        ):
             while True:
                 try:
                     buf = resp.read(chunk)
@@ -222,11 +243,21 @@ def _transfer(url: str, part: Path, timeout: float, chunk: int, progress: bool) 
             raise _Retryable(f"connection closed early: {got} of {length} bytes of this request")
 
 
-def download_http(url: str, dest: str | os.PathLike, sha256: str | None = None, *, size: int | None = None,
-                  lock: ChecksumLock | None = None, rel: str | None = None, git_sha1: str | None = None,
-                  retries: int = 4,
-                  backoff: float = 1.0, timeout: float = 60.0, chunk: int = 1 << 20,
-                  progress: bool = True) -> tuple[Path, str]:
+def download_http(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str | None = None,
+    *,
+    size: int | None = None,
+    lock: ChecksumLock | None = None,
+    rel: str | None = None,
+    git_sha1: str | None = None,
+    retries: int = 4,
+    backoff: float = 1.0,
+    timeout: float = 60.0,
+    chunk: int = 1 << 20,
+    progress: bool = True,
+) -> tuple[Path, str]:
     """Download ``url`` to ``dest`` (resumable, verified). Returns ``(dest, checksum status)``.
 
     ``retries`` extra attempts follow transient failures with sleeps of ``backoff * 2**k`` seconds. After
@@ -247,8 +278,9 @@ def download_http(url: str, dest: str | os.PathLike, sha256: str | None = None, 
         except _Retryable as e:
             attempt += 1
             if attempt > retries:
-                kept = f"; {part.stat().st_size} bytes kept in {part}, resumed by the next call" \
-                    if part.exists() else ""
+                kept = (
+                    f"; {part.stat().st_size} bytes kept in {part}, resumed by the next call" if part.exists() else ""
+                )
                 raise DownloadError(f"{url}: download failed after {attempt} attempt(s): {e}{kept}") from e
             wait = backoff * 2 ** (attempt - 1)
             log.warning("%s: %s; retry %d/%d in %.1f s", url, e, attempt, retries, wait)
@@ -267,9 +299,16 @@ def download_http(url: str, dest: str | os.PathLike, sha256: str | None = None, 
 
 
 # --------------------------------------------------------------------------------------------- gdrive
-def download_gdrive(file_id: str, dest: str | os.PathLike, sha256: str | None = None, *,
-                    lock: ChecksumLock | None = None, rel: str | None = None, dataset: str = "?",
-                    progress: bool = True) -> tuple[Path, str]:
+def download_gdrive(
+    file_id: str,
+    dest: str | os.PathLike,
+    sha256: str | None = None,
+    *,
+    lock: ChecksumLock | None = None,
+    rel: str | None = None,
+    dataset: str = "?",
+    progress: bool = True,
+) -> tuple[Path, str]:
     """Fetch a Google Drive file with gdown (resumable), verify it, move it to ``dest``."""
     dest = Path(dest)
     rel = rel or dest.name
@@ -287,11 +326,15 @@ def download_gdrive(file_id: str, dest: str | os.PathLike, sha256: str | None = 
     try:
         out = gdown.download(id=file_id, output=str(tmp), quiet=not progress, resume=True, retries=3)
     except (GdownError, OSError) as e:
-        raise ManualDownloadRequired(dataset, [ManualItem(dest, url, sha256)],
-                                     reason=f"Google Drive refused the download: {e}") from e
+        raise ManualDownloadRequired(
+            dataset, [ManualItem(dest, url, sha256)], reason=f"Google Drive refused the download: {e}"
+        ) from e
     if out is None or not tmp.is_file():
-        raise ManualDownloadRequired(dataset, [ManualItem(dest, url, sha256)],
-                                     reason="Google Drive returned no file (quota exceeded or link changed?)")
+        raise ManualDownloadRequired(
+            dataset,
+            [ManualItem(dest, url, sha256)],
+            reason="Google Drive returned no file (quota exceeded or link changed?)",
+        )
     try:
         status = verify_file(tmp, rel, sha256, lock)[1]
     except ChecksumMismatch:
@@ -307,7 +350,7 @@ class FetchReport:
     dataset: str
     source: str
     role: str
-    files: dict[str, str] = field(default_factory=dict)     # path -> checksum status
+    files: dict[str, str] = field(default_factory=dict)  # path -> checksum status
     unpacked: list[Path] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -316,8 +359,10 @@ class FetchReport:
             lines.append(f"  {st:18s} {p}")
         recorded = [p for p, st in self.files.items() if st == "recorded"]
         if recorded:
-            lines.append(f"  {len(recorded)} file(s) had no published checksum: sha256 recorded in {LOCK_NAME}, "
-                         "NOT verified against the authors' data")
+            lines.append(
+                f"  {len(recorded)} file(s) had no published checksum: sha256 recorded in {LOCK_NAME}, "
+                "NOT verified against the authors' data"
+            )
         for u in self.unpacked:
             lines.append(f"  unpacked -> {u}")
         return "\n".join(lines)
@@ -327,23 +372,40 @@ def _present(dest: Path, src: Source) -> bool:
     return all((dest / f.path).is_file() for f in src.files)
 
 
-def _fetch_file(ds: Dataset, src: Source, f: FileSpec, dest: Path, lock: ChecksumLock, progress: bool,
-                retries: int, backoff: float) -> str:
+def _fetch_file(
+    ds: Dataset, src: Source, f: FileSpec, dest: Path, lock: ChecksumLock, progress: bool, retries: int, backoff: float
+) -> str:
     target = dest / f.path
     if src.method == "manual":
         if target.is_file():
             return verify_file(target, f.path, f.sha256, lock, f.git_sha1)[1]
         raise ManualDownloadRequired(ds.name, [ManualItem(target, f.url, f.sha256, src.notes)])
     if src.method == "gdrive":
-        return download_gdrive(f.id, target, f.sha256, lock=lock, rel=f.path, dataset=ds.name,
-                               progress=progress)[1]
-    return download_http(f.url, target, f.sha256, size=f.size, lock=lock, rel=f.path, git_sha1=f.git_sha1,
-                         retries=retries,
-                         backoff=backoff, progress=progress)[1]
+        return download_gdrive(f.id, target, f.sha256, lock=lock, rel=f.path, dataset=ds.name, progress=progress)[1]
+    return download_http(
+        f.url,
+        target,
+        f.sha256,
+        size=f.size,
+        lock=lock,
+        rel=f.path,
+        git_sha1=f.git_sha1,
+        retries=retries,
+        backoff=backoff,
+        progress=progress,
+    )[1]
 
 
-def fetch_source(ds: Dataset, src: Source, dest: str | os.PathLike, *, unpack: bool = True,
-                 progress: bool = True, retries: int = 4, backoff: float = 1.0) -> FetchReport:
+def fetch_source(
+    ds: Dataset,
+    src: Source,
+    dest: str | os.PathLike,
+    *,
+    unpack: bool = True,
+    progress: bool = True,
+    retries: int = 4,
+    backoff: float = 1.0,
+) -> FetchReport:
     """Fetch (or verify, when already present) every file of one source, then unpack its archives."""
     from k3dn.data.archives import unpack as unpack_archive
 
@@ -360,9 +422,17 @@ def fetch_source(ds: Dataset, src: Source, dest: str | os.PathLike, *, unpack: b
     return rep
 
 
-def fetch_dataset(name_or_ds: str | Dataset, dest: str | os.PathLike, *, source: str | None = None,
-                  unpack: bool = True, progress: bool = True, retries: int = 4, backoff: float = 1.0,
-                  registry: str | os.PathLike | None = None) -> FetchReport:
+def fetch_dataset(
+    name_or_ds: str | Dataset,
+    dest: str | os.PathLike,
+    *,
+    source: str | None = None,
+    unpack: bool = True,
+    progress: bool = True,
+    retries: int = 4,
+    backoff: float = 1.0,
+    registry: str | os.PathLike | None = None,
+) -> FetchReport:
     """Fetch a registered data set into ``dest``.
 
     With ``source`` given, only that source is used. Otherwise: a source whose files are all in place
@@ -373,8 +443,10 @@ def fetch_dataset(name_or_ds: str | Dataset, dest: str | os.PathLike, *, source:
     ds = name_or_ds if isinstance(name_or_ds, Dataset) else get_dataset(name_or_ds, registry)
     dest = Path(dest)
     if ds.kind == "generated":
-        raise DownloadError(f"{ds.name} is not distributed by its authors; generate it with "
-                            f"{ds.generator!r} (needs: {', '.join(ds.requires) or 'nothing'})")
+        raise DownloadError(
+            f"{ds.name} is not distributed by its authors; generate it with "
+            f"{ds.generator!r} (needs: {', '.join(ds.requires) or 'nothing'})"
+        )
     kw = dict(unpack=unpack, progress=progress, retries=retries, backoff=backoff)
     if source is not None:
         return fetch_source(ds, ds.source(source), dest, **kw)
@@ -399,8 +471,14 @@ def fetch_dataset(name_or_ds: str | Dataset, dest: str | os.PathLike, *, source:
         except DownloadError as e:
             errors.append(f"{s.name}: {e}")
             log.warning("%s: source %s failed: %s", ds.name, s.name, e)
-    manual = [ManualItem(dest / f.path, f.url or (f"https://drive.google.com/uc?id={f.id}" if f.id else None),
-                         f.sha256, s.notes) for s in main if s.method == "manual" for f in s.files]
+    manual = [
+        ManualItem(
+            dest / f.path, f.url or (f"https://drive.google.com/uc?id={f.id}" if f.id else None), f.sha256, s.notes
+        )
+        for s in main
+        if s.method == "manual"
+        for f in s.files
+    ]
     reason = "no source could be fetched automatically" + ("; " + " | ".join(errors) if errors else "")
     if manual:
         raise ManualDownloadRequired(ds.name, manual, reason=reason)

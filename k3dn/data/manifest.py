@@ -13,16 +13,19 @@ import pandas as pd
 
 #: Column order of every manifest. Empty string = not available for this data set.
 COLUMNS = [
-    "id",            # unique within the manifest; predictions are written as <id>.png
-    "dataset",       # registry name: dpdd, pixel, dpd_disp, ddd_syn, rdpd, synth
-    "split",         # train / val / test
-    "left", "right", "center", "target",   # image paths
-    "disparity",     # ground-truth signed disparity / defocus map (.npy or .tif), where known
-    "depth",         # ground-truth depth (.npy, .tif, ...), where known
-    "label",         # indoor / outdoor (DPDD), else empty
+    "id",  # unique within the manifest; predictions are written as <id>.png
+    "dataset",  # registry name: dpdd, pixel, dpd_disp, ddd_syn, rdpd, synth
+    "split",  # train / val / test
+    "left",
+    "right",
+    "center",
+    "target",  # image paths
+    "disparity",  # ground-truth signed disparity / defocus map (.npy or .tif), where known
+    "depth",  # ground-truth depth (.npy, .tif, ...), where known
+    "label",  # indoor / outdoor (DPDD), else empty
     "label_source",  # where the label came from: official / unverified-list / ...
-    "protocol",      # how images are read: 16bit | 8bit  (see k3dn.io)
-    "channels",      # 3 (RGB) or 1 (single-channel raw, e.g. the Pixel set)
+    "protocol",  # how images are read: 16bit | 8bit  (see k3dn.io)
+    "channels",  # 3 (RGB) or 1 (single-channel raw, e.g. the Pixel set)
 ]
 PATH_COLUMNS = ["left", "right", "center", "target", "disparity", "depth"]
 PROTOCOLS = ("16bit", "8bit")

@@ -28,8 +28,10 @@ def _data(args) -> int:
     entry = load_entries(DEFAULT_CATALOG, "datasets")[args.item]
     written = write_dataset_standin(args.item, json.loads(args.spec), json.loads(args.dataset), entry, args.root)
     placed = place_manual(args.root, args.item, entry, args.dest)
-    print(f"{args.item}: {len(written)} stand-in file(s) under {args.root}"
-          + (f"; put in place as a user would: {', '.join(map(str, placed))}" if placed else ""))
+    print(
+        f"{args.item}: {len(written)} stand-in file(s) under {args.root}"
+        + (f"; put in place as a user would: {', '.join(map(str, placed))}" if placed else "")
+    )
     return 0
 
 
@@ -79,5 +81,3 @@ def add_commands(subparsers) -> None:
     r.add_argument("--datasets", nargs="*", default=[])
     r.add_argument("--checkpoints", nargs="*", default=[])
     r.set_defaults(func=_registries)
-
-

@@ -97,7 +97,7 @@ def derive_registry(registry: Path, kind: str, items, root: Path, url: str, out:
     for name, entry in entries.items():
         if name not in items:
             if not entry.get("sources"):
-                derived[name] = entry        # generated sets: nothing to fetch
+                derived[name] = entry  # generated sets: nothing to fetch
             continue
         new = dict(entry)
         new["sources"] = []
@@ -108,7 +108,7 @@ def derive_registry(registry: Path, kind: str, items, root: Path, url: str, out:
                 if not p.is_file():
                     continue
                 if s["method"] == "manual":
-                    g = dict(f, url=file_url(s, f))      # where a user would fetch it (for the messages)
+                    g = dict(f, url=file_url(s, f))  # where a user would fetch it (for the messages)
                 else:
                     g = {k: v for k, v in f.items() if k not in ("url", "id")}
                     g["url"] = url + served_path(file_url(s, f))
@@ -120,8 +120,10 @@ def derive_registry(registry: Path, kind: str, items, root: Path, url: str, out:
             if not files:
                 if s.get("optional"):
                     continue
-                raise FileNotFoundError(f"{root}: no stand-in of {kind} item {name!r} (source {s['name']!r}); "
-                                        f"write it with `k3dn miniature data {name}`")
+                raise FileNotFoundError(
+                    f"{root}: no stand-in of {kind} item {name!r} (source {s['name']!r}); "
+                    f"write it with `k3dn miniature data {name}`"
+                )
             t = {k: v for k, v in s.items() if k not in ("files", "base_url")}
             if s["method"] == "gdrive":
                 t["method"] = "http"
@@ -136,8 +138,10 @@ def derive_registry(registry: Path, kind: str, items, root: Path, url: str, out:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    header = (f"# DERIVED by `k3dn miniature registries` from {registry}: the miniature's stand-ins, served at {url}.\n"
-              "# Checksums are the stand-ins' (random data and weights, not the published files).\n")
+    header = (
+        f"# DERIVED by `k3dn miniature registries` from {registry}: the miniature's stand-ins, served at {url}.\n"
+        "# Checksums are the stand-ins' (random data and weights, not the published files).\n"
+    )
     tmp.write_text(header + yaml.safe_dump(full, sort_keys=False, width=120))
     os.replace(tmp, out)
     return out

@@ -97,21 +97,29 @@ def start_server(root, url: str, log=None, wait: float = 20.0) -> None:
     if served is not None:
         if served == str(root):
             return
-        raise RuntimeError(f"miniature.url {url}: another miniature server (serving {served}) answers there; "
-                           "stop it or choose another port")
+        raise RuntimeError(
+            f"miniature.url {url}: another miniature server (serving {served}) answers there; "
+            "stop it or choose another port"
+        )
     if log:
         Path(log).parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "a") if log else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "k3dn.miniature.serve", "--root", str(root), "--url", url,
-                             "--parent", str(os.getpid())], stdout=out, stderr=out, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "k3dn.miniature.serve", "--root", str(root), "--url", url, "--parent", str(os.getpid())],
+        stdout=out,
+        stderr=out,
+        start_new_session=True,
+    )
     _STARTED[url] = proc
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if _ping(url, 0.5) == str(root):
             return
         if proc.poll() is not None:
-            raise RuntimeError(f"miniature.url {url}: the server exited with {proc.returncode} (see {log}); is the "
-                               "port in use? Set miniature.url to a free port")
+            raise RuntimeError(
+                f"miniature.url {url}: the server exited with {proc.returncode} (see {log}); is the "
+                "port in use? Set miniature.url to a free port"
+            )
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"miniature.url {url}: the server did not answer within {wait:.0f} s (see {log})")

@@ -30,8 +30,15 @@ def render_scene(size, seed: int, index: int, linear: bool = False) -> dict[str,
     from k3dn.synth.dataset import SynthConfig, draw_sample, render_sample
     from k3dn.synth.scenes import srgb_to_linear
 
-    cfg = SynthConfig(size=tuple(int(s) for s in size), seed=seed, count_train=index + 1, max_coc_px=MAX_COC_PX,
-                      crop=8, n_layers=8, linear_light=True)
+    cfg = SynthConfig(
+        size=tuple(int(s) for s in size),
+        seed=seed,
+        count_train=index + 1,
+        max_coc_px=MAX_COC_PX,
+        crop=8,
+        n_layers=8,
+        linear_light=True,
+    )
     scene, coc, _ = draw_sample(cfg, "train", index)
     out = render_sample(cfg, scene, coc)
     if linear:
@@ -43,7 +50,7 @@ def _png(img: np.ndarray, bits: int = 16) -> bytes:
     import cv2
 
     a = np.clip(np.asarray(img, np.float64), 0, 1)
-    q = np.round(a * (2 ** bits - 1)).astype(np.uint16 if bits == 16 else np.uint8)
+    q = np.round(a * (2**bits - 1)).astype(np.uint16 if bits == 16 else np.uint8)
     if q.ndim == 3:
         q = q[..., ::-1]  # RGB -> OpenCV's BGR
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(q))
@@ -103,7 +110,7 @@ def dpdd_members(spec: dict, image_size, prefix: str = "DPDD/") -> tuple[dict[st
     members, capture = {}, 917
     for split, n in (("train", spec["train"]), ("val", spec["val"]), ("test", spec["test"])):
         size = image_size if split == "train" else spec["eval_size"]
-        for i in range(int(n)):
+        for _ in range(int(n)):
             s = render_scene(size, seed=11, index=len(members))
             src, tgt = f"1P0A{capture:04d}", f"1P0A{capture - 1:04d}"
             capture += 3
@@ -113,8 +120,10 @@ def dpdd_members(spec: dict, image_size, prefix: str = "DPDD/") -> tuple[dict[st
             members[f"{prefix}{split}_r/source/{src}_R.png"] = _png(s["r"])
     n_test = int(spec["test"])
     positions = np.arange(1, n_test + 1)
-    labels = {"indoor_labels.npy": _npy(positions[: (n_test + 1) // 2]),
-              "outdoor_labels.npy": _npy(positions[(n_test + 1) // 2:])}
+    labels = {
+        "indoor_labels.npy": _npy(positions[: (n_test + 1) // 2]),
+        "outdoor_labels.npy": _npy(positions[(n_test + 1) // 2 :]),
+    }
     return members, labels
 
 
@@ -133,8 +142,8 @@ def write_pixel(out_dir: Path, spec: dict, crop) -> list[Path]:
     fh, fw = ch * 3 // 2, cw * 3 // 2
     oy, ox = (fh - ch) // 2, (fw - cw) // 2
     x = np.linspace(0.0, 1.0, fw)[None, :].repeat(fh, 0)
-    vig = {"left": 0.8 + 0.2 * x, "right": 1.0 - 0.2 * x}   # each half-aperture sees one side brighter
-    black, white = 1024, 2 ** 14 - 1
+    vig = {"left": 0.8 + 0.2 * x, "right": 1.0 - 0.2 * x}  # each half-aperture sees one side brighter
+    black, white = 1024, 2**14 - 1
 
     def raw(linear):
         return 1024 + np.round(np.clip(linear, 0, 1) * white)
@@ -144,8 +153,10 @@ def write_pixel(out_dir: Path, spec: dict, crop) -> list[Path]:
         written.append(_write(base / "calibration" / f"white_sheet_{side}.png", _raw_png(raw(0.9 * vig[side]))))
     radii = 1.5 + 1.5 * np.hypot(*np.meshgrid(np.linspace(-1, 1, 8), np.linspace(-1, 1, 6))).ravel() / np.sqrt(2)
     size = 2 * int(np.ceil(radii.max())) + 3
-    kernels = {s: np.stack([half_aperture_psfs(2 * r, size=size)[i] for r in radii]).astype(np.float32)
-               for i, s in enumerate(("left", "right"))}
+    kernels = {
+        s: np.stack([half_aperture_psfs(2 * r, size=size)[i] for r in radii]).astype(np.float32)
+        for i, s in enumerate(("left", "right"))
+    }
     for side, k in kernels.items():
         written.append(_write(base / "calibration" / f"blur_kernels_{side}.npy", _npy(k)))
     for n in range(1, int(spec["scenes"]) + 1):
@@ -237,9 +248,13 @@ def write_dataset_standin(item: str, spec: dict, dataset_config: dict, entry: di
             for dest in files.values():
                 written.append(write_standin_nyu(dest, n=int(spec["images"]), size=tuple(spec["size"]), seed=41))
         elif item == "synthia_sf":
-            tree = write_standin_synthia(build / "SYNTHIA-SF", n_seq=int(spec["sequences"]),
-                                         n_frames=int(spec["frames"]), size=tuple(dataset_config["image_size"]),
-                                         seed=43)
+            tree = write_standin_synthia(
+                build / "SYNTHIA-SF",
+                n_seq=int(spec["sequences"]),
+                n_frames=int(spec["frames"]),
+                size=tuple(dataset_config["image_size"]),
+                seed=43,
+            )
             members = {str(p.relative_to(build)): p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
             written += [_zip(d, members) for d in files.values()]
         elif item == "lpips_weights":

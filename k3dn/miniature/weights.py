@@ -18,7 +18,7 @@ from k3dn.miniature.standins import _write, _zip
 
 
 def _seed(*names: str) -> int:
-    return zlib.crc32("/".join(names).encode()) % (2 ** 31)
+    return zlib.crc32("/".join(names).encode()) % (2**31)
 
 
 def _fake_bytes(manifest: str, seed: int, suffix: str) -> bytes:
@@ -46,10 +46,13 @@ def write_weight_standins(entries: dict, names, root: Path) -> list[Path]:
                     written.append(_write(dest, _fake_bytes(m, _seed(name, f["path"]), Path(f["path"]).suffix)))
                 elif f.get("unpack") and e.get("member"):
                     archives.setdefault(dest, {})[e["member"]] = _fake_bytes(
-                        manifests[0], _seed(name, e["member"]), Path(e["member"]).suffix)
+                        manifests[0], _seed(name, e["member"]), Path(e["member"]).suffix
+                    )
                 else:
-                    raise ValueError(f"checkpoint {name!r}: source file {f['path']!r} is neither the weights file "
-                                     f"{files} nor an archive holding member {e.get('member')!r}")
+                    raise ValueError(
+                        f"checkpoint {name!r}: source file {f['path']!r} is neither the weights file "
+                        f"{files} nor an archive holding member {e.get('member')!r}"
+                    )
     for dest, members in archives.items():
         written.append(_zip(dest, members))
     return written
@@ -70,12 +73,14 @@ def lpips_standins() -> dict[str, bytes]:
         for p in feats.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.02)
     backbone = {f"features.{k}": v for k, v in feats.state_dict().items()}
-    backbone["classifier.1.weight"] = torch.zeros(4096, 9216)[:8, :8].clone()   # present in the real file; unused
+    backbone["classifier.1.weight"] = torch.zeros(4096, 9216)[:8, :8].clone()  # present in the real file; unused
     buf_h, buf_b = io.BytesIO(), io.BytesIO()
     torch.save(heads, buf_h)
     torch.save(backbone, buf_b)
-    wheel = {"lpips/__init__.py": b"# stand-in of the lpips 0.1.4 wheel (miniature): weights only\n",
-             "lpips/weights/v0.1/alex.pth": buf_h.getvalue()}
+    wheel = {
+        "lpips/__init__.py": b"# stand-in of the lpips 0.1.4 wheel (miniature): weights only\n",
+        "lpips/weights/v0.1/alex.pth": buf_h.getvalue(),
+    }
     with tempfile.TemporaryDirectory() as d:
         whl = _zip(Path(d) / "lpips.whl", wheel).read_bytes()
     return {"lpips-0.1.4-py3-none-any.whl": whl, "alexnet-owt-7be5be79.pth": buf_b.getvalue()}

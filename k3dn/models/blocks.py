@@ -22,13 +22,23 @@ LRELU_SLOPE = 0.2
 class BasicConv(nn.Module):
     """Conv (or 4x4/s2 transposed conv) + optional LeakyReLU(0.2). No normalisation, bias off by default."""
 
-    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, stride: int = 1, *, bias: bool = False,
-                 act: bool = True, transpose: bool = False):
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        *,
+        bias: bool = False,
+        act: bool = True,
+        transpose: bool = False,
+    ):
         super().__init__()
         if transpose:
             # k=4, s=2, p=1 doubles the size exactly (the U-net's upsampling layer).
-            self.conv = nn.ConvTranspose2d(in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2 - 1,
-                                           bias=bias)
+            self.conv = nn.ConvTranspose2d(
+                in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2 - 1, bias=bias
+            )
         else:
             self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=kernel_size // 2, bias=bias)
         self.act = nn.LeakyReLU(LRELU_SLOPE) if act else nn.Identity()
@@ -58,6 +68,7 @@ class EBlock(nn.Sequential):
 # ----------------------------------------------------------------------------------------------------------------
 # Windows: the 1/8-resolution bottleneck is cut into non-overlapping windows, one disparity vector each.
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def window_partition(x: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
     """(B, C, nh*wh, nw*ww) -> (B*nh*nw, C, wh, ww), windows in row-major (B, nh, nw) order."""
@@ -94,6 +105,7 @@ def to_channels_last(module: nn.Module) -> nn.Module:
 # ----------------------------------------------------------------------------------------------------------------
 # Size fitting for inference
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def _next_multiple(n: int, m: int) -> int:
     return -(-n // m) * m

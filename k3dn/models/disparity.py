@@ -44,16 +44,19 @@ NUM_DISP_PLANES = 4  # maxdisp 12 at 1/4 res -> 4 planes at 1/8 res after the st
 
 
 def conv_bn_relu(in_ch, out_ch, k=3, stride=1, dilation=1, relu=True):
-    layers = [nn.Conv2d(in_ch, out_ch, k, stride, padding=dilation * (k // 2), dilation=dilation, bias=False),
-              nn.BatchNorm2d(out_ch)]
+    layers = [
+        nn.Conv2d(in_ch, out_ch, k, stride, padding=dilation * (k // 2), dilation=dilation, bias=False),
+        nn.BatchNorm2d(out_ch),
+    ]
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 
 def conv3d_bn_relu(in_ch, out_ch, stride=1):
-    return nn.Sequential(nn.Conv3d(in_ch, out_ch, 3, stride, padding=1, bias=False), nn.BatchNorm3d(out_ch),
-                         nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv3d(in_ch, out_ch, 3, stride, padding=1, bias=False), nn.BatchNorm3d(out_ch), nn.ReLU(inplace=True)
+    )
 
 
 class FeatureExtractor(nn.Module):
@@ -63,11 +66,14 @@ class FeatureExtractor(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.stem = nn.Sequential(conv_bn_relu(3, 32), conv_bn_relu(32, 64), conv_bn_relu(64, 128, dilation=4),
-                                  conv_bn_relu(128, 128, stride=2, dilation=8))
+        self.stem = nn.Sequential(
+            conv_bn_relu(3, 32),
+            conv_bn_relu(32, 64),
+            conv_bn_relu(64, 128, dilation=4),
+            conv_bn_relu(128, 128, stride=2, dilation=8),
+        )
         self.spp = nn.ModuleList(conv_bn_relu(128, 32, k=1) for _ in self.SPP_POOLS)
-        self.fuse = nn.Sequential(conv_bn_relu(128 + 32 * len(self.SPP_POOLS), 96),
-                                  nn.Conv2d(96, 32, 1, bias=False))
+        self.fuse = nn.Sequential(conv_bn_relu(128 + 32 * len(self.SPP_POOLS), 96), nn.Conv2d(96, 32, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.stem(x)
@@ -121,8 +127,13 @@ class DisparityEstimator(nn.Module):
     def __init__(self, window: tuple[int, int]):
         super().__init__()
         self.features = FeatureExtractor()
-        self.aggregate = nn.Sequential(conv3d_bn_relu(64, 32), conv3d_bn_relu(32, 48, 2), conv3d_bn_relu(48, 48),
-                                       conv3d_bn_relu(48, 64, 2), conv3d_bn_relu(64, 64))
+        self.aggregate = nn.Sequential(
+            conv3d_bn_relu(64, 32),
+            conv3d_bn_relu(32, 48, 2),
+            conv3d_bn_relu(48, 48),
+            conv3d_bn_relu(48, 64, 2),
+            conv3d_bn_relu(64, 64),
+        )
         self.head = WindowHead(window)
 
     def forward(self, left: torch.Tensor, right: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -140,8 +151,13 @@ class SingleImageDisparity(nn.Module):
     def __init__(self, window: tuple[int, int]):
         super().__init__()
         self.features = FeatureExtractor()
-        self.aggregate = nn.Sequential(conv_bn_relu(32, 32), conv_bn_relu(32, 48, stride=2), conv_bn_relu(48, 48),
-                                       conv_bn_relu(48, 64, stride=2), conv_bn_relu(64, 64))
+        self.aggregate = nn.Sequential(
+            conv_bn_relu(32, 32),
+            conv_bn_relu(32, 48, stride=2),
+            conv_bn_relu(48, 48),
+            conv_bn_relu(48, 64, stride=2),
+            conv_bn_relu(64, 64),
+        )
         self.head = WindowHead(window)
 
     def forward(self, center: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

@@ -72,8 +72,7 @@ from .disparity import DisparityEstimator, SingleImageDisparity
 from .psf import PSFStack
 from .srp import SRPBlock
 
-__all__ = ["K3DN", "ABLATIONS", "checkpoint_filter_fn", "fit_to_multiple", "restore_from_multiple",
-           "size_multiple_for"]
+__all__ = ["K3DN", "ABLATIONS", "checkpoint_filter_fn", "fit_to_multiple", "restore_from_multiple", "size_multiple_for"]
 
 ABLATIONS: dict[str, dict[str, dict]] = {
     "table9_window": {f"{h}x{w}": {"window": (h, w)} for h, w in [(9, 9), (14, 18), (18, 14), (18, 18), (27, 27)]},
@@ -95,9 +94,21 @@ class _Concat(nn.Module):
 class K3DN(nn.Module):
     size_mode = "resize"
 
-    def __init__(self, bn: int = 2, bc: int = 32, *, kernel_size: int = 9, num_psf_blocks: int | None = None,
-                 window: tuple[int, int] = (18, 14), srp: bool = True, srp_depth: int = 4, reblur: bool = True,
-                 reblur_input: str = "output", dual_pixel: bool = True, truncate: float = 100.0):
+    def __init__(
+        self,
+        bn: int = 2,
+        bc: int = 32,
+        *,
+        kernel_size: int = 9,
+        num_psf_blocks: int | None = None,
+        window: tuple[int, int] = (18, 14),
+        srp: bool = True,
+        srp_depth: int = 4,
+        reblur: bool = True,
+        reblur_input: str = "output",
+        dual_pixel: bool = True,
+        truncate: float = 100.0,
+    ):
         super().__init__()
         window = tuple(int(v) for v in window)
         if len(window) != 2 or min(window) < 1:
@@ -107,9 +118,19 @@ class K3DN(nn.Module):
         if bn < 1 or bc < 1 or srp_depth < 0:
             raise ValueError(f"bn, bc must be >= 1 and srp_depth >= 0, got bn={bn}, bc={bc}, srp_depth={srp_depth}")
         num_psf_blocks = 2 * bn if num_psf_blocks is None else int(num_psf_blocks)
-        self.config = dict(bn=bn, bc=bc, kernel_size=kernel_size, num_psf_blocks=num_psf_blocks, window=window,
-                           srp=srp, srp_depth=srp_depth, reblur=reblur, reblur_input=reblur_input,
-                           dual_pixel=dual_pixel, truncate=truncate)
+        self.config = dict(
+            bn=bn,
+            bc=bc,
+            kernel_size=kernel_size,
+            num_psf_blocks=num_psf_blocks,
+            window=window,
+            srp=srp,
+            srp_depth=srp_depth,
+            reblur=reblur,
+            reblur_input=reblur_input,
+            dual_pixel=dual_pixel,
+            truncate=truncate,
+        )
         self.window, self.reblur, self.reblur_input, self.dual_pixel = window, reblur, reblur_input, dual_pixel
         self.input_views = ("left", "right") if dual_pixel else ("center",)
         self.in_ch = 3 * len(self.input_views)
@@ -119,17 +140,22 @@ class K3DN(nn.Module):
         self.disparity = DisparityEstimator(window) if dual_pixel else SingleImageDisparity(window)
 
         # ---- encoder (shared by deblurring and reblurring)
-        self.enc_conv = nn.ModuleList([BasicConv(self.in_ch, bc, 3, 2), BasicConv(bc, 2 * bc, 3, 2),
-                                       BasicConv(2 * bc, 4 * bc, 3, 2)])
+        self.enc_conv = nn.ModuleList(
+            [BasicConv(self.in_ch, bc, 3, 2), BasicConv(bc, 2 * bc, 3, 2), BasicConv(2 * bc, 4 * bc, 3, 2)]
+        )
         self.enc_blocks = nn.ModuleList([EBlock(bc, bn), EBlock(2 * bc, bn), EBlock(4 * bc, bn)])
 
         # ---- PSF blocks at the bottleneck
         self.psf = PSFStack(4 * bc, num_psf_blocks, kernel_size, truncate=truncate)
 
         # ---- decoder (shared); skip widths: old + new
-        self.up = nn.ModuleList([BasicConv(4 * bc, 2 * bc, 4, 2, transpose=True),
-                                 BasicConv(4 * bc, bc, 4, 2, transpose=True),
-                                 BasicConv(2 * bc, bc, 4, 2, transpose=True)])
+        self.up = nn.ModuleList(
+            [
+                BasicConv(4 * bc, 2 * bc, 4, 2, transpose=True),
+                BasicConv(4 * bc, bc, 4, 2, transpose=True),
+                BasicConv(2 * bc, bc, 4, 2, transpose=True),
+            ]
+        )
         skip_ch = (4 * bc, 2 * bc, bc + self.in_ch)
         self.dec_blocks = nn.ModuleList([EBlock(c, bn) for c in skip_ch])
         self.srp = nn.ModuleList([SRPBlock(c, srp_depth) for c in skip_ch]) if srp else None
@@ -143,7 +169,7 @@ class K3DN(nn.Module):
     def srp_parameters(self):
         return [] if self.srp is None else list(self.srp.parameters())
 
-    def set_stage(self, stage: int) -> "K3DN":
+    def set_stage(self, stage: int) -> K3DN:
         """Stage 1: SRP bypassed and frozen. Stage 2: SRP on, every non-SRP parameter frozen, no L_reb."""
         if stage not in (1, 2):
             raise ValueError(f"stage must be 1 or 2, got {stage!r}")
@@ -155,7 +181,7 @@ class K3DN(nn.Module):
         self.stage, self.srp_active = stage, stage == 2
         return self.train(self.training)
 
-    def train(self, mode: bool = True) -> "K3DN":
+    def train(self, mode: bool = True) -> K3DN:
         """In stage 2 only SRP trains: every other module stays in eval mode, so frozen BatchNorm layers (the
         disparity estimator's) keep their running statistics instead of drifting with stage-2 batches."""
         super().train(mode)
@@ -172,8 +198,10 @@ class K3DN(nn.Module):
     def _views(self, batch: dict) -> torch.Tensor:
         missing = [k for k in self.input_views if k not in batch]
         if missing:
-            raise KeyError(f"K3DN ({'dual-pixel' if self.dual_pixel else 'single-image'}) needs batch keys "
-                           f"{self.input_views}; missing {missing}")
+            raise KeyError(
+                f"K3DN ({'dual-pixel' if self.dual_pixel else 'single-image'}) needs batch keys "
+                f"{self.input_views}; missing {missing}"
+            )
         views = []
         for k in self.input_views:
             v = batch[k]
@@ -183,9 +211,11 @@ class K3DN(nn.Module):
         h, w = views[0].shape[-2:]
         mh, mw = self.size_multiple
         if h % mh or w % mw or any(v.shape != views[0].shape for v in views):
-            raise ValueError(f"K3DN with window {self.window} needs H % {mh} == 0 and W % {mw} == 0 and equal view "
-                             f"shapes, got {[tuple(v.shape) for v in views]}; fit the input with "
-                             f"k3dn.models.k3dn.fit_to_multiple(x, model.size_multiple, model.size_mode)")
+            raise ValueError(
+                f"K3DN with window {self.window} needs H % {mh} == 0 and W % {mw} == 0 and equal view "
+                f"shapes, got {[tuple(v.shape) for v in views]}; fit the input with "
+                f"k3dn.models.k3dn.fit_to_multiple(x, model.size_multiple, model.size_mode)"
+            )
         return torch.cat(views, dim=1)
 
     # ------------------------------------------------------------------ network
@@ -221,8 +251,7 @@ class K3DN(nn.Module):
         x = self._views(batch) - 0.5
         r = self.estimate_disparity(x)
         y = self._run(x, r, reverse=False, use_srp=self.srp_active)
-        out = {"output": (y + 0.5) if self.training else torch.clamp(torch.clamp(y, -1, 1) + 0.5, 0, 1),
-               "disparity": r}
+        out = {"output": (y + 0.5) if self.training else torch.clamp(torch.clamp(y, -1, 1) + 0.5, 0, 1), "disparity": r}
         if self.training and self.reblur and self.stage != 2 and "target" in batch:
             sharp = y if self.reblur_input == "output" else batch["target"] - 0.5
             xs = sharp.repeat(1, len(self.input_views), 1, 1)
@@ -253,6 +282,7 @@ def checkpoint_filter_fn(state_dict: dict, model: nn.Module | None = None) -> di
 # ---------------------------------------------------------------------------------------------------------------
 # Registered variants (supplement Tab. 6); overrides are the ablation knobs listed in the module docstring.
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def _create(bn: int, bc: int, dual_pixel: bool, overrides: dict) -> K3DN:
     params = dict(bn=bn, bc=bc, dual_pixel=dual_pixel)

@@ -72,6 +72,7 @@ class InferenceCache:
 # Kernel set in the Fourier domain
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def spectrum_shape(kernel_size: int) -> tuple[int, int]:
     """Half-spectrum shape for a k×k kernel: (k+1) × ((k+1)//2 + 1), e.g. 10×6 for k = 9."""
     n = kernel_size + 1
@@ -126,6 +127,7 @@ class SymmetricKernelSet(nn.Module):
 
     def kernels(self, inverse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(k×k kernels (C, k, k), left halves (C, k, (k+1)/2)) of K, or of K⁻¹ if ``inverse``."""
+
         def compute():
             full = full_kernels(self.complex_spectrum(), self.kernel_size, reciprocal=inverse, eps=self.eps)
             return crop_mirror_normalise(full, self.kernel_size)
@@ -140,6 +142,7 @@ class SymmetricKernelSet(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 # Disparity-modulated invertible point-wise convolution
 # ----------------------------------------------------------------------------------------------------------------
+
 
 class EqualLinear(nn.Module):
     """StyleGAN2 equalised linear layer: weight ~ N(0, 1) scaled by 1/sqrt(in) at run time, bias init ``bias_init``."""
@@ -213,6 +216,7 @@ class InvertiblePointConv(nn.Module):
 # Kernel -> disparity interaction and the PSF block
 # ----------------------------------------------------------------------------------------------------------------
 
+
 class KernelDisparityInteraction(nn.Module):
     """r <- r + lrelu(Lin_{C→256}(Lin_{256→C}(r) ⊙ w)), w_c = <T_c, left half of kernel c>."""
 
@@ -260,8 +264,9 @@ class PSFStack(nn.Module):
     unused ``rev=True`` path kept the forward order; §5.4 of the notes lists that as a quirk, we do not keep it.)
     """
 
-    def __init__(self, channels: int, num_blocks: int, kernel_size: int = 9, disp_dim: int = DISP_DIM,
-                 truncate: float = 100.0):
+    def __init__(
+        self, channels: int, num_blocks: int, kernel_size: int = 9, disp_dim: int = DISP_DIM, truncate: float = 100.0
+    ):
         super().__init__()
         if num_blocks < 1:
             raise ValueError(f"num_psf_blocks must be >= 1, got {num_blocks}")

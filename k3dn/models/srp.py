@@ -52,11 +52,11 @@ class _LocalCorrelation(torch.autograd.Function):
         buf = q.new_empty(b, rows, w, c)
         for y0 in range(0, h, rows):
             n = min(rows, h - y0)
-            qs, prod = ql[:, y0:y0 + n], buf[:, :n]
+            qs, prod = ql[:, y0 : y0 + n], buf[:, :n]
             for dy in range(d):
                 for dx in range(d):
-                    torch.mul(qs, kp[:, y0 + dy:y0 + dy + n, dx:dx + w], out=prod)
-                    torch.sum(prod, dim=-1, out=out[:, y0:y0 + n, :, dy * d + dx])
+                    torch.mul(qs, kp[:, y0 + dy : y0 + dy + n, dx : dx + w], out=prod)
+                    torch.sum(prod, dim=-1, out=out[:, y0 : y0 + n, :, dy * d + dx])
         ctx.save_for_backward(ql, kp)
         ctx.radius = radius
         return out.permute(0, 3, 1, 2).div_(c)
@@ -73,13 +73,13 @@ class _LocalCorrelation(torch.autograd.Function):
         dkp = torch.zeros_like(kp) if ctx.needs_input_grad[1] else None
         for dy in range(d):
             for dx in range(d):
-                gi = g[..., dy * d + dx: dy * d + dx + 1]
+                gi = g[..., dy * d + dx : dy * d + dx + 1]
                 if dq is not None:
-                    dq.addcmul_(gi, kp[:, dy:dy + h, dx:dx + w])
+                    dq.addcmul_(gi, kp[:, dy : dy + h, dx : dx + w])
                 if dkp is not None:
-                    dkp[:, dy:dy + h, dx:dx + w].addcmul_(gi, ql)
+                    dkp[:, dy : dy + h, dx : dx + w].addcmul_(gi, ql)
         dq = dq.permute(0, 3, 1, 2) if dq is not None else None
-        dk = dkp[:, r:r + h, r:r + w].permute(0, 3, 1, 2) if dkp is not None else None
+        dk = dkp[:, r : r + h, r : r + w].permute(0, 3, 1, 2) if dkp is not None else None
         return dq, dk, None
 
 
@@ -87,8 +87,9 @@ def local_correlation(q: torch.Tensor, k: torch.Tensor, radius: int = CORR_RADIU
     """(B, C, H, W) × (B, C, H, W) -> (B, (2r+1)², H, W): mean over channels of q(p)·k(p+δ), k zero outside the
     image; channel index (δy+r)·(2r+1) + (δx+r). Pure PyTorch, memory linear in the input (no 81-fold unfold)."""
     if q.shape != k.shape or q.dim() != 4:
-        raise ValueError(f"local_correlation needs two equal (B, C, H, W) tensors, got {tuple(q.shape)}, "
-                         f"{tuple(k.shape)}")
+        raise ValueError(
+            f"local_correlation needs two equal (B, C, H, W) tensors, got {tuple(q.shape)}, {tuple(k.shape)}"
+        )
     return _LocalCorrelation.apply(q, k, radius)
 
 

@@ -88,8 +88,17 @@ def _speed(args) -> int:
     from k3dn.report.speed import write_speed
 
     model = load_model(run=args.run, name=args.model, weights=args.weights, overrides=parse_overrides(args.override))
-    write_speed(model, args.method, args.out, size=tuple(args.size), warmup=args.warmup, runs=args.runs,
-                device=pick_device(args.device), dtype=args.dtype, compile=args.compile)
+    write_speed(
+        model,
+        args.method,
+        args.out,
+        size=tuple(args.size),
+        warmup=args.warmup,
+        runs=args.runs,
+        device=pick_device(args.device),
+        dtype=args.dtype,
+        compile=args.compile,
+    )
     return 0
 
 
@@ -112,8 +121,11 @@ def add_commands(subparsers) -> None:
     t.set_defaults(func=_table)
 
     c = sub.add_parser("check", help="every table of a workflow config has its rows and finite values")
-    c.add_argument("--workflow", default="resources/workflow.json",
-                   help="the merged workflow config the run wrote (resources/workflow.json)")
+    c.add_argument(
+        "--workflow",
+        default="resources/workflow.json",
+        help="the merged workflow config the run wrote (resources/workflow.json)",
+    )
     c.add_argument("--tables-dir", default="results/tables")
     c.add_argument("--figures-dir", default="results/figures")
     c.add_argument("--report", default="results/report.html")
@@ -132,7 +144,7 @@ def add_commands(subparsers) -> None:
     h.set_defaults(func=_html)
 
     d = sub.add_parser("defocus", help="defocus maps against the Pixel ground truth (Table 7b)")
-    d.add_argument("--rows", required=True, help='JSON list of {label, kind: maps|k3dn|constant, pred|run}')
+    d.add_argument("--rows", required=True, help="JSON list of {label, kind: maps|k3dn|constant, pred|run}")
     d.add_argument("--manifest", required=True)
     d.add_argument("--device", default="auto")
     d.add_argument("--out", required=True)
@@ -161,20 +173,34 @@ def add_commands(subparsers) -> None:
 
     # One figure per call, so that each figure is its own workflow rule. The names are k3dn.report.figures'
     # FIGURE_NAMES, spelled out so that building the parser does not import matplotlib.
-    f = sub.add_parser("figure", help="one figure (PNG) from a JSON spec",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog="spec formats (JSON objects):\n"
-                       '  ablations           {"tables": {title: table_csv}}\n'
-                       '  speed_accuracy      {"accuracy": table_csv, "speed": speed_table_csv}\n'
-                       '  qualitative         {"manifest": csv, "predictions": {method: pred_dir}, "metrics": {method: '
-                       'per_image_csv},\n'
-                       '                       "reference": method, "blurry": method, "crop": 128}\n'
-                       '  reblur              {"run": run_dir, "manifest": csv, "n": 2}\n'
-                       '  psf_kernels         {"run": run_dir, "manifest": csv, "regions": 4}\n'
-                       '  disparity_clusters  {"runs": [{"run": run_dir, "manifest": csv, "title": str}], "k": 4, '
-                       '"seed": 0, "csv": out_csv}\n'
-                       '  dpd_disp            {"manifest": csv, "predictions": {method: pred_dir}, "n": 2}')
-    f.add_argument("name", choices=("ablations", "speed_accuracy", "qualitative", "reblur", "psf_kernels",
-                                    "disparity_clusters", "dpd_disp"))
+    f = sub.add_parser(
+        "figure",
+        help="one figure (PNG) from a JSON spec",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="spec formats (JSON objects):\n"
+        '  ablations           {"tables": {title: table_csv}}\n'
+        '  speed_accuracy      {"accuracy": table_csv, "speed": speed_table_csv}\n'
+        '  qualitative         {"manifest": csv, "predictions": {method: pred_dir}, "metrics": {method: '
+        "per_image_csv},\n"
+        '                       "reference": method, "blurry": method, "crop": 128}\n'
+        '  reblur              {"run": run_dir, "manifest": csv, "n": 2}\n'
+        '  psf_kernels         {"run": run_dir, "manifest": csv, "regions": 4}\n'
+        '  disparity_clusters  {"runs": [{"run": run_dir, "manifest": csv, "title": str}], "k": 4, '
+        '"seed": 0, "csv": out_csv}\n'
+        '  dpd_disp            {"manifest": csv, "predictions": {method: pred_dir}, "n": 2}',
+    )
+    f.add_argument(
+        "name",
+        choices=(
+            "ablations",
+            "speed_accuracy",
+            "qualitative",
+            "reblur",
+            "psf_kernels",
+            "disparity_clusters",
+            "dpd_disp",
+        ),
+    )
     f.add_argument("--spec", required=True, help="the figure's spec as JSON (formats below)")
     f.add_argument("--out", required=True, help="the PNG to write")
     f.add_argument("--device", default="auto", help="where the model figures run: auto (CUDA when present), cpu, cuda")

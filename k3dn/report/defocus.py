@@ -40,7 +40,7 @@ def _fit(pred: np.ndarray, gt: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def aiwe2(pred, gt, w) -> float:
     r = _fit(pred, gt, w)
-    return float(math.sqrt((w * r ** 2).sum() / w.sum()))
+    return float(math.sqrt((w * r**2).sum() / w.sum()))
 
 
 def aiwe1(pred, gt, w) -> float:
@@ -123,11 +123,20 @@ def defocus_table(rows: list[dict], manifest, device: str = "cpu") -> pd.DataFra
                 raise ValueError(f"defocus row {spec['label']!r}: unknown kind {kind!r}")
             scores.append(score_map(pred, gt))
         df = pd.DataFrame(scores)
-        lines.append({"row": spec["label"], "method": spec.get("method") or "", "kind": kind,
-                      **{k: float(df[k].mean()) for k in df.columns}, "n_images": len(df),
-                      "data_sha256": sha256_files([r["disparity"] for r in images]), "git_commit": git_commit(),
-                      "note": "Xin et al. report these metrics; their values were not available to this project"
-                      if kind == "maps" else ""})
+        lines.append(
+            {
+                "row": spec["label"],
+                "method": spec.get("method") or "",
+                "kind": kind,
+                **{k: float(df[k].mean()) for k in df.columns},
+                "n_images": len(df),
+                "data_sha256": sha256_files([r["disparity"] for r in images]),
+                "git_commit": git_commit(),
+                "note": "Xin et al. report these metrics; their values were not available to this project"
+                if kind == "maps"
+                else "",
+            }
+        )
     return pd.DataFrame(lines)
 
 

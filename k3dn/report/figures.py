@@ -23,8 +23,7 @@ from k3dn.data.manifest import read_manifest
 from k3dn.io import read_image
 from k3dn.metrics import psnr
 
-FIGURE_NAMES = ("ablations", "speed_accuracy", "qualitative", "reblur", "psf_kernels", "disparity_clusters",
-                "dpd_disp")
+FIGURE_NAMES = ("ablations", "speed_accuracy", "qualitative", "reblur", "psf_kernels", "disparity_clusters", "dpd_disp")
 
 #: Where the published timings (supplement Tab. 12) were measured.
 PUBLISHED_DEVICE = "A40"
@@ -33,6 +32,7 @@ PUBLISHED_DEVICE = "A40"
 # ----------------------------------------------------------------------------------------------------------
 # Shared helpers (also used by k3dn.report.model_figures)
 # ----------------------------------------------------------------------------------------------------------
+
 
 def save_figure(fig, out) -> Path:
     """Write ``fig`` to ``out`` via ``<name>.tmp.png`` and a rename, so a killed job leaves no half PNG."""
@@ -68,7 +68,7 @@ def require_keys(spec: dict, keys, name: str) -> None:
 def manifest_rows(manifest, n: int | None = None, need=()) -> list[dict]:
     """The first ``n`` rows of a manifest (all if None) as dicts; each must have the columns in ``need`` filled."""
     rows = read_manifest(manifest).to_dict("records")
-    rows = rows if n is None else rows[:max(1, int(n))]
+    rows = rows if n is None else rows[: max(1, int(n))]
     for c in need:
         empty = [r["id"] for r in rows if not r.get(c)]
         if empty:
@@ -97,12 +97,14 @@ def _label_psnr(value: float) -> str:
 # Tables as plots
 # ----------------------------------------------------------------------------------------------------------
 
+
 def ablation_figure(tables: dict[str, str], out) -> Path:
     """One panel per ablation table: our PSNR and the paper's, per setting."""
     if not tables:
         raise ValueError("figure ablations: no tables given")
-    frames = {title: read_table(path, ["row", "psnr", "psnr_paper"], "ablation table")
-              for title, path in tables.items()}
+    frames = {
+        title: read_table(path, ["row", "psnr", "psnr_paper"], "ablation table") for title, path in tables.items()
+    }
     fig, axes = plt.subplots(1, len(frames), figsize=(4.2 * len(frames), 3.2), squeeze=False)
     for ax, (title, df) in zip(axes[0], frames.items()):
         x = np.arange(len(df))
@@ -146,8 +148,7 @@ def speed_accuracy_figure(accuracy_csv, speed_csv, out, psnr_col="combined_psnr"
             ax.plot([ours[0], pub[0]], [ours[1], pub[1]], color="0.8", lw=0.8, zorder=1)
         for point, marker, colour, label in ((ours, "o", "C0", ours_label), (pub, "^", "C3", pub_label)):
             if _finite(*point):
-                ax.scatter(*point, marker=marker, color=colour, zorder=2,
-                           label=None if label in labelled else label)
+                ax.scatter(*point, marker=marker, color=colour, zorder=2, label=None if label in labelled else label)
                 labelled.add(label)
         anchor = ours if _finite(*ours) else pub
         if _finite(*anchor):
@@ -164,6 +165,7 @@ def speed_accuracy_figure(accuracy_csv, speed_csv, out, psnr_col="combined_psnr"
 # ----------------------------------------------------------------------------------------------------------
 # Qualitative comparison on a chosen crop
 # ----------------------------------------------------------------------------------------------------------
+
 
 def _per_image_psnr(path, label: str) -> pd.Series:
     df = read_table(path, ["id", "psnr"], f"per-image metrics of {label!r}")
@@ -192,8 +194,9 @@ def best_crop(target: np.ndarray, blurry: np.ndarray, reference: np.ndarray, cro
     """``(y0, x0, ch, cw)``: the ``crop`` x ``crop`` window (clipped to the image) where the reference's absolute
     error improves most over the blurry input's, summed by a box filter (an integral image) over the error map."""
     if not (target.shape == blurry.shape == reference.shape):
-        raise ValueError(f"best_crop: shapes differ: target {target.shape}, blurry {blurry.shape}, "
-                         f"reference {reference.shape}")
+        raise ValueError(
+            f"best_crop: shapes differ: target {target.shape}, blurry {blurry.shape}, reference {reference.shape}"
+        )
     gain = np.abs(blurry - target) - np.abs(reference - target)
     gain = gain.mean(axis=-1) if gain.ndim == 3 else gain
     h, w = gain.shape
@@ -212,8 +215,9 @@ def _prediction(folder, image_id: str, shape, label: str) -> np.ndarray:
     return img
 
 
-def qualitative_figure(manifest, predictions: dict[str, str], metrics: dict[str, str], reference: str, blurry: str,
-                       out, crop: int = 128) -> Path:
+def qualitative_figure(
+    manifest, predictions: dict[str, str], metrics: dict[str, str], reference: str, blurry: str, out, crop: int = 128
+) -> Path:
     """For the images :func:`choose_images` picks: the full target with the crop drawn, then that crop of the blurry
     input, of every method and of the target, each with its PSNR on the crop. The crop is :func:`best_crop`'s."""
     if reference not in predictions:
@@ -228,21 +232,27 @@ def qualitative_figure(manifest, predictions: dict[str, str], metrics: dict[str,
             raise ValueError(f"{manifest}: no row with id {image_id!r} (chosen from {metrics[reference]})")
         row = rows[image_id]
         target = read_view(row["target"], row["protocol"])
-        blur_img = (_prediction(predictions[blurry], image_id, target.shape, blurry) if blurry in predictions
-                    else read_view(row["center"] or row["left"], row["protocol"]))
+        blur_img = (
+            _prediction(predictions[blurry], image_id, target.shape, blurry)
+            if blurry in predictions
+            else read_view(row["center"] or row["left"], row["protocol"])
+        )
         outs = {m: _prediction(predictions[m], image_id, target.shape, m) for m in methods}
         y0, x0, ch, cw = best_crop(target, blur_img, outs[reference], crop)
 
-        def cut(img):
-            return img[y0:y0 + ch, x0:x0 + cw]
+        def cut(img, y0=y0, x0=x0, ch=ch, cw=cw):
+            return img[y0 : y0 + ch, x0 : x0 + cw]
 
         show(ax_row[0], target, f"{image_id}: {rule}\n({gain:+.2f} dB)")
         ax_row[0].add_patch(mpatches.Rectangle((x0 - 0.5, y0 - 0.5), cw, ch, fill=False, edgecolor="lime", lw=1.5))
         panels = [(f"{blurry} (blurry input)", blur_img)] + list(outs.items()) + [("ground truth", target)]
         for ax, (label, img) in zip(ax_row[1:], panels):
             show(ax, cut(img), f"{label}\n{_label_psnr(psnr(cut(img), cut(target)))}")
-    fig.suptitle(f"images: largest and median PSNR gain of {reference} over {blurry}; crop: the {crop}x{crop} window "
-                 f"where {reference}'s absolute error improves most", fontsize=9)
+    fig.suptitle(
+        f"images: largest and median PSNR gain of {reference} over {blurry}; crop: the {crop}x{crop} window "
+        f"where {reference}'s absolute error improves most",
+        fontsize=9,
+    )
     return save_figure(fig, out)
 
 
@@ -266,6 +276,7 @@ def dpd_disp_figure(manifest, predictions: dict[str, str], out, n: int = 2) -> P
 # One figure by name (the CLI)
 # ----------------------------------------------------------------------------------------------------------
 
+
 def make_figure(name: str, spec: dict, out, device: str | None = None) -> Path:
     """Build figure ``name`` from its JSON spec (formats in ``k3dn report figure --help``); returns ``out``."""
     if name not in FIGURE_NAMES:
@@ -278,8 +289,15 @@ def make_figure(name: str, spec: dict, out, device: str | None = None) -> Path:
         return speed_accuracy_figure(spec["accuracy"], spec["speed"], out)
     if name == "qualitative":
         require_keys(spec, ["manifest", "predictions", "metrics", "reference", "blurry"], name)
-        return qualitative_figure(spec["manifest"], spec["predictions"], spec["metrics"], spec["reference"],
-                                  spec["blurry"], out, crop=int(spec.get("crop", 128)))
+        return qualitative_figure(
+            spec["manifest"],
+            spec["predictions"],
+            spec["metrics"],
+            spec["reference"],
+            spec["blurry"],
+            out,
+            crop=int(spec.get("crop", 128)),
+        )
     if name == "dpd_disp":
         require_keys(spec, ["manifest", "predictions"], name)
         return dpd_disp_figure(spec["manifest"], spec["predictions"], out, n=int(spec.get("n", 2)))
@@ -291,9 +309,15 @@ def make_figure(name: str, spec: dict, out, device: str | None = None) -> Path:
         return model_figures.reblur_figure(spec["run"], spec["manifest"], out, n=int(spec.get("n", 2)), device=device)
     if name == "psf_kernels":
         require_keys(spec, ["run", "manifest"], name)
-        return model_figures.psf_kernel_figure(spec["run"], spec["manifest"], out, regions=int(spec.get("regions", 4)),
-                                               device=device)
+        return model_figures.psf_kernel_figure(
+            spec["run"], spec["manifest"], out, regions=int(spec.get("regions", 4)), device=device
+        )
     require_keys(spec, ["runs"], name)
-    return model_figures.disparity_cluster_figure(spec["runs"], out, k=int(spec.get("k", 4)),
-                                                  seed=int(spec.get("seed", 0)), csv_out=spec.get("csv"),
-                                                  device=device)
+    return model_figures.disparity_cluster_figure(
+        spec["runs"],
+        out,
+        k=int(spec.get("k", 4)),
+        seed=int(spec.get("seed", 0)),
+        csv_out=spec.get("csv"),
+        device=device,
+    )

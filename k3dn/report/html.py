@@ -24,12 +24,12 @@ CAPTIONS = {
     "speed_accuracy": "Speed against accuracy (Table 12 against Table 1): ours, and the published A40 values.",
     "reblur": "Fig. 9: the reblurring path applied to K3DN's output, beside the real blurry view.",
     "psf_kernels": "Fig. 13: learned PSF kernel sets (left and right mirror each other) and the sub-kernel each "
-                   "region's disparity vector weights most.",
+    "region's disparity vector weights most.",
     "disparity_clusters": "Fig. 12: k-means over the disparity estimator's per-window features; on the synthetic "
-                          "set, against the true disparity.",
+    "set, against the true disparity.",
     "dpd_disp": "Fig. 11: the DPD-blur-trained models on DPD-disp scenes (no ground truth: qualitative).",
     "qualitative": "Figs. 14-18: per test set, the image with the largest K3DN gain over the blurry input and the "
-                   "median one, zoomed where K3DN gains most; PSNR on the crop.",
+    "median one, zoomed where K3DN gains most; PSNR on the crop.",
 }
 
 PROVENANCE_COLUMNS = ("git_commit", "config_hash", "data_sha256", "device", "dtype", "protocol")
@@ -67,8 +67,17 @@ row, with its interval and whether 0 lies outside it.</p>
 """
 
 # Columns shown per table, after the metric triples; the rest (provenance) goes to the footer.
-SHOWN = ["psnr_ci95_low", "psnr_ci95_high", "vs_row", "psnr_vs_ref", "psnr_vs_ref_ci95_low",
-         "psnr_vs_ref_ci95_high", "vs_ref_resolved", "diff_note", "note"]
+SHOWN = [
+    "psnr_ci95_low",
+    "psnr_ci95_high",
+    "vs_row",
+    "psnr_vs_ref",
+    "psnr_vs_ref_ci95_low",
+    "psnr_vs_ref_ci95_high",
+    "vs_ref_resolved",
+    "diff_note",
+    "note",
+]
 
 
 def _metric_columns(df: pd.DataFrame) -> list[str]:
@@ -104,12 +113,13 @@ def _provenance(tables: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
             if c in df.columns:
                 seen[c] |= {str(v) for v in df[c].dropna() if str(v) not in ("", "nan")}
     items = [(c, ", ".join(sorted(v)) or "-") for c, v in seen.items()]
-    items.append(("built", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")))
+    items.append(("built", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")))
     return items
 
 
-def build_report(tables: dict[str, str], figures: dict[str, str], out, title: str = "K3DN reproduction",
-                 note: str = "") -> Path:
+def build_report(
+    tables: dict[str, str], figures: dict[str, str], out, title: str = "K3DN reproduction", note: str = ""
+) -> Path:
     """``tables``: name -> CSV; ``figures``: name -> PNG. Every file must exist."""
     import jinja2
 
@@ -118,20 +128,28 @@ def build_report(tables: dict[str, str], figures: dict[str, str], out, title: st
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: table {name!r} not found; run the workflow's tables first")
         frames[name] = pd.read_csv(path, dtype={"row": str})
-    rendered = [{"name": n, "html": render_table(df) if "row" in df.columns else
-                 df.to_html(index=False, float_format=lambda v: f"{v:.4g}" if math.isfinite(v) else "")}
-                for n, df in frames.items()]
+    rendered = [
+        {
+            "name": n,
+            "html": render_table(df)
+            if "row" in df.columns
+            else df.to_html(index=False, float_format=lambda v: f"{v:.4g}" if math.isfinite(v) else ""),
+        }
+        for n, df in frames.items()
+    ]
     figs = []
     for name, path in figures.items():
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"{p}: figure {name!r} not found")
         base = name.split("_", 1)[0] if name.startswith("qualitative") else name
-        figs.append({"name": name, "caption": CAPTIONS.get(base, p.name),
-                     "data": base64.b64encode(p.read_bytes()).decode()})
+        figs.append(
+            {"name": name, "caption": CAPTIONS.get(base, p.name), "data": base64.b64encode(p.read_bytes()).decode()}
+        )
     env = jinja2.Environment(autoescape=True)
-    html = env.from_string(TEMPLATE).render(title=title, note=note, tables=rendered, figures=figs,
-                                            provenance=_provenance(frames))
+    html = env.from_string(TEMPLATE).render(
+        title=title, note=note, tables=rendered, figures=figs, provenance=_provenance(frames)
+    )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

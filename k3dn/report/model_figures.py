@@ -23,12 +23,13 @@ import pandas as pd
 from k3dn.metrics import psnr
 from k3dn.report.figures import manifest_rows, require_keys, save_figure, show
 
-KERNEL_CMAP = "RdBu_r"    # kernels have both signs; a diverging map keeps zero white
+KERNEL_CMAP = "RdBu_r"  # kernels have both signs; a diverging map keeps zero white
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Runs and batches
 # ----------------------------------------------------------------------------------------------------------
+
 
 def load_k3dn_run(run, device=None):
     """The trained network of a run folder, in eval mode; a ValueError naming the file if it is not a K3DN run."""
@@ -43,11 +44,12 @@ def load_k3dn_run(run, device=None):
             raise ValueError(f"{run / name}: missing, so {run} is not a finished training run")
     try:
         model = load_model(run=run)
-    except (CheckpointMismatch, KeyError) as e:      # weights of another model, or a model name not registered
+    except (CheckpointMismatch, KeyError) as e:  # weights of another model, or a model name not registered
         raise ValueError(f"{run / 'model.json'}: cannot rebuild the run's model: {e}") from e
     if not all(hasattr(model, a) for a in ("psf", "estimate_disparity", "_run", "size_multiple")):
-        raise ValueError(f"{run / 'model.json'}: {type(model).__name__} is not a K3DN network "
-                         "(no PSF blocks or disparity estimator)")
+        raise ValueError(
+            f"{run / 'model.json'}: {type(model).__name__} is not a K3DN network (no PSF blocks or disparity estimator)"
+        )
     return model.to(pick_device(device)).eval()
 
 
@@ -100,6 +102,7 @@ def window_means(values: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
 # Reblurring (Fig. 9)
 # ----------------------------------------------------------------------------------------------------------
 
+
 def reblur_images(model, row: dict) -> dict[str, np.ndarray]:
     """Blurry centre view, deblurred output, its reblurring and the reblurring target of one row, at the row's size.
 
@@ -123,8 +126,12 @@ def reblur_images(model, row: dict) -> dict[str, np.ndarray]:
     finally:
         model.train(was_training)
     # the reblurring target of the training loss: the centre view (_row_batch makes it (L + R)/2 where absent)
-    return {"center": _to_image(batch["center"]), "output": _to_image(undo(out["output"]).clamp(0, 1)),
-            "reblurred": _to_image(undo(reblurred).clamp(0, 1)), "target": _to_image(batch["center"])}
+    return {
+        "center": _to_image(batch["center"]),
+        "output": _to_image(undo(out["output"]).clamp(0, 1)),
+        "reblurred": _to_image(undo(reblurred).clamp(0, 1)),
+        "target": _to_image(batch["center"]),
+    }
 
 
 def reblur_figure(run, manifest, out, n: int = 2, device=None) -> Path:
@@ -140,8 +147,7 @@ def reblur_figure(run, manifest, out, n: int = 2, device=None) -> Path:
         show(ax_row[2], imgs["reblurred"], "reblurred from the output")
         show(ax_row[3], imgs["target"], "real blurry view (reblur target)")
         im = ax_row[4].imshow(err, cmap="magma", vmin=0, vmax=max(float(err.max()), 1e-6))
-        ax_row[4].set_title(f"|reblurred - real|, PSNR {psnr(imgs['reblurred'], imgs['target']):.2f} dB",
-                            fontsize=8)
+        ax_row[4].set_title(f"|reblurred - real|, PSNR {psnr(imgs['reblurred'], imgs['target']):.2f} dB", fontsize=8)
         ax_row[4].axis("off")
         fig.colorbar(im, ax=ax_row[4], fraction=0.046, pad=0.02)
     fig.suptitle(f"reblurring path of {Path(run).name}", fontsize=9)
@@ -152,10 +158,11 @@ def reblur_figure(run, manifest, out, n: int = 2, device=None) -> Path:
 # PSF kernels (Fig. 13)
 # ----------------------------------------------------------------------------------------------------------
 
+
 def kernel_halves(kernels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(C, k, k) -> (left halves, right halves), each (C, k, (k+1)/2) and both holding the centre column."""
     k = kernels.shape[-1]
-    return kernels[..., : (k + 1) // 2], kernels[..., k // 2:]
+    return kernels[..., : (k + 1) // 2], kernels[..., k // 2 :]
 
 
 def kernel_asymmetry(kernels: np.ndarray) -> float:
@@ -187,8 +194,8 @@ def kernel_mosaic(kernels: np.ndarray, per_row: int = 8) -> np.ndarray:
     for i in range(c):
         scale = max(float(np.abs(kernels[i]).max()), 1e-12)
         y, x = (i // per_row) * tile_h, (i % per_row) * tile_w
-        mosaic[y:y + k, x:x + hw] = left[i] / scale
-        mosaic[y:y + k, x + hw + 1:x + 2 * hw + 1] = right[i] / scale
+        mosaic[y : y + k, x : x + hw] = left[i] / scale
+        mosaic[y : y + k, x + hw + 1 : x + 2 * hw + 1] = right[i] / scale
     return mosaic
 
 
@@ -222,8 +229,15 @@ def _draw_kernel(ax, kernel: np.ndarray, box: tuple[float, float, float, float],
     side = 0.7 * min(x1 - x0, y1 - y0)
     cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
     scale = max(float(np.abs(kernel).max()), 1e-12)
-    ax.imshow(kernel / scale, cmap=KERNEL_CMAP, vmin=-1, vmax=1, interpolation="nearest",
-              extent=(cx - side / 2, cx + side / 2, cy + side / 2, cy - side / 2), zorder=3)
+    ax.imshow(
+        kernel / scale,
+        cmap=KERNEL_CMAP,
+        vmin=-1,
+        vmax=1,
+        interpolation="nearest",
+        extent=(cx - side / 2, cx + side / 2, cy + side / 2, cy - side / 2),
+        zorder=3,
+    )
     ax.text(x0 + 1, y0 + 1, label, color="yellow", fontsize=6, va="top", zorder=4)
 
 
@@ -248,26 +262,33 @@ def psf_kernel_figure(run, manifest, out, regions: int = 4, device=None) -> Path
     for j, (kset, (idx, weight)) in enumerate(zip(sets, choices)):
         ax = axes[0][j]
         ax.imshow(kernel_mosaic(kset), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
-        ax.set_title(f"block {j + 1}: {kset.shape[0]} kernels {kset.shape[1]}x{kset.shape[2]}\n"
-                     "(left half | right half)", fontsize=8)
+        ax.set_title(
+            f"block {j + 1}: {kset.shape[0]} kernels {kset.shape[1]}x{kset.shape[2]}\n(left half | right half)",
+            fontsize=8,
+        )
         ax.axis("off")
         ax = axes[1][j]
         show(ax, view, f"block {j + 1}: most-weighted kernel per region")
         for win in picked:
             i, jj = divmod(int(win), grid[1])
-            _draw_kernel(ax, kset[idx[win]], (xs[jj], ys[i], xs[jj + 1], ys[i + 1]),
-                         f"k{int(idx[win])} ({weight[win]:.2f})")
+            _draw_kernel(
+                ax, kset[idx[win]], (xs[jj], ys[i], xs[jj + 1], ys[i + 1]), f"k{int(idx[win])} ({weight[win]:.2f})"
+            )
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
-    fig.suptitle(f"PSF kernel sets of {Path(run).name}: max |k_left - flip(k_right)| = {asym:.2e}; "
-                 f"regions: {len(picked)} of {grid[0]}x{grid[1]} windows, evenly spaced in row-major order, "
-                 f"of {row['id']}", fontsize=9)
+    fig.suptitle(
+        f"PSF kernel sets of {Path(run).name}: max |k_left - flip(k_right)| = {asym:.2e}; "
+        f"regions: {len(picked)} of {grid[0]}x{grid[1]} windows, evenly spaced in row-major order, "
+        f"of {row['id']}",
+        fontsize=9,
+    )
     return save_figure(fig, out)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Disparity feature clusters (Fig. 12)
 # ----------------------------------------------------------------------------------------------------------
+
 
 def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd's k-means with k-means++ seeding from ``numpy.random.default_rng(seed)``: (labels (n,), centres (k, d)).
@@ -404,7 +425,7 @@ def disparity_cluster_figure(runs: list[dict], out, k: int = 4, seed: int = 0, c
     for ax_row, spec in zip(axes, runs):
         require_keys(spec, ["run", "manifest"], "disparity_clusters")
         key = str(Path(spec["run"]).resolve())
-        if key not in models:                       # several manifests of one run load it once
+        if key not in models:  # several manifests of one run load it once
             models[key] = load_k3dn_run(spec["run"], device)
         model = models[key]
         row = manifest_rows(spec["manifest"], 1)[0]
@@ -419,8 +440,9 @@ def disparity_cluster_figure(runs: list[dict], out, k: int = 4, seed: int = 0, c
             rho = spearman_abs(pc1, window_means(disparity, grid).ravel())
         title = f"{name}: {row['id']}, k-means k={k} (seed {seed}) over {len(labels)} windows"
         _cluster_panels(fig, ax_row, view, labels, grid, k, title, disparity, pc1, rho)
-        records.append({"run": str(spec["run"]), "image_id": row["id"], "n_windows": len(labels),
-                        "spearman_pc1": rho, "k": k})
+        records.append(
+            {"run": str(spec["run"]), "image_id": row["id"], "n_windows": len(labels), "spearman_pc1": rho, "k": k}
+        )
     if csv_out:
         _write_csv(pd.DataFrame(records, columns=["run", "image_id", "n_windows", "spearman_pc1", "k"]), csv_out)
     fig.suptitle("disparity-estimator features, clustered per window", fontsize=9)

@@ -32,8 +32,9 @@ def _protocols(dataset: str) -> dict:
     return {"16bit": ("16bit", None), "8bit": ("8bit", None)}
 
 
-def score(pred_dir, manifest, protocol: str, transform=None, backend: str = "skimage",
-          device: str = "cpu") -> pd.DataFrame:
+def score(
+    pred_dir, manifest, protocol: str, transform=None, backend: str = "skimage", device: str = "cpu"
+) -> pd.DataFrame:
     """Per-image PSNR/SSIM of ``pred_dir`` against ``manifest``'s targets, both read under ``protocol``."""
     from k3dn.data.manifest import read_manifest
     from k3dn.evaluate import prediction_path
@@ -46,12 +47,15 @@ def score(pred_dir, manifest, protocol: str, transform=None, backend: str = "ski
         target = read_image(r.target, protocol, channels=ch)
         pred = read_image(prediction_path(pred_dir, r.id), protocol, channels=ch)
         if pred.shape != target.shape:
-            raise ValueError(f"{prediction_path(pred_dir, r.id)}: {pred.shape} differs from target {r.target} "
-                             f"{target.shape}")
+            raise ValueError(
+                f"{prediction_path(pred_dir, r.id)}: {pred.shape} differs from target {r.target} {target.shape}"
+            )
         if transform is not None:
             pred, target = transform(pred), transform(target)
         if backend == "torch":
-            m = {k: float(v.item()) for k, v in batch_metrics(to_tensor(pred, device), to_tensor(target, device)).items()}
+            m = {
+                k: float(v.item()) for k, v in batch_metrics(to_tensor(pred, device), to_tensor(target, device)).items()
+            }
         else:
             m = image_metrics(pred, target)
         rows.append({"id": r.id, "psnr": m["psnr"], "ssim": m["ssim"]})
@@ -70,8 +74,9 @@ def sensitivity_table(entries, backend: str = "skimage", device: str = "cpu") ->
         protocols = _protocols(dataset)
         default = next(iter(protocols))
         for name, (reading, transform) in protocols.items():
-            found.append(("default", e["pred"], name,
-                          score(e["pred"], e["manifest"], reading, transform, backend, device)))
+            found.append(
+                ("default", e["pred"], name, score(e["pred"], e["manifest"], reading, transform, backend, device))
+            )
         for variant, pred in sorted((e.get("variants") or {}).items()):
             if (Path(pred) / "predictions.json").is_file():
                 reading, transform = protocols[default]
@@ -81,17 +86,28 @@ def sensitivity_table(entries, backend: str = "skimage", device: str = "cpu") ->
             record = prediction_record(pred)
             psnr = pd.to_numeric(df["psnr"])
             finite = psnr[np.isfinite(psnr)]
-            lines.append({"method": e["method"], "test": e["test"], "prediction": variant, "protocol": name,
-                          "psnr": float(finite.mean()) if len(finite) else math.nan,
-                          "ssim": float(df["ssim"].mean()), "n_images": len(df),
-                          "n_exact": int((~np.isfinite(psnr)).sum()),   # identical images: left out of psnr
-                          "psnr_change": float(finite.mean() - base["psnr"][np.isfinite(base["psnr"])].mean())
-                          if len(finite) else math.nan,
-                          "ssim_change": float(df["ssim"].mean() - base["ssim"].mean()),
-                          "dtype": record["dtype"], "size_mode": record.get("size_mode", ""),
-                          "weights_sha256": record.get("weights_sha256") or "none",
-                          "manifest_sha256": sha256_file(e["manifest"]), "git_commit": git_commit(),
-                          "backend": backend})
+            lines.append(
+                {
+                    "method": e["method"],
+                    "test": e["test"],
+                    "prediction": variant,
+                    "protocol": name,
+                    "psnr": float(finite.mean()) if len(finite) else math.nan,
+                    "ssim": float(df["ssim"].mean()),
+                    "n_images": len(df),
+                    "n_exact": int((~np.isfinite(psnr)).sum()),  # identical images: left out of psnr
+                    "psnr_change": float(finite.mean() - base["psnr"][np.isfinite(base["psnr"])].mean())
+                    if len(finite)
+                    else math.nan,
+                    "ssim_change": float(df["ssim"].mean() - base["ssim"].mean()),
+                    "dtype": record["dtype"],
+                    "size_mode": record.get("size_mode", ""),
+                    "weights_sha256": record.get("weights_sha256") or "none",
+                    "manifest_sha256": sha256_file(e["manifest"]),
+                    "git_commit": git_commit(),
+                    "backend": backend,
+                }
+            )
     return pd.DataFrame(lines)
 
 

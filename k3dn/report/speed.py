@@ -24,8 +24,16 @@ def _sync(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def time_model(model, size=(1120, 1680), warmup: int = 5, runs: int = 30, device="cpu",
-               dtype: str = "float32", fast: bool = True, compile: bool = False) -> dict:
+def time_model(
+    model,
+    size=(1120, 1680),
+    warmup: int = 5,
+    runs: int = 30,
+    device="cpu",
+    dtype: str = "float32",
+    fast: bool = True,
+    compile: bool = False,
+) -> dict:
     from k3dn.infer import forward_fitted, prepare_inference
 
     device = torch.device(device)
@@ -42,8 +50,15 @@ def time_model(model, size=(1120, 1680), warmup: int = 5, runs: int = 30, device
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
-    return {"seconds_mean": statistics.fmean(times), "seconds_std": statistics.pstdev(times),
-            "warmup": warmup, "runs": runs, "size": f"{h}x{w}", "dtype": dtype, **inference}
+    return {
+        "seconds_mean": statistics.fmean(times),
+        "seconds_std": statistics.pstdev(times),
+        "warmup": warmup,
+        "runs": runs,
+        "size": f"{h}x{w}",
+        "dtype": dtype,
+        **inference,
+    }
 
 
 def write_speed(model, method: str, out, **kw) -> Path:

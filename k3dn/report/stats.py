@@ -24,8 +24,10 @@ def _finite(values, name: str) -> np.ndarray:
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"{name}: need a non-empty list of per-image values, got shape {v.shape}")
     if not np.isfinite(v).all():
-        raise ValueError(f"{name}: {int((~np.isfinite(v)).sum())} non-finite value(s) (e.g. PSNR of a perfect "
-                         "prediction); the bootstrap needs finite values")
+        raise ValueError(
+            f"{name}: {int((~np.isfinite(v)).sum())} non-finite value(s) (e.g. PSNR of a perfect "
+            "prediction); the bootstrap needs finite values"
+        )
     return v
 
 
@@ -40,15 +42,15 @@ def _interval(means: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def mean_ci(values, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL,
-            name: str = "values") -> tuple[float, float]:
+def mean_ci(
+    values, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL, name: str = "values"
+) -> tuple[float, float]:
     """Percentile-bootstrap interval of the mean of per-image ``values``."""
     v = _finite(values, name)
     return _interval(_resampled_means(v, n_boot, seed), level)
 
 
-def paired_diff_ci(a, b, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL,
-                   name: str = "values") -> dict:
+def paired_diff_ci(a, b, n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL, name: str = "values") -> dict:
     """Interval of mean(a - b) over images, ``a`` and ``b`` aligned image by image.
 
     Returns ``{"mean", "low", "high", "excludes_zero"}``; ``excludes_zero`` says the difference is resolved at
@@ -56,8 +58,9 @@ def paired_diff_ci(a, b, n_boot: int = N_BOOT, seed: int = SEED, level: float = 
     """
     a, b = _finite(a, name), _finite(b, name)
     if a.shape != b.shape:
-        raise ValueError(f"{name}: paired values differ in length ({a.size} vs {b.size}); score both methods on "
-                         "the same images")
+        raise ValueError(
+            f"{name}: paired values differ in length ({a.size} vs {b.size}); score both methods on the same images"
+        )
     d = a - b
     low, high = _interval(_resampled_means(d, n_boot, seed), level)
     return {"mean": float(d.mean()), "low": low, "high": high, "excludes_zero": bool(low > 0 or high < 0)}

@@ -32,8 +32,17 @@ from k3dn.report.stats import mean_ci, paired_diff_ci
 
 #: Groups over which per-image metrics are averaged; "combined"/"all" take every image.
 _ALL = ("combined", "all")
-PROVENANCE = ["protocol", "n_images", "git_commit", "config_hash", "weights_sha256", "data_sha256", "device", "dtype",
-              "label_source"]
+PROVENANCE = [
+    "protocol",
+    "n_images",
+    "git_commit",
+    "config_hash",
+    "weights_sha256",
+    "data_sha256",
+    "device",
+    "dtype",
+    "label_source",
+]
 SPEED_PROVENANCE = ["device", "git_commit", "size", "warmup", "runs", "dtype"]
 
 
@@ -106,9 +115,15 @@ def _uncertainty(frames: dict, ref: str | None, source: str) -> dict:
     base = frames.get(ref)
     for label, df in frames.items():
         psnr = pd.to_numeric(df["psnr"])
-        u = {"psnr_ci95_low": math.nan, "psnr_ci95_high": math.nan, "vs_row": ref or "",
-             "psnr_vs_ref": math.nan, "psnr_vs_ref_ci95_low": math.nan, "psnr_vs_ref_ci95_high": math.nan,
-             "vs_ref_resolved": ""}
+        u = {
+            "psnr_ci95_low": math.nan,
+            "psnr_ci95_high": math.nan,
+            "vs_row": ref or "",
+            "psnr_vs_ref": math.nan,
+            "psnr_vs_ref_ci95_low": math.nan,
+            "psnr_vs_ref_ci95_high": math.nan,
+            "vs_ref_resolved": "",
+        }
         if psnr.map(math.isfinite).all():
             u["psnr_ci95_low"], u["psnr_ci95_high"] = mean_ci(psnr, name=f"{source} ({label})")
         if base is not None and label != ref:
@@ -116,8 +131,12 @@ def _uncertainty(frames: dict, ref: str | None, source: str) -> dict:
             a, b = pd.to_numeric(pair["psnr"]), pd.to_numeric(pair["psnr_ref"])
             if len(pair) == len(df) == len(base) and (a.map(math.isfinite) & b.map(math.isfinite)).all():
                 d = paired_diff_ci(a, b, name=f"{source} ({label} vs {ref})")
-                u.update(psnr_vs_ref=d["mean"], psnr_vs_ref_ci95_low=d["low"], psnr_vs_ref_ci95_high=d["high"],
-                         vs_ref_resolved="yes" if d["excludes_zero"] else "no")
+                u.update(
+                    psnr_vs_ref=d["mean"],
+                    psnr_vs_ref_ci95_low=d["low"],
+                    psnr_vs_ref_ci95_high=d["high"],
+                    vs_ref_resolved="yes" if d["excludes_zero"] else "no",
+                )
         out[label] = u
     return out
 

@@ -24,8 +24,14 @@ def read_benchmarks(root="benchmarks") -> pd.DataFrame:
             seconds, rss = float(df["s"].iloc[-1]), pd.to_numeric(df["max_rss"], errors="coerce").iloc[-1]
         except (ValueError, KeyError, IndexError, pd.errors.ParserError) as e:
             raise ValueError(f"{path}: not a Snakemake benchmark file ({e})") from e
-        rows.append({"stage": rel.parts[0] if len(rel.parts) > 1 else rel.stem,
-                     "job": str(rel.with_suffix("")), "seconds": seconds, "max_rss_mb": float(rss)})
+        rows.append(
+            {
+                "stage": rel.parts[0] if len(rel.parts) > 1 else rel.stem,
+                "job": str(rel.with_suffix("")),
+                "seconds": seconds,
+                "max_rss_mb": float(rss),
+            }
+        )
     if not rows:
         raise ValueError(f"{root}: no benchmark files (run the workflow first)")
     return pd.DataFrame(rows)
@@ -34,7 +40,13 @@ def read_benchmarks(root="benchmarks") -> pd.DataFrame:
 def stage_summary(jobs: pd.DataFrame) -> pd.DataFrame:
     """Per stage: jobs, summed and longest wall seconds, the longest job and the peak memory; slowest first."""
     g = jobs.groupby("stage")
-    out = pd.DataFrame({"jobs": g.size(), "total_s": g["seconds"].sum(), "max_s": g["seconds"].max(),
-                        "slowest": jobs.loc[g["seconds"].idxmax(), ["stage", "job"]].set_index("stage")["job"],
-                        "max_rss_mb": g["max_rss_mb"].max()})
+    out = pd.DataFrame(
+        {
+            "jobs": g.size(),
+            "total_s": g["seconds"].sum(),
+            "max_s": g["seconds"].max(),
+            "slowest": jobs.loc[g["seconds"].idxmax(), ["stage", "job"]].set_index("stage")["job"],
+            "max_rss_mb": g["max_rss_mb"].max(),
+        }
+    )
     return out.sort_values("total_s", ascending=False)

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from k3dn.errors import InputError
+
 
 def _range(text: str) -> range:
     try:
@@ -26,21 +28,30 @@ def _cmd_dp(args) -> int:
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as e:
-            raise SystemExit(f"{path}: cannot read synth config ({e})")
+            raise InputError(f"cannot read synth config ({e})", where=path) from e
         if not isinstance(values, dict):
-            raise SystemExit(f"{path}: synth config must be a mapping of SynthConfig fields")
-    cli = {"size": args.size and tuple(args.size), "count_train": args.count_train, "count_val": args.count_val,
-           "count_test": args.count_test, "seed": args.seed, "crop": args.crop, "n_layers": args.layers,
-           "kernel": args.kernel, "max_coc_px": args.max_coc, "f_numbers": args.f_numbers and tuple(args.f_numbers),
-           "pixel_pitch_um": args.pixel_pitch_um, "focal_mm": args.focal_mm}
+            raise InputError("synth config must be a mapping of SynthConfig fields", where=path)
+    cli = {
+        "size": args.size and tuple(args.size),
+        "count_train": args.count_train,
+        "count_val": args.count_val,
+        "count_test": args.count_test,
+        "seed": args.seed,
+        "crop": args.crop,
+        "n_layers": args.layers,
+        "kernel": args.kernel,
+        "max_coc_px": args.max_coc,
+        "f_numbers": args.f_numbers and tuple(args.f_numbers),
+        "pixel_pitch_um": args.pixel_pitch_um,
+        "focal_mm": args.focal_mm,
+    }
     values.update({k: v for k, v in cli.items() if v is not None})
     try:
         cfg = SynthConfig.from_json(values)
         meta = write_synth_dataset(args.out, cfg, progress=not args.quiet)
     except ValueError as e:
-        raise SystemExit(str(e))
-    print(json.dumps({"out": str(args.out), "rendered": meta["rendered_this_run"],
-                      "config_hash": meta["config_hash"]}))
+        raise InputError(str(e)) from e
+    print(json.dumps({"out": str(args.out), "rendered": meta["rendered_this_run"], "config_hash": meta["config_hash"]}))
     return 0
 
 
@@ -49,12 +60,19 @@ def _cmd_ddd(args) -> int:
 
     nyu = args.nyu / "nyu_depth_v2_labeled.mat" if args.nyu.is_dir() else args.nyu  # the download's folder
     try:
-        res = generate_ddd_syn(nyu, args.out, train_images=args.train_images, test_images=args.test_images,
-                               test1_images=args.test1_images, limit=args.limit, n_layers=args.layers,
-                               out_size=tuple(args.out_size),
-                               progress=not args.quiet)
+        res = generate_ddd_syn(
+            nyu,
+            args.out,
+            train_images=args.train_images,
+            test_images=args.test_images,
+            test1_images=args.test1_images,
+            limit=args.limit,
+            n_layers=args.layers,
+            out_size=tuple(args.out_size),
+            progress=not args.quiet,
+        )
     except ValueError as e:
-        raise SystemExit(str(e))
+        raise InputError(str(e)) from e
     print(json.dumps(res))
     return 0
 
@@ -63,11 +81,17 @@ def _cmd_rdpd(args) -> int:
     from k3dn.synth.rdpd import NUM_DEPTH_LAYERS, generate_rdpd
 
     try:
-        res = generate_rdpd(args.synthia, args.out, sets=args.sets, limit=args.limit,
-                            n_layers=args.layers or NUM_DEPTH_LAYERS,
-                            barrel=tuple(args.barrel) if args.barrel else None, progress=not args.quiet)
+        res = generate_rdpd(
+            args.synthia,
+            args.out,
+            sets=args.sets,
+            limit=args.limit,
+            n_layers=args.layers or NUM_DEPTH_LAYERS,
+            barrel=tuple(args.barrel) if args.barrel else None,
+            progress=not args.quiet,
+        )
     except ValueError as e:
-        raise SystemExit(str(e))
+        raise InputError(str(e)) from e
     print(json.dumps(res))
     return 0
 
@@ -82,8 +106,11 @@ def _cmd_standin_nyu(args) -> int:
 def _cmd_standin_synthia(args) -> int:
     from k3dn.synth.rdpd import write_standin_synthia
 
-    print(write_standin_synthia(args.out, n_seq=args.sequences, n_frames=args.frames, size=tuple(args.size),
-                                seed=args.seed))
+    print(
+        write_standin_synthia(
+            args.out, n_seq=args.sequences, n_frames=args.frames, size=tuple(args.size), seed=args.seed
+        )
+    )
     return 0
 
 
@@ -127,8 +154,13 @@ def add_commands(subparsers) -> None:
     r.add_argument("--limit", type=int, help="first N frames of each sequence only")
     r.add_argument("--sets", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     r.add_argument("--layers", type=int, help="depth intervals (default 2000)")
-    r.add_argument("--barrel", type=float, nargs="+", metavar="A B C [D]",
-                   help="ImageMagick-style barrel coefficients (see k3dn.synth.rdpd.barrel_distort)")
+    r.add_argument(
+        "--barrel",
+        type=float,
+        nargs="+",
+        metavar="A B C [D]",
+        help="ImageMagick-style barrel coefficients (see k3dn.synth.rdpd.barrel_distort)",
+    )
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_cmd_rdpd)
 

@@ -49,12 +49,12 @@ RENDERER_VERSION = 1
 
 @dataclass
 class SynthConfig:
-    size: tuple[int, int] = (256, 256)            # (H, W) of the written images
+    size: tuple[int, int] = (256, 256)  # (H, W) of the written images
     count_train: int = 16
     count_val: int = 0
     count_test: int = 8
     seed: int = 0
-    crop: int = 16                                 # px rendered beyond each side and cropped away (no border effects)
+    crop: int = 16  # px rendered beyond each side and cropped away (no border effects)
     n_layers: int = 16
     kernel: str = "disk"
     focal_mm: float = 50.0
@@ -66,7 +66,7 @@ class SynthConfig:
     linear_light: bool = True
     sources: tuple[str, ...] = SOURCES
     layouts: tuple[str, ...] = LAYOUTS
-    extra: dict = field(default_factory=dict)      # free-form, recorded in the meta (e.g. a config file name)
+    extra: dict = field(default_factory=dict)  # free-form, recorded in the meta (e.g. a config file name)
 
     def counts(self) -> dict[str, int]:
         return {"train": self.count_train, "val": self.count_val, "test": self.count_test}
@@ -82,7 +82,7 @@ class SynthConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
-    def from_json(cls, d: dict) -> "SynthConfig":
+    def from_json(cls, d: dict) -> SynthConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
@@ -140,8 +140,9 @@ def draw_sample(cfg: SynthConfig, split: str, index: int):
     """The scene and camera of one image (cheap; deterministic in (seed, split, index))."""
     rng = np.random.default_rng([cfg.seed, SPLITS.index(split), index])
     H, W = cfg.size
-    scene = make_scene(rng, (H + 2 * cfg.crop, W + 2 * cfg.crop), sources=cfg.sources, layouts=cfg.layouts,
-                       depth_range=cfg.depth_range)
+    scene = make_scene(
+        rng, (H + 2 * cfg.crop, W + 2 * cfg.crop), sources=cfg.sources, layouts=cfg.layouts, depth_range=cfg.depth_range
+    )
     q = rng.uniform(*cfg.focus_quantile)
     focus = float(np.quantile(scene.depth, q))
     if scene.depth.max() < 1.01 * scene.depth.min():  # a single plane: focus off it, or it is never blurred
@@ -151,8 +152,14 @@ def draw_sample(cfg: SynthConfig, split: str, index: int):
     f_number = float(rng.choice(list(cfg.f_numbers)))
     coc = signed_coc_px(scene.depth, focus, cfg.focal_mm, f_number, pixel_pitch_um=cfg.pixel_pitch_um)
     coc = np.clip(coc, -cfg.max_coc_px, cfg.max_coc_px)
-    info = {"source": scene.source, "layout": scene.layout, "focus_m": round(focus, 6), "f_number": f_number,
-            "coc_min": round(float(coc.min()), 4), "coc_max": round(float(coc.max()), 4)}
+    info = {
+        "source": scene.source,
+        "layout": scene.layout,
+        "focus_m": round(focus, 6),
+        "f_number": f_number,
+        "coc_min": round(float(coc.min()), 4),
+        "coc_max": round(float(coc.max()), 4),
+    }
     return scene, coc, info
 
 
@@ -165,7 +172,9 @@ def render_sample(cfg: SynthConfig, scene, coc: np.ndarray) -> dict[str, np.ndar
     H, W = cfg.size
     cut = (slice(b, b + H), slice(b, b + W))
     return {
-        "c": enc(views.center[cut]), "l": enc(views.left[cut]), "r": enc(views.right[cut]),
+        "c": enc(views.center[cut]),
+        "l": enc(views.left[cut]),
+        "r": enc(views.right[cut]),
         "target": scene.image[cut],
         "disp": disparity_map(coc[cut], kind=cfg.kernel),
         "coc": coc[cut].astype(np.float32),
@@ -195,9 +204,15 @@ def write_synth_dataset(root, cfg: SynthConfig, progress: bool = True) -> dict:
             raise ValueError(f"{meta_path}: unreadable synth meta ({e}); delete it to start over") from e
         if old.get("config_hash") != digest:
             _remove_old(root, old)
-    meta = {"dataset": "synth", "layout": "dpdd", "config": cfg.to_json(), "config_hash": digest,
-            "renderer_version": RENDERER_VERSION, "complete": False,
-            "images": {s: [{"stem": stem(i)} for i in range(n)] for s, n in cfg.counts().items()}}
+    meta = {
+        "dataset": "synth",
+        "layout": "dpdd",
+        "config": cfg.to_json(),
+        "config_hash": digest,
+        "renderer_version": RENDERER_VERSION,
+        "complete": False,
+        "images": {s: [{"stem": stem(i)} for i in range(n)] for s, n in cfg.counts().items()},
+    }
     write_json_atomic(meta_path, meta)  # lists every stem first, so an interrupted run can be cleaned up
 
     jobs = [(s, i) for s, n in cfg.counts().items() for i in range(n)]

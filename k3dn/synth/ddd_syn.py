@@ -103,10 +103,10 @@ def read_pfm(path) -> np.ndarray:
         raise ValueError(f"{path}: cannot read PFM ({e})") from e
     parts, pos = [], 0
     while len(parts) < 4:  # magic, width, height, scale: whitespace-separated tokens
-        while pos < len(buf) and buf[pos:pos + 1].isspace():
+        while pos < len(buf) and buf[pos : pos + 1].isspace():
             pos += 1
         end = pos
-        while end < len(buf) and not buf[end:end + 1].isspace():
+        while end < len(buf) and not buf[end : end + 1].isspace():
             end += 1
         if end == pos:
             raise ValueError(f"{path}: truncated PFM header")
@@ -173,8 +173,9 @@ def write_standin_nyu(path, n: int = 4, size: tuple[int, int] = (60, 80), seed: 
     images = np.zeros((n, 3, W, H), np.uint8)
     depths = np.zeros((n, W, H), np.float32)
     for i in range(n):
-        s = make_scene(rng, (H, W), layout="layers", sources=("astronaut", "coffee", "chelsea", "rocket"),
-                       depth_range=(0.7, 9.0))
+        s = make_scene(
+            rng, (H, W), layout="layers", sources=("astronaut", "coffee", "chelsea", "rocket"), depth_range=(0.7, 9.0)
+        )
         images[i] = np.round(s.image * 255).astype(np.uint8).transpose(2, 1, 0)
         depths[i] = s.depth.astype(np.float32).T
     path = Path(path)
@@ -207,17 +208,24 @@ def simulate(rgb_u8: np.ndarray, depth_m: np.ndarray, st: DDDSetting, out_size=O
     def rs(a):
         return cv2.resize(np.ascontiguousarray(a[cut]), (ow, oh), interpolation=cv2.INTER_CUBIC)
 
-    return (np.clip(rs(views.left), 0, 1), np.clip(rs(views.right), 0, 1), np.clip(rs(img), 0, 1),
-            rs(disp.astype(np.float32)))
+    return (
+        np.clip(rs(views.left), 0, 1),
+        np.clip(rs(views.right), 0, 1),
+        np.clip(rs(img), 0, 1),
+        rs(disp.astype(np.float32)),
+    )
 
 
 def _line(group: str, sid: str, fid: str) -> str:
-    return (f"{sid} /{group}/dp/{fid}_l.png /{group}/dp/{fid}_r.png /{group}/gt/{fid}_m.png "
-            f"/{group}/disp/{fid}_dl.pfm /{group}/disp/{fid}_dm.pfm \n")
+    return (
+        f"{sid} /{group}/dp/{fid}_l.png /{group}/dp/{fid}_r.png /{group}/gt/{fid}_m.png "
+        f"/{group}/disp/{fid}_dl.pfm /{group}/disp/{fid}_dm.pfm \n"
+    )
 
 
-def plan(train_images=range(1, 1001), test_images=range(1001, 1351), test1_images=range(1001, 1151),
-         limit: int | None = None):
+def plan(
+    train_images=range(1, 1001), test_images=range(1001, 1351), test1_images=range(1001, 1151), limit: int | None = None
+):
     """Jobs ``(group, id, nyu_index, setting)`` of the recipe; ``limit`` keeps the first N NYU images per group."""
     cap = (lambda r: list(r)[:limit]) if limit is not None else list
     jobs = []
@@ -228,9 +236,18 @@ def plan(train_images=range(1, 1001), test_images=range(1001, 1351), test1_image
     return jobs
 
 
-def generate_ddd_syn(nyu, out, *, train_images=range(1, 1001), test_images=range(1001, 1351),
-                     test1_images=range(1001, 1151), limit: int | None = None, out_size=OUT_SIZE,
-                     n_layers: int = 32, progress: bool = True) -> dict:
+def generate_ddd_syn(
+    nyu,
+    out,
+    *,
+    train_images=range(1, 1001),
+    test_images=range(1001, 1351),
+    test1_images=range(1001, 1151),
+    limit: int | None = None,
+    out_size=OUT_SIZE,
+    n_layers: int = 32,
+    progress: bool = True,
+) -> dict:
     """Write the DDD-syn tree under ``out``; existing complete samples are skipped (resumable)."""
     from tqdm import tqdm
 
@@ -244,8 +261,12 @@ def generate_ddd_syn(nyu, out, *, train_images=range(1, 1001), test_images=range
         raise ValueError(f"{nyu}: has {n_avail} images, the plan needs up to image {missing[-1]}")
     written = 0
     for group, fid, n, st in tqdm(jobs, desc=f"DDD-syn -> {out}", disable=not progress, unit="img"):
-        paths = [out / group / "dp" / f"{fid}_l.png", out / group / "dp" / f"{fid}_r.png",
-                 out / group / "gt" / f"{fid}_m.png", out / group / "disp" / f"{fid}_dm.pfm"]
+        paths = [
+            out / group / "dp" / f"{fid}_l.png",
+            out / group / "dp" / f"{fid}_r.png",
+            out / group / "gt" / f"{fid}_m.png",
+            out / group / "disp" / f"{fid}_dm.pfm",
+        ]
         if all(p.exists() for p in paths):
             continue
         rgb, depth = read_nyu(nyu, n)
@@ -258,9 +279,12 @@ def generate_ddd_syn(nyu, out, *, train_images=range(1, 1001), test_images=range
             write_png8(p, im)
         write_pfm(paths[3], disp)
         written += 1
-    lists = {"nyu_test.txt": [_line(g, fid + ("_h" if g == "testing1" else ""), fid)
-                              for g, fid, _, _ in jobs if g != "training"],
-             "nyu_train.txt": [_line(g, fid, fid) for g, fid, _, _ in jobs if g == "training"]}
+    lists = {
+        "nyu_test.txt": [
+            _line(g, fid + ("_h" if g == "testing1" else ""), fid) for g, fid, _, _ in jobs if g != "training"
+        ],
+        "nyu_train.txt": [_line(g, fid, fid) for g, fid, _, _ in jobs if g == "training"],
+    }
     for name, lines in lists.items():
         tmp = out / (name + ".tmp")
         out.mkdir(parents=True, exist_ok=True)

@@ -41,8 +41,15 @@ def _pitch_m(focal_m: float, pixel_pitch_um: float | None, f_pix: float | None) 
     return focal_m / f_pix
 
 
-def signed_coc_px(depth_m, focus_m: float, focal_mm: float, f_number: float, *,
-                  pixel_pitch_um: float | None = None, f_pix: float | None = None):
+def signed_coc_px(
+    depth_m,
+    focus_m: float,
+    focal_mm: float,
+    f_number: float,
+    *,
+    pixel_pitch_um: float | None = None,
+    f_pix: float | None = None,
+):
     """Signed CoC diameter in pixels for depths ``depth_m`` (metres, scalar or array; must be > 0).
 
     Example (known answer): f = 50 mm, N = 2, focus 2 m, depth 4 m, pitch 5 µm:
@@ -62,8 +69,9 @@ def signed_coc_px(depth_m, focus_m: float, focal_mm: float, f_number: float, *,
     return float(out) if out.ndim == 0 else out
 
 
-def coc_scale_px(focus_m: float, focal_mm: float, f_number: float, *,
-                 pixel_pitch_um: float | None = None, f_pix: float | None = None) -> float:
+def coc_scale_px(
+    focus_m: float, focal_mm: float, f_number: float, *, pixel_pitch_um: float | None = None, f_pix: float | None = None
+) -> float:
     """The CoC (pixels) of a point at infinity: ``c(s) = coc_scale * (1 - s_f / s)``."""
     focal_m = focal_mm * 1e-3
     return (focal_m / f_number) * focal_m / (focus_m - focal_m) / _pitch_m(focal_m, pixel_pitch_um, f_pix)

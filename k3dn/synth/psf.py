@@ -84,14 +84,15 @@ def _gaussian_1d(n: int, sigma: float) -> np.ndarray:
     return g / g.sum()
 
 
-def _butterworth_base(radius: float, size_needed: int, order: float, cutoff_factor: float, beta: float,
-                      smooth: float, ss: int) -> np.ndarray:
+def _butterworth_base(
+    radius: float, size_needed: int, order: float, cutoff_factor: float, beta: float, smooth: float, ss: int
+) -> np.ndarray:
     h = size_needed // 2
     cov_l, cov_r = _half_disk_coverage(float(radius), size_needed, ss)
     disk = cov_l + cov_r
-    yy, xx = np.mgrid[-h:h + 1, -h:h + 1]
+    yy, xx = np.mgrid[-h : h + 1, -h : h + 1]
     d0 = max(2.0 * radius / cutoff_factor, 1e-9)
-    q = ((xx ** 2 + yy ** 2) / d0 ** 2) ** order
+    q = ((xx**2 + yy**2) / d0**2) ** order
     hp = q / (1.0 + q)
     lo, hi = hp.min(), hp.max()
     hp = np.full_like(hp, 1.0) if hi - lo < 1e-12 else beta + (1.0 - beta) * (hp - lo) / (hi - lo)
@@ -110,8 +111,16 @@ def _butterworth_base(radius: float, size_needed: int, order: float, cutoff_fact
 
 
 @lru_cache(maxsize=8192)
-def _psfs_cached(coc_q: float, kind: str, size: int | None, ss: int | None,
-                 order: float, cutoff_factor: float, beta: float, smooth: float):
+def _psfs_cached(
+    coc_q: float,
+    kind: str,
+    size: int | None,
+    ss: int | None,
+    order: float,
+    cutoff_factor: float,
+    beta: float,
+    smooth: float,
+):
     radius = abs(coc_q) / 2.0
     if radius < _DELTA_RADIUS:
         d = _delta(size)
@@ -152,11 +161,20 @@ def _fit(k: np.ndarray, n: int) -> np.ndarray:
         p = (n - m) // 2
         return np.pad(k, p)
     c = (m - n) // 2
-    return k[c:c + n, c:c + n]
+    return k[c : c + n, c : c + n]
 
 
-def half_aperture_psfs(coc_px: float, kind: str = "disk", size: int | None = None, *, ss: int | None = None,
-                       order: float = 3, cutoff_factor: float = 2.5, beta: float = 0.1, smooth: float = 7):
+def half_aperture_psfs(
+    coc_px: float,
+    kind: str = "disk",
+    size: int | None = None,
+    *,
+    ss: int | None = None,
+    order: float = 3,
+    cutoff_factor: float = 2.5,
+    beta: float = 0.1,
+    smooth: float = 7,
+):
     """Left, right and combined PSFs ``(kl, kr, kc)`` for a signed CoC diameter ``coc_px`` (pixels).
 
     ``kr`` is ``kl`` mirrored horizontally; the two swap for a negative CoC; ``kc = (kl + kr) / 2`` (the
@@ -169,8 +187,7 @@ def half_aperture_psfs(coc_px: float, kind: str = "disk", size: int | None = Non
     if not math.isfinite(coc_px):
         raise ValueError(f"CoC must be finite, got {coc_px}")
     coc_q = round(float(coc_px), 6)  # cache key; far below any effect on the kernel
-    kl, kr, kc = _psfs_cached(coc_q, kind, size, ss, float(order), float(cutoff_factor), float(beta),
-                              float(smooth))
+    kl, kr, kc = _psfs_cached(coc_q, kind, size, ss, float(order), float(cutoff_factor), float(beta), float(smooth))
     if size is not None and kl.shape[0] != size:
         kl, kr, kc = (_fit(k, size) for k in (kl, kr, kc))
         kl, kr, kc = kl / kl.sum(), kr / kr.sum(), kc / kc.sum()

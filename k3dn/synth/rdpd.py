@@ -57,12 +57,12 @@ def decode_depth(rgb_u8: np.ndarray, path="<array>") -> np.ndarray:
     if rgb_u8.ndim != 3 or rgb_u8.shape[2] < 3 or rgb_u8.dtype != np.uint8:
         raise ValueError(f"{path}: SYNTHIA depth must be an 8-bit RGB PNG, got {rgb_u8.dtype} {rgb_u8.shape}")
     v = rgb_u8[..., 0].astype(np.float64) + 256.0 * rgb_u8[..., 1] + 65536.0 * rgb_u8[..., 2]
-    return np.minimum(DEPTH_SCALE_M * v / (256 ** 3 - 1), MAX_DEPTH_M)
+    return np.minimum(DEPTH_SCALE_M * v / (256**3 - 1), MAX_DEPTH_M)
 
 
 def encode_depth(depth_m: np.ndarray) -> np.ndarray:
     """Inverse of :func:`decode_depth` (for stand-ins): metres → RGB uint8."""
-    v = np.round(np.clip(depth_m, 0, DEPTH_SCALE_M) / DEPTH_SCALE_M * (256 ** 3 - 1)).astype(np.int64)
+    v = np.round(np.clip(depth_m, 0, DEPTH_SCALE_M) / DEPTH_SCALE_M * (256**3 - 1)).astype(np.int64)
     return np.stack([v % 256, (v // 256) % 256, v // 65536], axis=-1).astype(np.uint8)
 
 
@@ -71,8 +71,9 @@ def coc_scale(focal_mm: float, f_number: float, focus: float) -> float:
     return lens_sensor * (focal_mm / f_number) / focus
 
 
-def layer_table(focal_mm: float, f_number: float, focus: float, n_layers: int = NUM_DEPTH_LAYERS,
-                coc_max: int = COC_MAX):
+def layer_table(
+    focal_mm: float, f_number: float, focus: float, n_layers: int = NUM_DEPTH_LAYERS, coc_max: int = COC_MAX
+):
     """Depth layers ``[(radius, z_min, z_max), ...]`` (near → far), equal-radius intervals merged."""
     s = coc_scale(focal_mm, f_number, focus)
     table: list[list] = []
@@ -108,11 +109,17 @@ def barrel_distort(img: np.ndarray, a: float, b: float, c: float, d: float | Non
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
     dy, dx = (yy - cy) / norm, (xx - cx) / norm
     r = np.hypot(dx, dy)
-    f = a * r ** 3 + b * r ** 2 + c * r + d
+    f = a * r**3 + b * r**2 + c * r + d
     mx = (cx + dx * f * norm).astype(np.float32)
     my = (cy + dy * f * norm).astype(np.float32)
-    return cv2.remap(np.ascontiguousarray(img, dtype=np.float32), mx, my, cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.remap(
+        np.ascontiguousarray(img, dtype=np.float32),
+        mx,
+        my,
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
 @dataclass
@@ -149,8 +156,7 @@ def _frames(seq: Path) -> list[str]:
     rgb = sorted(p.name for p in (seq / "RGBLeft").iterdir() if p.name.endswith(_IMG_EXT))
     depth = sorted(p.name for p in (seq / "DepthLeft").iterdir() if p.name.endswith(_IMG_EXT))
     if rgb != depth:
-        raise ValueError(f"{seq}: RGBLeft and DepthLeft frame names differ "
-                         f"({sorted(set(rgb) ^ set(depth))[:3]} ...)")
+        raise ValueError(f"{seq}: RGBLeft and DepthLeft frame names differ ({sorted(set(rgb) ^ set(depth))[:3]} ...)")
     return rgb
 
 
@@ -161,13 +167,31 @@ def render_frame(rgb: np.ndarray, depth_m: np.ndarray, table, bw) -> dict[str, n
     coc_diam = np.array([2.0 * t[0] for t in table])
     order = np.arange(len(table))[::-1]  # the table runs near -> far; composite far first
     o, cf, beta = bw
-    v = render_layers(rgb, labels, coc_diam, kind="butterworth", order=order, dtype=np.float32,
-                      bw_order=o, cutoff_factor=cf, beta=beta, smooth=SMOOTH)
+    v = render_layers(
+        rgb,
+        labels,
+        coc_diam,
+        kind="butterworth",
+        order=order,
+        dtype=np.float32,
+        bw_order=o,
+        cutoff_factor=cf,
+        beta=beta,
+        smooth=SMOOTH,
+    )
     return {"l": v.left, "r": v.right, "c": v.center}
 
 
-def generate_rdpd(synthia, out, *, sets=range(5), limit: int | None = None, n_layers: int = NUM_DEPTH_LAYERS,
-                  barrel: tuple[float, ...] | None = None, progress: bool = True) -> dict:
+def generate_rdpd(
+    synthia,
+    out,
+    *,
+    sets=range(5),
+    limit: int | None = None,
+    n_layers: int = NUM_DEPTH_LAYERS,
+    barrel: tuple[float, ...] | None = None,
+    progress: bool = True,
+) -> dict:
     """Write the RDPD tree under ``out``; frames whose four outputs exist are skipped (resumable)."""
     import cv2
     from tqdm import tqdm
@@ -188,12 +212,17 @@ def generate_rdpd(synthia, out, *, sets=range(5), limit: int | None = None, n_la
             frames = _frames(seq)[:limit] if limit is not None else _frames(seq)
             jobs += [(seq, name, seq_no, splits, table, BW_PARAMS[k % len(BW_PARAMS)]) for name in frames]
     written = 0
-    for seq, name, seq_no, splits, table, bw in tqdm(jobs, desc=f"RDPD -> {out}", disable=not progress,
-                                                      unit="frame"):
+    for seq, name, seq_no, splits, table, bw in tqdm(jobs, desc=f"RDPD -> {out}", disable=not progress, unit="frame"):
         sd = f"seq_{seq_no:03d}"
-        targets = {s: {"l": out / f"{s}_l/source/{sd}/{name}", "r": out / f"{s}_r/source/{sd}/{name}",
-                       "c": out / f"{s}_c/source/{sd}/{name}", "t": out / f"{s}_c/target/{sd}/{name}"}
-                   for s in splits}
+        targets = {
+            s: {
+                "l": out / f"{s}_l/source/{sd}/{name}",
+                "r": out / f"{s}_r/source/{sd}/{name}",
+                "c": out / f"{s}_c/source/{sd}/{name}",
+                "t": out / f"{s}_c/target/{sd}/{name}",
+            }
+            for s in splits
+        }
         if all(p.exists() for t in targets.values() for p in t.values()):
             continue
         rgb = read_image(seq / "RGBLeft" / name, protocol="8bit", channels=3).astype(np.float64)
@@ -215,8 +244,9 @@ def generate_rdpd(synthia, out, *, sets=range(5), limit: int | None = None, n_la
     return {"written": written, "frames": len(jobs), "sequences": len(seqs) * len(list(sets))}
 
 
-def write_standin_synthia(root, n_seq: int = 6, n_frames: int = 2, size: tuple[int, int] = (36, 64),
-                          seed: int = 0) -> Path:
+def write_standin_synthia(
+    root, n_seq: int = 6, n_frames: int = 2, size: tuple[int, int] = (36, 64), seed: int = 0
+) -> Path:
     """A tiny SYNTHIA-SF-like tree ``SEQ1..SEQn/{RGBLeft,DepthLeft}/000000.png ...`` for tests."""
     from k3dn.synth.scenes import make_scene
 
@@ -224,8 +254,13 @@ def write_standin_synthia(root, n_seq: int = 6, n_frames: int = 2, size: tuple[i
     rng = np.random.default_rng(seed)
     for k in range(1, n_seq + 1):
         for j in range(n_frames):
-            s = make_scene(rng, size, layout="layers", sources=("astronaut", "coffee", "rocket", "chelsea"),
-                           depth_range=(1.0, 300.0))
+            s = make_scene(
+                rng,
+                size,
+                layout="layers",
+                sources=("astronaut", "coffee", "rocket", "chelsea"),
+                depth_range=(1.0, 300.0),
+            )
             name = f"{j:06d}.png"
             write_png8(root / f"SEQ{k}" / "RGBLeft" / name, s.image)
             write_png8(root / f"SEQ{k}" / "DepthLeft" / name, encode_depth(s.depth) / 255.0)

@@ -76,10 +76,9 @@ def _conv_roi(padded: np.ndarray, kernels, pad: int, H: int, W: int):
     support = np.any(padded[..., -1] != 0, axis=1), np.any(padded[..., -1] != 0, axis=0)
     rows, cols = np.flatnonzero(support[0]), np.flatnonzero(support[1])
     r0, r1, c0, c1 = rows[0], rows[-1], cols[0], cols[-1]
-    sub = padded[r0:r1 + 1, c0:c1 + 1]
+    sub = padded[r0 : r1 + 1, c0 : c1 + 1]
     k = kernels[0].shape[0]
-    shape = (sfft.next_fast_len(sub.shape[0] + k - 1, real=True),
-             sfft.next_fast_len(sub.shape[1] + k - 1, real=True))
+    shape = (sfft.next_fast_len(sub.shape[0] + k - 1, real=True), sfft.next_fast_len(sub.shape[1] + k - 1, real=True))
     spec = sfft.rfft2(sub, s=shape, axes=(0, 1), workers=-1)
     # output pixel i of the unpadded image = full-convolution index i + 2*pad - r0
     y0, y1 = max(0, r0 - 2 * pad), min(H, r1 + 1)
@@ -88,12 +87,13 @@ def _conv_roi(padded: np.ndarray, kernels, pad: int, H: int, W: int):
     for ker in kernels:
         kspec = sfft.rfft2(ker.astype(sub.dtype), s=shape, workers=-1)
         full = sfft.irfft2(spec * kspec[..., None], s=shape, axes=(0, 1), workers=-1)
-        outs.append(full[y0 + 2 * pad - r0:y1 + 2 * pad - r0, x0 + 2 * pad - c0:x1 + 2 * pad - c0])
+        outs.append(full[y0 + 2 * pad - r0 : y1 + 2 * pad - r0, x0 + 2 * pad - c0 : x1 + 2 * pad - c0])
     return y0, y1, x0, x1, outs
 
 
-def render_layers(image: np.ndarray, labels: np.ndarray, layer_coc, kind: str = "disk", *,
-                  order=None, dtype=np.float64, **kernel_kw) -> DPViews:
+def render_layers(
+    image: np.ndarray, labels: np.ndarray, layer_coc, kind: str = "disk", *, order=None, dtype=np.float64, **kernel_kw
+) -> DPViews:
     """Render DP left/right/combined views of ``image`` (H, W, C) from a layer map.
 
     ``labels`` (H, W) indexes ``layer_coc`` (signed CoC diameter per layer, pixels). ``order``: layer indices
@@ -143,8 +143,7 @@ def render_layers(image: np.ndarray, labels: np.ndarray, layer_coc, kind: str = 
     return DPViews(views[0], views[1], views[2], layer_coc[labels].astype(np.float32))
 
 
-def render_dp(image: np.ndarray, coc_map: np.ndarray, n_layers: int = 16, kind: str = "disk",
-              **kernel_kw) -> DPViews:
+def render_dp(image: np.ndarray, coc_map: np.ndarray, n_layers: int = 16, kind: str = "disk", **kernel_kw) -> DPViews:
     """Render DP views from a continuous signed CoC map, quantised into ``n_layers`` layers."""
     labels, layer_coc = quantise_coc(coc_map, n_layers)
     return render_layers(image, labels, layer_coc, kind=kind, **kernel_kw)

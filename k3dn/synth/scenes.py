@@ -18,20 +18,28 @@ the scene.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
-SOURCES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field",
-           "retina", "stereo_motorcycle")
+SOURCES = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "stereo_motorcycle",
+)
 LAYOUTS = ("plane", "slant", "layers")
 MOTORCYCLE = "stereo_motorcycle"
 
 
 @dataclass
 class Scene:
-    image: np.ndarray   # (H, W, 3) float64 sRGB in [0, 1]
-    depth: np.ndarray   # (H, W) float64 metres, > 0
+    image: np.ndarray  # (H, W, 3) float64 sRGB in [0, 1]
+    depth: np.ndarray  # (H, W) float64 metres, > 0
     source: str
     layout: str
 
@@ -42,7 +50,7 @@ def _cv2():
     return cv2
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_source(name: str) -> tuple[np.ndarray, np.ndarray | None]:
     """A sample image as float64 RGB in [0, 1], and its disparity map (motorcycle only)."""
     import skimage.data as skd
@@ -91,10 +99,10 @@ def _random_crop(rng: np.random.Generator, img: np.ndarray, size: tuple[int, int
     y = int(rng.integers(0, nh - H + 1))
     x = int(rng.integers(0, nw - W + 1))
     flip = bool(rng.integers(0, 2))
-    out = _resize(img, (nh, nw))[y:y + H, x:x + W]
+    out = _resize(img, (nh, nw))[y : y + H, x : x + W]
     ext = None
     if extra is not None:
-        ext = _resize(extra, (nh, nw), nearest=True)[y:y + H, x:x + W]
+        ext = _resize(extra, (nh, nw), nearest=True)[y : y + H, x : x + W]
     if flip:
         out = out[:, ::-1]
         ext = ext[:, ::-1] if ext is not None else None
@@ -110,9 +118,16 @@ def _slant_inverse_depth(rng, H, W, z_near, z_far):
     return 1.0 / z_far + t * (1.0 / z_near - 1.0 / z_far)
 
 
-def make_scene(rng: np.random.Generator, size: tuple[int, int], *, source: str | None = None,
-               layout: str | None = None, sources=SOURCES, layouts=LAYOUTS,
-               depth_range=(0.8, 20.0)) -> Scene:
+def make_scene(
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    *,
+    source: str | None = None,
+    layout: str | None = None,
+    sources=SOURCES,
+    layouts=LAYOUTS,
+    depth_range=(0.8, 20.0),
+) -> Scene:
     """Draw a scene of ``size`` (H, W). Depths lie within ``depth_range`` metres (near, far)."""
     H, W = int(size[0]), int(size[1])
     if H < 8 or W < 8:

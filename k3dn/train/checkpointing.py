@@ -33,8 +33,12 @@ def capture_rng() -> dict:
     np_state = np.random.get_state()
     out = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -45,16 +49,18 @@ def capture_rng() -> dict:
 def restore_rng(st: dict) -> None:
     torch.set_rng_state(st["torch"])
     n = st["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     v, internal, gauss = st["python"]
     random.setstate((v, tuple(internal), gauss))
     if "cuda" in st and torch.cuda.is_available() and len(st["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
-def save_checkpoint(state_dir: Path, iteration: int, model: torch.nn.Module, trainer: dict, info: DistInfo,
-                    keep: int = 2) -> Path:
+def save_checkpoint(
+    state_dir: Path, iteration: int, model: torch.nn.Module, trainer: dict, info: DistInfo, keep: int = 2
+) -> Path:
     """Collective: every rank must call it (each writes its RNG state)."""
     from k3dn.checkpoint import save_weights
 

@@ -17,8 +17,21 @@ def _cmd_train(args) -> int:
     from k3dn.train.loop import train
 
     if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
-               "-m", "k3dn.cli", *global_flags(args), "train", "--config", args.config, "--out", args.out]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={args.nproc}",
+            "-m",
+            "k3dn.cli",
+            *global_flags(args),
+            "train",
+            "--config",
+            args.config,
+            "--out",
+            args.out,
+        ]
         for s in args.set:
             cmd += ["--set", s]
         if args.resume:
@@ -41,8 +54,16 @@ def _cmd_deblur(args) -> int:
     from k3dn.infer import deblur_files, model_from_args
 
     model = model_from_args(args)
-    path = deblur_files(model, args.left, args.right, args.out, center=args.center, size_mode=args.size_mode,
-                        device=args.device, dtype=args.dtype)
+    path = deblur_files(
+        model,
+        args.left,
+        args.right,
+        args.out,
+        center=args.center,
+        size_mode=args.size_mode,
+        device=args.device,
+        dtype=args.dtype,
+    )
     print(path)
     return 0
 
@@ -53,11 +74,19 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("train", help="train a registered model (K3DN's two-stage recipe)")
     p.add_argument("--config", required=True, help="config/train/*.yaml")
     p.add_argument("--out", required=True, help="run folder: model.safetensors, model.json, log.csv, state/")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set stages=[200,200] --set data.batch_size=2")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set stages=[200,200] --set data.batch_size=2",
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--resume", action="store_true",
-                   help="require existing state to resume from (without it: resume if state exists)")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="require existing state to resume from (without it: resume if state exists)",
+    )
     g.add_argument("--fresh", action="store_true", help="ignore existing state and start from iteration 0")
     p.add_argument("--nproc", type=int, default=1, help="processes (GPUs) on this node; >1 relaunches under torchrun")
     p.set_defaults(func=_cmd_train)

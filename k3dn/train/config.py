@@ -22,34 +22,34 @@ from k3dn.errors import UserError
 DEFAULTS: dict = {
     "model": {"name": "k3dn_tiny", "overrides": {}},
     "data": {
-        "train": None,            # manifest CSV of the training split
-        "val": None,              # manifest CSV of held-out images (optional)
-        "crop": [576, 448],       # training crop H, W; must be a multiple of the model's size_multiple
-        "crop_fit": "exact",      # exact: a crop that is not a multiple is an error; up: round it up to one
-        "batch_size": 4,          # per process (per GPU); the global batch is this x world size
-        "workers": None,          # DataLoader workers per process; None = min(8, cpus - 1)
-        "hflip": 0.5,             # probability; swaps L and R (DP physics, see k3dn.data.datasets)
+        "train": None,  # manifest CSV of the training split
+        "val": None,  # manifest CSV of held-out images (optional)
+        "crop": [576, 448],  # training crop H, W; must be a multiple of the model's size_multiple
+        "crop_fit": "exact",  # exact: a crop that is not a multiple is an error; up: round it up to one
+        "batch_size": 4,  # per process (per GPU); the global batch is this x world size
+        "workers": None,  # DataLoader workers per process; None = min(8, cpus - 1)
+        "hflip": 0.5,  # probability; swaps L and R (DP physics, see k3dn.data.datasets)
         "vflip": 0.5,
-        "cache": False,           # keep decoded training images in memory (small sets only)
-        "val_crop": None,         # None = full images; [H, W] = centre crops
-        "val_max_images": None,   # None = all rows of data.val
+        "cache": False,  # keep decoded training images in memory (small sets only)
+        "val_crop": None,  # None = full images; [H, W] = centre crops
+        "val_max_images": None,  # None = all rows of data.val
     },
     "optim": {"lr": 3.0e-4, "betas": [0.9, 0.999], "weight_decay": 1.0e-6, "grad_clip": 0.01},
     "schedule": {"cycle_steps": 200, "warmup_steps": 100, "min_lr": 6.0e-5},
     "loss": {"charbonnier": 1.0, "edge": 0.05, "frequency": 0.01, "reblur": 0.1, "scales": 3, "eps": 1.0e-3},
-    "stages": [9800, 10200],     # iterations of stage 1 (all but SRP) and stage 2 (SRP only)
+    "stages": [9800, 10200],  # iterations of stage 1 (all but SRP) and stage 2 (SRP only)
     "engine": {
-        "device": "auto",         # auto | cpu | cuda
+        "device": "auto",  # auto | cpu | cuda
         "seed": 0,
-        "amp": True,              # bf16 autocast on CUDA (ignored on CPU)
-        "channels_last": True,    # on CUDA
-        "compile": False,         # torch.compile the model
+        "amp": True,  # bf16 autocast on CUDA (ignored on CPU)
+        "channels_last": True,  # on CUDA
+        "compile": False,  # torch.compile the model
         "find_unused_parameters": True,  # DDP: stage 1 bypasses SRP, whose parameters then get no gradient
         "log_every": 50,
         "val_every": 1000,
         "ckpt_every": 500,
         "keep_checkpoints": 2,
-        "stop_after": None,       # stop (with a checkpoint) after this global iteration; for time-limited jobs
+        "stop_after": None,  # stop (with a checkpoint) after this global iteration; for time-limited jobs
         "progress": True,
     },
 }
@@ -116,7 +116,7 @@ def _apply_file(cfg: dict, path: Path, seen: tuple) -> dict:
 def parse_value(raw: str):
     """YAML, except that ``1e-4`` is a number (YAML 1.1 reads exponents without a dot as strings)."""
     value = yaml.safe_load(raw)
-    if isinstance(value, str) and not raw.strip().startswith(("'", '"')):   # a quoted value stays a string
+    if isinstance(value, str) and not raw.strip().startswith(("'", '"')):  # a quoted value stays a string
         try:
             return float(value)
         except ValueError:

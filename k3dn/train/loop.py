@@ -41,8 +41,23 @@ from k3dn.train.schedule import WarmupCosineRestarts
 
 log = logging.getLogger(__name__)
 
-LOG_COLUMNS = ["iteration", "stage", "kind", "lr", "loss", "charbonnier", "edge", "frequency", "reblur",
-               "psnr", "ssim", "input_psnr", "input_ssim", "images_per_s", "elapsed_s"]
+LOG_COLUMNS = [
+    "iteration",
+    "stage",
+    "kind",
+    "lr",
+    "loss",
+    "charbonnier",
+    "edge",
+    "frequency",
+    "reblur",
+    "psnr",
+    "ssim",
+    "input_psnr",
+    "input_ssim",
+    "images_per_s",
+    "elapsed_s",
+]
 IMAGE_KEYS = ("left", "right", "center", "target")
 
 
@@ -57,6 +72,7 @@ class TrainingError(RuntimeError):
 # ----------------------------------------------------------------------------------------------------------
 # Log
 # ----------------------------------------------------------------------------------------------------------
+
 
 class CsvLog:
     """``<out>/log.csv``; on resume, rows after the resumed iteration (written after that checkpoint) go."""
@@ -90,6 +106,7 @@ def _fmt(v):
 # ----------------------------------------------------------------------------------------------------------
 # Pieces
 # ----------------------------------------------------------------------------------------------------------
+
 
 def _seed_all(seed: int) -> None:
     random.seed(seed)
@@ -130,13 +147,24 @@ def validate(model, ds: DPEvalDataset, info: DistInfo, amp: bool) -> dict:
         y = forward_fitted(model, batch, amp=amp)
         m = batch_metrics(y, target)
         m_in = batch_metrics(batch["center"], target)
-        sums += torch.stack([m["psnr"][0], m["ssim"][0], m_in["psnr"][0], m_in["ssim"][0],
-                             torch.ones((), dtype=torch.float64, device=info.device)])
+        sums += torch.stack(
+            [
+                m["psnr"][0],
+                m["ssim"][0],
+                m_in["psnr"][0],
+                m_in["ssim"][0],
+                torch.ones((), dtype=torch.float64, device=info.device),
+            ]
+        )
     all_reduce_sum(sums, info)
     model.train(was_training)
     n = max(sums[4].item(), 1.0)
-    return {"psnr": sums[0].item() / n, "ssim": sums[1].item() / n, "input_psnr": sums[2].item() / n,
-            "input_ssim": sums[3].item() / n}
+    return {
+        "psnr": sums[0].item() / n,
+        "ssim": sums[1].item() / n,
+        "input_psnr": sums[2].item() / n,
+        "input_ssim": sums[3].item() / n,
+    }
 
 
 def write_run_outputs(out: Path, model, cfg: dict, extra: dict) -> None:
@@ -144,8 +172,13 @@ def write_run_outputs(out: Path, model, cfg: dict, extra: dict) -> None:
     from k3dn.provenance import config_hash, git_commit
 
     save_weights(model, out / "model.safetensors", metadata={"model": cfg["model"]["name"]})
-    spec = {"model": cfg["model"]["name"], "overrides": cfg["model"]["overrides"],
-            "config_hash": config_hash(training_identity(cfg)), "git_commit": git_commit(), **extra}
+    spec = {
+        "model": cfg["model"]["name"],
+        "overrides": cfg["model"]["overrides"],
+        "config_hash": config_hash(training_identity(cfg)),
+        "git_commit": git_commit(),
+        **extra,
+    }
     tmp = out / "model.json.tmp"
     tmp.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, out / "model.json")
@@ -154,6 +187,7 @@ def write_run_outputs(out: Path, model, cfg: dict, extra: dict) -> None:
 # ----------------------------------------------------------------------------------------------------------
 # Engine
 # ----------------------------------------------------------------------------------------------------------
+
 
 def train(cfg: dict, out_dir, resume: str = "auto") -> dict:
     """Train per ``cfg`` into ``out_dir``. ``resume``: ``auto`` (if state exists), ``require`` or ``never``.
@@ -205,8 +239,13 @@ class _Run:
         return self.elapsed0 + time.perf_counter() - self.t_start
 
     def summary(self, iteration: int, stopped: bool) -> dict:
-        return {"iteration": iteration, "stopped": stopped, "elapsed_s": self.elapsed(), "model": self.model,
-                **self.last_val}
+        return {
+            "iteration": iteration,
+            "stopped": stopped,
+            "elapsed_s": self.elapsed(),
+            "model": self.model,
+            **self.last_val,
+        }
 
 
 @dataclass
@@ -286,14 +325,32 @@ def _build_run(cfg: dict, out: Path, info: DistInfo, identity: str) -> _Run:
     plan = _stage_plan(cfg, two_stage)
     if not data["train"]:
         raise TrainingError("data.train is not set (a manifest CSV of the training split)")
-    train_ds = DPTrainDataset(data["train"], data["crop"], getattr(model, "size_multiple", (1, 1)),
-                              data["hflip"], data["vflip"], data["cache"], data["crop_fit"],
-                              getattr(model, "min_size", (1, 1)))
+    train_ds = DPTrainDataset(
+        data["train"],
+        data["crop"],
+        getattr(model, "size_multiple", (1, 1)),
+        data["hflip"],
+        data["vflip"],
+        data["cache"],
+        data["crop_fit"],
+        getattr(model, "min_size", (1, 1)),
+    )
     val_ds = DPEvalDataset(data["val"], data["val_crop"], data["val_max_images"]) if data["val"] else None
     criterion = K3DNLoss(**cfg["loss"])
-    return _Run(cfg=cfg, out=out, info=info, identity=identity, model=model, two_stage=two_stage, plan=plan,
-                train_ds=train_ds, val_ds=val_ds, criterion=criterion, amp=bool(eng["amp"]) and cuda,
-                channels_last=bool(eng["channels_last"]) and cuda)
+    return _Run(
+        cfg=cfg,
+        out=out,
+        info=info,
+        identity=identity,
+        model=model,
+        two_stage=two_stage,
+        plan=plan,
+        train_ds=train_ds,
+        val_ds=val_ds,
+        criterion=criterion,
+        amp=bool(eng["amp"]) and cuda,
+        channels_last=bool(eng["channels_last"]) and cuda,
+    )
 
 
 def _resume(run: _Run, resume: str) -> tuple[dict | None, int]:
@@ -308,12 +365,17 @@ def _resume(run: _Run, resume: str) -> tuple[dict | None, int]:
         return None, 0
     ckpt = load_checkpoint(ckpt_dir, run.model, info.rank)
     if ckpt["identity"] != run.identity:
-        raise TrainingError(f"{ckpt_dir}: was trained under a different config (identity {ckpt['identity']}, "
-                            f"now {run.identity}); use a new --out folder, or delete {state_dir} to start over")
+        raise TrainingError(
+            f"{ckpt_dir}: was trained under a different config (identity {ckpt['identity']}, "
+            f"now {run.identity}); use a new --out folder, or delete {state_dir} to start over"
+        )
     iteration, run.elapsed0 = int(ckpt["iteration"]), float(ckpt["elapsed_s"])
     if ckpt["world_size"] != info.world_size and info.is_main:
-        log.warning("resuming a %d-process run with %d processes; the data order changes from here on",
-                    ckpt["world_size"], info.world_size)
+        log.warning(
+            "resuming a %d-process run with %d processes; the data order changes from here on",
+            ckpt["world_size"],
+            info.world_size,
+        )
     if ckpt["rng"] is not None:
         restore_rng(ckpt["rng"])
     return ckpt, iteration
@@ -342,19 +404,23 @@ def _build_stage(run: _Run, stage: int, first: int, end: int, iteration: int, ck
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise TrainingError(f"{cfg['model']['name']}: stage {stage} leaves no parameter to train")
-    opt = torch.optim.AdamW(params, lr=cfg["optim"]["lr"], betas=tuple(cfg["optim"]["betas"]),
-                            weight_decay=cfg["optim"]["weight_decay"])
+    opt = torch.optim.AdamW(
+        params, lr=cfg["optim"]["lr"], betas=tuple(cfg["optim"]["betas"]), weight_decay=cfg["optim"]["weight_decay"]
+    )
     sc = cfg["schedule"]
-    sched = WarmupCosineRestarts(opt, cfg["optim"]["lr"], sc["min_lr"], sc["cycle_steps"], sc["warmup_steps"],
-                                 step=iteration - first)
+    sched = WarmupCosineRestarts(
+        opt, cfg["optim"]["lr"], sc["min_lr"], sc["cycle_steps"], sc["warmup_steps"], step=iteration - first
+    )
     if ckpt is not None and int(ckpt["stage"]) == stage and first < int(ckpt["iteration"]) < end:
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
     fwd = model
     if info.distributed:
         fwd = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.local_rank] if info.device.type == "cuda" else None,
-            find_unused_parameters=bool(eng["find_unused_parameters"]))
+            model,
+            device_ids=[info.local_rank] if info.device.type == "cuda" else None,
+            find_unused_parameters=bool(eng["find_unused_parameters"]),
+        )
     if eng["compile"]:
         fwd = torch.compile(fwd)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if run.amp else nullcontext()
@@ -364,12 +430,21 @@ def _build_stage(run: _Run, stage: int, first: int, end: int, iteration: int, ck
 def _loader(run: _Run, iteration: int) -> DataLoader:
     """Training batches from global ``iteration`` on (the sampler's order is a function of the seed and position)."""
     data = run.cfg["data"]
-    sampler = InfiniteDistributedSampler(len(run.train_ds), int(run.eng["seed"]), run.info.rank, run.info.world_size,
-                                         start=iteration * run.batch_size)
+    sampler = InfiniteDistributedSampler(
+        len(run.train_ds), int(run.eng["seed"]), run.info.rank, run.info.world_size, start=iteration * run.batch_size
+    )
     workers = worker_count(data["workers"])
-    return DataLoader(run.train_ds, batch_size=run.batch_size, sampler=sampler, num_workers=workers,
-                      collate_fn=collate, pin_memory=run.info.device.type == "cuda", drop_last=True,
-                      persistent_workers=False, prefetch_factor=4 if workers else None)
+    return DataLoader(
+        run.train_ds,
+        batch_size=run.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=run.info.device.type == "cuda",
+        drop_last=True,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+    )
 
 
 def _run_stage(run: _Run, st: _Stage, iteration: int) -> tuple[int, bool]:
@@ -380,8 +455,13 @@ def _run_stage(run: _Run, st: _Stage, iteration: int) -> tuple[int, bool]:
     eng = run.eng
     loader = _loader(run, iteration)
     batches = iter(loader)
-    bar = tqdm(total=st.end - st.first, initial=iteration - st.first, desc=f"stage {st.stage}/{len(run.plan)}",
-               disable=not (run.info.is_main and eng["progress"]), dynamic_ncols=True)
+    bar = tqdm(
+        total=st.end - st.first,
+        initial=iteration - st.first,
+        desc=f"stage {st.stage}/{len(run.plan)}",
+        disable=not (run.info.is_main and eng["progress"]),
+        dynamic_ncols=True,
+    )
     meter = _TrainMeter()
     try:
         while iteration < st.end:
@@ -418,7 +498,8 @@ def _step(run: _Run, st: _Stage, batch: dict, iteration: int) -> tuple[float, di
             + ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
             + "). Stopped before the optimizer step. Last good checkpoint: "
             + (f"{good}" if good else "none (no checkpoint written yet)")
-            + ". Lower optim.lr, check the data, or resume from it with a different seed.")
+            + ". Lower optim.lr, check the data, or resume from it with a different seed."
+        )
     st.opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(st.params, run.cfg["optim"]["grad_clip"])
@@ -431,12 +512,15 @@ def _log_train(run: _Run, st: _Stage, meter: _TrainMeter, iteration: int, lr: fl
     """A ``train`` row: the loss parts averaged over the steps since the last row and over ranks, and images/s."""
     info = run.info
     dt = time.perf_counter() - meter.t0
-    means = {k: all_reduce_sum(v.detach().reshape(1).clone(), info).item() / (meter.n * info.world_size)
-             for k, v in meter.sums.items()}
+    means = {
+        k: all_reduce_sum(v.detach().reshape(1).clone(), info).item() / (meter.n * info.world_size)
+        for k, v in meter.sums.items()
+    }
     ips = meter.n * run.batch_size * info.world_size / max(dt, 1e-9)
     if info.is_main:
-        run.log.write(iteration=iteration, stage=st.stage, kind="train", lr=lr, images_per_s=ips,
-                      elapsed_s=run.elapsed(), **means)
+        run.log.write(
+            iteration=iteration, stage=st.stage, kind="train", lr=lr, images_per_s=ips, elapsed_s=run.elapsed(), **means
+        )
         bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{lr:.2e}", img_s=f"{ips:.1f}")
     meter.reset()
 
@@ -449,16 +533,25 @@ def _validate_and_save(run: _Run, st: _Stage, iteration: int, meter: _TrainMeter
         run.last_val = validate(run.model, run.val_ds, info, run.amp)
         if info.is_main:
             run.log.write(iteration=iteration, stage=st.stage, kind="val", elapsed_s=run.elapsed(), **run.last_val)
-            bar.write(f"iteration {iteration}: val PSNR {run.last_val['psnr']:.2f} dB "
-                      f"(input {run.last_val['input_psnr']:.2f}), SSIM {run.last_val['ssim']:.4f}")
+            bar.write(
+                f"iteration {iteration}: val PSNR {run.last_val['psnr']:.2f} dB "
+                f"(input {run.last_val['input_psnr']:.2f}), SSIM {run.last_val['ssim']:.4f}"
+            )
         meter.restart_clock()  # images/s counts training time only
 
     stop_after = eng["stop_after"]
     stopping = stop_after is not None and iteration >= int(stop_after)
     if iteration % eng["ckpt_every"] == 0 or iteration == st.end or stopping:
-        trainer = {"iteration": iteration, "stage": st.stage, "optimizer": st.opt.state_dict(),
-                   "scheduler": st.sched.state_dict(), "identity": run.identity, "elapsed_s": run.elapsed(),
-                   "world_size": info.world_size, "model": run.cfg["model"]["name"]}
+        trainer = {
+            "iteration": iteration,
+            "stage": st.stage,
+            "optimizer": st.opt.state_dict(),
+            "scheduler": st.sched.state_dict(),
+            "identity": run.identity,
+            "elapsed_s": run.elapsed(),
+            "world_size": info.world_size,
+            "model": run.cfg["model"]["name"],
+        }
         save_checkpoint(run.state_dir, iteration, run.model, trainer, info, int(eng["keep_checkpoints"]))
     return stopping
 
@@ -467,8 +560,15 @@ def _write_final_outputs(run: _Run) -> None:
     """``model.safetensors`` and ``model.json`` of a finished run (main rank)."""
     plan = run.plan
     stages = [p[2] - p[1] for p in plan]
-    write_run_outputs(run.out, run.model, run.cfg, {
-        "iterations": plan[-1][2], "stages": stages,
-        # inference uses exactly what was trained: a stage-2 block that never trained is bypassed
-        "trained_stages": [st for (st, _, _), n in zip(plan, stages, strict=True) if n > 0],
-        "precision": "bfloat16 autocast (float32 weights and loss)" if run.amp else "float32"})
+    write_run_outputs(
+        run.out,
+        run.model,
+        run.cfg,
+        {
+            "iterations": plan[-1][2],
+            "stages": stages,
+            # inference uses exactly what was trained: a stage-2 block that never trained is bypassed
+            "trained_stages": [st for (st, _, _), n in zip(plan, stages, strict=True) if n > 0],
+            "precision": "bfloat16 autocast (float32 weights and loss)" if run.amp else "float32",
+        },
+    )

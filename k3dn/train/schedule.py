@@ -47,8 +47,13 @@ class WarmupCosineRestarts:
         self._apply()
 
     def state_dict(self) -> dict:
-        return {"last_step": self.last_step, "max_lr": self.max_lr, "min_lr": self.min_lr,
-                "cycle": self.cycle, "warmup": self.warmup}
+        return {
+            "last_step": self.last_step,
+            "max_lr": self.max_lr,
+            "min_lr": self.min_lr,
+            "cycle": self.cycle,
+            "warmup": self.warmup,
+        }
 
     def load_state_dict(self, sd: dict) -> None:
         self.last_step = int(sd["last_step"])

@@ -46,10 +46,32 @@ from k3dn.data.layouts.rdpd import scan_rdpd
 from k3dn.data.manifest import write_manifest
 
 __all__ = [
-    "COUNT_KEYWORD", "DEFAULT_PROTOCOL", "DPDD_COUNTS", "PIXEL_BLACK", "PIXEL_COUNT", "PIXEL_CROP", "PIXEL_GRID",
-    "PIXEL_PATCH", "PIXEL_WHITE", "PIXEL_WINDOW", "SPLITS", "LayoutError", "Scan", "dpdd_label_list",
-    "load_pixel_kernels", "pixel_vignetting_ratio", "process_ddd_syn", "process_pixel", "scan", "scan_ddd_syn",
-    "scan_dpd_disp", "scan_dpdd", "scan_pixel", "scan_rdpd", "scan_synth", "write_manifests",
+    "COUNT_KEYWORD",
+    "DEFAULT_PROTOCOL",
+    "DPDD_COUNTS",
+    "PIXEL_BLACK",
+    "PIXEL_COUNT",
+    "PIXEL_CROP",
+    "PIXEL_GRID",
+    "PIXEL_PATCH",
+    "PIXEL_WHITE",
+    "PIXEL_WINDOW",
+    "SPLITS",
+    "LayoutError",
+    "Scan",
+    "dpdd_label_list",
+    "load_pixel_kernels",
+    "pixel_vignetting_ratio",
+    "process_ddd_syn",
+    "process_pixel",
+    "scan",
+    "scan_ddd_syn",
+    "scan_dpd_disp",
+    "scan_dpdd",
+    "scan_pixel",
+    "scan_rdpd",
+    "scan_synth",
+    "write_manifests",
 ]
 
 #: The keyword of each adapter that checks an official sample count (None turns the check off).
@@ -78,8 +100,17 @@ def scan(dataset: str, root, **kw) -> Scan:
     return _resolve(_adapter(dataset).scan)(root, **kw)
 
 
-def write_manifests(dataset: str, root, out_dir, *, processed=None, protocol: str | None = None,
-                    progress: bool = True, pixel_crop: tuple[int, int] = PIXEL_CROP, **scan_kw) -> list[Path]:
+def write_manifests(
+    dataset: str,
+    root,
+    out_dir,
+    *,
+    processed=None,
+    protocol: str | None = None,
+    progress: bool = True,
+    pixel_crop: tuple[int, int] = PIXEL_CROP,
+    **scan_kw,
+) -> list[Path]:
     """Scan ``root``, do the processing the data set needs, write ``<out_dir>/<dataset>_<split>[_<protocol>].csv``.
 
     ``processed`` (default ``<root>/k3dn_processed``) receives derived files: the Pixel set's corrected crops and

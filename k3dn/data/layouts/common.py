@@ -23,7 +23,7 @@ class Scan:
     root: Path
     splits: dict[str, list[dict]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    extra_files: list[tuple[str, str]] = field(default_factory=list)   # (role, path) outside the manifest
+    extra_files: list[tuple[str, str]] = field(default_factory=list)  # (role, path) outside the manifest
 
     def warn(self, msg: str) -> None:
         self.warnings.append(msg)

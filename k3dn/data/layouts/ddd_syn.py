@@ -30,8 +30,9 @@ def _read_pfm():
     try:
         from k3dn.synth.ddd_syn import read_pfm
     except ImportError as e:
-        raise LayoutError("DDD-syn disparity needs the PFM reader k3dn.synth.ddd_syn.read_pfm, which is not "
-                          f"available ({e})") from e
+        raise LayoutError(
+            f"DDD-syn disparity needs the PFM reader k3dn.synth.ddd_syn.read_pfm, which is not available ({e})"
+        ) from e
     return read_pfm
 
 
@@ -51,8 +52,18 @@ def _ddd_from_list(lst: Path, root: Path, split: str, scan: Scan) -> list[dict]:
                 if p.exists():
                     return p
             return root / rel.lstrip("/")
-        rows.append({"id": sid, "split": split, "left": res(left), "right": res(right), "target": res(gt),
-                     "pfm": res(dm), "where": f"{lst}:{n}"})
+
+        rows.append(
+            {
+                "id": sid,
+                "split": split,
+                "left": res(left),
+                "right": res(right),
+                "target": res(gt),
+                "pfm": res(dm),
+                "where": f"{lst}:{n}",
+            }
+        )
     return rows
 
 
@@ -79,22 +90,34 @@ def scan_ddd_syn(root) -> Scan:
     else:
         for d in find_dirs(root, lambda d: (d / "dp").is_dir(), max_depth=3):
             if d.name not in _DDD_DIR_SPLIT:
-                raise LayoutError(f"{d}: DDD-syn folder with dp/ whose split is unknown (expected training, "
-                                  "testing or testing1, or a list file nyu_test.txt)")
+                raise LayoutError(
+                    f"{d}: DDD-syn folder with dp/ whose split is unknown (expected training, "
+                    "testing or testing1, or a list file nyu_test.txt)"
+                )
             split, suf = _DDD_DIR_SPLIT[d.name]
             for left in sorted((d / "dp").glob("*_l.png"), key=lambda p: natural_key(p.name)):
                 i = left.stem[:-2]
-                raw.append({"id": i + suf, "split": split, "left": left, "right": d / "dp" / f"{i}_r.png",
-                            "target": d / "gt" / f"{i}_m.png", "pfm": d / "disp" / f"{i}_dm.pfm",
-                            "where": str(d)})
+                raw.append(
+                    {
+                        "id": i + suf,
+                        "split": split,
+                        "left": left,
+                        "right": d / "dp" / f"{i}_r.png",
+                        "target": d / "gt" / f"{i}_m.png",
+                        "pfm": d / "disp" / f"{i}_dm.pfm",
+                        "where": str(d),
+                    }
+                )
             for sub in ("dp", "gt", "disp"):
                 if (d / sub).is_dir():
                     for p in (d / sub).iterdir():
                         if not re.fullmatch(r".+_(l|r)\.png|.+_m\.png|.+_d[ml]\.pfm", p.name):
                             scan.warn(f"{p}: not part of the DDD-syn layout, ignored")
     if not raw:
-        raise LayoutError(f"{root}: no DDD-syn layout found (expected a list file like nyu_test.txt, or "
-                          "training/ testing/ with dp/ gt/ disp/)")
+        raise LayoutError(
+            f"{root}: no DDD-syn layout found (expected a list file like nyu_test.txt, or "
+            "training/ testing/ with dp/ gt/ disp/)"
+        )
     seen = set()
     for r in raw:
         if (r["split"], r["id"]) in seen:
@@ -107,9 +130,18 @@ def scan_ddd_syn(root) -> Scan:
         infos = {k: probe(p) for k, p in views.items()}
         same_size(views, infos, f"ddd_syn {r['id']}")
         scan.splits.setdefault(r["split"], []).append(
-            {"id": r["id"], "dataset": "ddd_syn", "split": r["split"], "left": str(r["left"]),
-             "right": str(r["right"]), "target": str(r["target"]), "disparity": str(r["pfm"]),
-             "protocol": _PROTOCOL, "channels": 3})
+            {
+                "id": r["id"],
+                "dataset": "ddd_syn",
+                "split": r["split"],
+                "left": str(r["left"]),
+                "right": str(r["right"]),
+                "target": str(r["target"]),
+                "disparity": str(r["pfm"]),
+                "protocol": _PROTOCOL,
+                "channels": 3,
+            }
+        )
     return scan
 
 
@@ -130,8 +162,9 @@ def process_ddd_syn(scan: Scan, processed: Path, progress: bool = True) -> Scan:
             d = d[..., 0] if d.ndim == 3 and d.shape[-1] == 1 else d
             info = probe(Path(r["left"]))
             if d.shape[:2] != (info.height, info.width):
-                raise LayoutError(f"{pfm}: disparity {d.shape[1]}x{d.shape[0]} differs from the image "
-                                  f"{info.width}x{info.height}")
+                raise LayoutError(
+                    f"{pfm}: disparity {d.shape[1]}x{d.shape[0]} differs from the image {info.width}x{info.height}"
+                )
             dst = processed / "disp" / split / f"{r['id']}.npy"
             dst.parent.mkdir(parents=True, exist_ok=True)
             tmp = dst.with_name(dst.stem + ".tmp.npy")

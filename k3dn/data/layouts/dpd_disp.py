@@ -33,11 +33,12 @@ def scan_dpd_disp(root) -> Scan:
     figures only."""
     root = Path(root)
     pat = re.compile(r"(.+)_([BLRD])$", re.IGNORECASE)
-    hits = find_dirs(root, lambda d: any(pat.match(p.stem) and is_image(p) for p in d.glob("*_[Bb].*")),
-                      max_depth=3)
+    hits = find_dirs(root, lambda d: any(pat.match(p.stem) and is_image(p) for p in d.glob("*_[Bb].*")), max_depth=3)
     if not hits:
-        raise LayoutError(f"{root}: no DPD-disp layout found (expected <id>_B/_L/_R images: the repository's "
-                          "Qualitative/ and Quantitative/ folders, or the archive's flat folder with <id>_D.TIF)")
+        raise LayoutError(
+            f"{root}: no DPD-disp layout found (expected <id>_B/_L/_R images: the repository's "
+            "Qualitative/ and Quantitative/ folders, or the archive's flat folder with <id>_D.TIF)"
+        )
     scan = Scan("dpd_disp", root)
     groups: dict[str, dict[str, Path]] = {}
     for base in hits:
@@ -61,9 +62,20 @@ def scan_dpd_disp(root) -> Scan:
         same_size(views, infos, f"dpd_disp {i}")
         if "D" in g:
             probe(g["D"])
-        rows.append({"id": i, "dataset": "dpd_disp", "split": "test", "left": str(g["L"]), "right": str(g["R"]),
-                     "center": str(g["B"]), "target": "", "depth": str(g.get("D", "")), "protocol": _PROTOCOL,
-                     "channels": 3})
+        rows.append(
+            {
+                "id": i,
+                "dataset": "dpd_disp",
+                "split": "test",
+                "left": str(g["L"]),
+                "right": str(g["R"]),
+                "center": str(g["B"]),
+                "target": "",
+                "depth": str(g.get("D", "")),
+                "protocol": _PROTOCOL,
+                "channels": 3,
+            }
+        )
     with_depth = sum(1 for r in rows if r["depth"])
     if 0 < with_depth < len(rows):
         scan.warn(f"{root}: {len(rows) - with_depth} of {len(rows)} DPD-disp scenes have no depth ground truth")

@@ -24,8 +24,8 @@ from k3dn.data.layouts.common import (
 PIXEL_COUNT = 17
 _PROTOCOL = ADAPTERS["pixel"].protocol
 PIXEL_BLACK = 1024
-PIXEL_WHITE = 2 ** 14 - 1
-PIXEL_CROP = (1008, 1344)      # 6 x 8 patches of 168 px
+PIXEL_WHITE = 2**14 - 1
+PIXEL_CROP = (1008, 1344)  # 6 x 8 patches of 168 px
 PIXEL_GRID = (6, 8)
 PIXEL_PATCH = 168
 PIXEL_WINDOW = 101
@@ -34,8 +34,10 @@ PIXEL_WINDOW = 101
 def _pixel_root(root: Path) -> Path:
     hits = find_dirs(root, lambda d: (d / "calibration").is_dir() and any(d.glob("*_left.png")), max_depth=3)
     if not hits:
-        raise LayoutError(f"{root}: no Pixel (Xin et al.) layout found (expected DP_data_pixel_4/NNN_left.png, "
-                          "NNN_right.png, calibration/, gt_all_in_focus_im/)")
+        raise LayoutError(
+            f"{root}: no Pixel (Xin et al.) layout found (expected DP_data_pixel_4/NNN_left.png, "
+            "NNN_right.png, calibration/, gt_all_in_focus_im/)"
+        )
     return hits[0]
 
 
@@ -72,10 +74,19 @@ def scan_pixel(root, *, expected_count: int | None = PIXEL_COUNT) -> Scan:
         same_size({"left": left, "right": right}, infos, f"pixel scene {i}")
         for k, p in (("left", left), ("right", right), ("target", gt)):
             if infos[k].channels != 1 or infos[k].bit_depth != 16:
-                raise LayoutError(f"{p}: {infos[k].channels}-channel {infos[k].bit_depth}-bit, expected "
-                                  "single-channel 16-bit")
-        row = {"id": i, "dataset": "pixel", "split": "test", "left": str(left), "right": str(right),
-               "target": str(gt), "protocol": _PROTOCOL, "channels": 1}
+                raise LayoutError(
+                    f"{p}: {infos[k].channels}-channel {infos[k].bit_depth}-bit, expected single-channel 16-bit"
+                )
+        row = {
+            "id": i,
+            "dataset": "pixel",
+            "split": "test",
+            "left": str(left),
+            "right": str(right),
+            "target": str(gt),
+            "protocol": _PROTOCOL,
+            "channels": 1,
+        }
         if dmap.is_file():
             probe(dmap)
             row["disparity"] = str(dmap)
@@ -100,8 +111,14 @@ def _raw_linear(path: Path, black: int, white: int) -> np.ndarray:
     return np.clip(raw[..., 0].astype(np.float64) - black, 0, None) / white
 
 
-def pixel_vignetting_ratio(white_left: Path, white_right: Path, *, black: int = PIXEL_BLACK,
-                           white: int = PIXEL_WHITE, window: int = PIXEL_WINDOW) -> np.ndarray:
+def pixel_vignetting_ratio(
+    white_left: Path,
+    white_right: Path,
+    *,
+    black: int = PIXEL_BLACK,
+    white: int = PIXEL_WHITE,
+    window: int = PIXEL_WINDOW,
+) -> np.ndarray:
     """Per-pixel left/right white-sheet ratio (both black-level corrected), then a ``window``-square box average
     with zero padding and a fixed divisor (what a 'SAME' average pool does). The right view is multiplied by it.
     Pixels whose right white-sheet value is at the black level give NaN, which only matters if it reaches the crop."""
@@ -122,7 +139,7 @@ def _center_crop(a: np.ndarray, crop: tuple[int, int], what: Path) -> tuple[np.n
     if h < ch or w < cw:
         raise LayoutError(f"{what}: {w}x{h} is smaller than the {cw}x{ch} crop")
     oy, ox = (h - ch) // 2, (w - cw) // 2
-    return a[oy:oy + ch, ox:ox + cw], (oy, ox)
+    return a[oy : oy + ch, ox : ox + cw], (oy, ox)
 
 
 def load_pixel_kernels(root, *, grid: tuple[int, int] = PIXEL_GRID, patch: int = PIXEL_PATCH) -> dict:
@@ -146,9 +163,18 @@ def load_pixel_kernels(root, *, grid: tuple[int, int] = PIXEL_GRID, patch: int =
     return out
 
 
-def process_pixel(scan: Scan, processed: Path, *, crop: tuple[int, int] = PIXEL_CROP, black: int = PIXEL_BLACK,
-                  white: int = PIXEL_WHITE, window: int = PIXEL_WINDOW, grid=PIXEL_GRID, patch: int | None = None,
-                  progress: bool = True) -> Scan:
+def process_pixel(
+    scan: Scan,
+    processed: Path,
+    *,
+    crop: tuple[int, int] = PIXEL_CROP,
+    black: int = PIXEL_BLACK,
+    white: int = PIXEL_WHITE,
+    window: int = PIXEL_WINDOW,
+    grid=PIXEL_GRID,
+    patch: int | None = None,
+    progress: bool = True,
+) -> Scan:
     """Write the corrected, cropped views as 16-bit single-channel PNGs (value x 65535) and point the rows at them.
 
     left = clip(raw - 1024, 0) / (2^14 - 1); right = the same x :func:`pixel_vignetting_ratio`; both centre-cropped
@@ -162,12 +188,15 @@ def process_pixel(scan: Scan, processed: Path, *, crop: tuple[int, int] = PIXEL_
 
     base = _pixel_root(scan.root)
     cal = base / "calibration"
-    ratio_full = pixel_vignetting_ratio(cal / "white_sheet_left.png", cal / "white_sheet_right.png",
-                                        black=black, white=white, window=window)
+    ratio_full = pixel_vignetting_ratio(
+        cal / "white_sheet_left.png", cal / "white_sheet_right.png", black=black, white=white, window=window
+    )
     ratio, _ = _center_crop(ratio_full, crop, cal / "white_sheet_right.png")
     if not np.all(np.isfinite(ratio)) or np.any(ratio <= 0):
-        raise LayoutError(f"{cal / 'white_sheet_right.png'}: vignetting ratio undefined inside the crop "
-                          "(white-sheet pixels at or below the black level)")
+        raise LayoutError(
+            f"{cal / 'white_sheet_right.png'}: vignetting ratio undefined inside the crop "
+            "(white-sheet pixels at or below the black level)"
+        )
     processed = Path(processed)
     rows = []
     for r in tqdm(scan.splits["test"], desc="pixel: correct + crop", unit="scene", disable=not progress):
@@ -175,8 +204,10 @@ def process_pixel(scan: Scan, processed: Path, *, crop: tuple[int, int] = PIXEL_
         left = _raw_linear(left_p, black, white)
         right = _raw_linear(right_p, black, white)
         if left.shape != ratio_full.shape:
-            raise LayoutError(f"{left_p}: {left.shape[1]}x{left.shape[0]} differs from the white sheets "
-                              f"{ratio_full.shape[1]}x{ratio_full.shape[0]}")
+            raise LayoutError(
+                f"{left_p}: {left.shape[1]}x{left.shape[0]} differs from the white sheets "
+                f"{ratio_full.shape[1]}x{ratio_full.shape[0]}"
+            )
         left, _ = _center_crop(left, crop, left_p)
         right, _ = _center_crop(right, crop, right_p)
         right = right * ratio
@@ -185,8 +216,10 @@ def process_pixel(scan: Scan, processed: Path, *, crop: tuple[int, int] = PIXEL_
             scan.warn(f"{right_p}: {clipped} pixel(s) above 1 after the vignetting gain, clipped")
         gt_info = probe(Path(r["target"]))
         if (gt_info.height, gt_info.width) != tuple(crop):
-            raise LayoutError(f"{r['target']}: ground truth is {gt_info.width}x{gt_info.height}, expected the "
-                              f"{crop[1]}x{crop[0]} crop")
+            raise LayoutError(
+                f"{r['target']}: ground truth is {gt_info.width}x{gt_info.height}, expected the "
+                f"{crop[1]}x{crop[0]} crop"
+            )
         out = {}
         for col, img in (("left", left), ("right", right), ("center", 0.5 * (left + np.clip(right, 0, 1)))):
             out[col] = str(write_png16(processed / col / f"{r['id']}.png", np.clip(img, 0.0, 1.0).astype(np.float32)))

@@ -56,9 +56,19 @@ def scan_rdpd(root) -> Scan:
                     views[col] = v
                 infos = {k: probe(p) for k, p in views.items()}
                 same_size(views, infos, f"rdpd {seq.name}/{s.name}")
-                rows.append({"id": f"{seq.name}_{s.stem}", "dataset": "rdpd", "split": split,
-                             "left": str(views["left"]), "right": str(views["right"]), "center": str(s),
-                             "target": str(t), "protocol": _PROTOCOL, "channels": 3})
+                rows.append(
+                    {
+                        "id": f"{seq.name}_{s.stem}",
+                        "dataset": "rdpd",
+                        "split": split,
+                        "left": str(views["left"]),
+                        "right": str(views["right"]),
+                        "center": str(s),
+                        "target": str(t),
+                        "protocol": _PROTOCOL,
+                        "channels": 3,
+                    }
+                )
         if not rows:
             raise LayoutError(f"{csrc}: no frames")
         scan.splits[split] = rows
