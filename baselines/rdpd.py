@@ -18,24 +18,27 @@ Quirks the weights depend on (reproduced): Keras gate order i, f, c, o along the
 hard_sigmoid`` = clip(0.2 x + 0.5, 0, 1) (Keras 2.x definition), ``activation = tanh``; the 2x2 'same' convs pad
 bottom/right only; BGR channel order (cv2); the 7th input channel is a radial mask.
 
-The radial mask. ``config.py`` reads ``real_radial_mask.png`` (8-bit grey, 1680x1120) / 255 as channel 7. Its
-content could not be obtained here (the notes disagree on whether it is even committed), so
-:func:`radial_mask` builds it: the distance of each pixel centre from the image centre, divided by the
-centre-to-corner distance (0 at the centre, 1 in the corners), quantised to 8 bits like the PNG. This is an
-assumption, not a verified copy; pass ``mask=`` (an (H, W) array in [0, 1], e.g. the official PNG / 255) to
-:class:`RDPDDefocus` to use the real one.
+The radial mask. ``config.py`` reads ``rdpd_code/real_radial_mask.png`` (8-bit grey, 1120 x 1680, committed in
+the repository) / 255 as channel 7. That PNG is exactly ``round(255 * d / d_max)`` with ``d = hypot(i - h/2,
+j - w/2)`` and ``d_max = hypot(h/2, w/2)`` in float64, NumPy rounding, dividing before multiplying (all 1,881,600
+pixels equal; ``255 * d / d_max`` would differ by one at 8 exact ties), so :func:`radial_mask` computes it instead
+of shipping the file. The official test feeds whole 1120 x 1680 images; for any other size its loader's
+``resize_flag`` branch resizes the float mask with ``cv2.resize`` (default bilinear), and so does
+:func:`radial_mask`, keeping the mask the network was trained with rather than redrawing it for the new shape.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from baselines.common import pad_to_multiple
 from baselines.keras_weights import ConvReLU, SameConv2d, UpConv, hard_sigmoid, keras_state_dict
 from baselines.published import manifest_for_model
-from baselines.common import pad_to_multiple
 from k3dn.registry import register_model
 
 __all__ = ["KerasConvLSTM2d", "RDPDNet", "RDPDDefocus", "radial_mask", "rdpd_plus"]
@@ -44,8 +47,6 @@ __all__ = ["KerasConvLSTM2d", "RDPDNet", "RDPDDefocus", "radial_mask", "rdpd_plu
 # ----------------------------------------------------------------------------------------------------------
 # Building blocks
 # ----------------------------------------------------------------------------------------------------------
-
-
 
 
 class KerasConvLSTM2d(nn.Module):
@@ -71,8 +72,9 @@ class KerasConvLSTM2d(nn.Module):
         if masks is None:
             return self.input_conv(x)
         w, b = self.input_conv.weight.chunk(4), self.input_conv.bias.chunk(4)
-        return torch.cat([F.conv2d(x * m, wg, bg, padding=self.input_conv.kernel_size[0] // 2)
-                          for m, wg, bg in zip(masks, w, b)], 1)
+        return torch.cat(
+            [F.conv2d(x * m, wg, bg, padding=self.input_conv.kernel_size[0] // 2) for m, wg, bg in zip(masks, w, b)], 1
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _, h, w = x.shape
@@ -93,18 +95,27 @@ class KerasConvLSTM2d(nn.Module):
         return torch.stack(outs, 1)
 
 
-def radial_mask(h: int, w: int, quantise: bool = True) -> np.ndarray:
-    """(h, w) float32 in [0, 1]: pixel-centre distance from the image centre over the centre-corner distance.
+_MASK_SIZE = (1120, 1680)  # real_radial_mask.png: the DPDD images' size
 
-    Stand-in for the unobtainable ``real_radial_mask.png`` (see the module docstring); quantised to 8 bits
-    (/255) by default because the official one is an 8-bit PNG divided by 255.
-    """
-    yy = np.arange(h, dtype=np.float64) - (h - 1) / 2
-    xx = np.arange(w, dtype=np.float64) - (w - 1) / 2
-    r = np.sqrt(yy[:, None] ** 2 + xx[None, :] ** 2) / np.hypot((h - 1) / 2, (w - 1) / 2)
-    if quantise:
-        r = np.round(r * 255) / 255
-    return r.astype(np.float32)
+
+@functools.lru_cache(maxsize=1)
+def _official_mask_u8() -> np.ndarray:
+    h, w = _MASK_SIZE
+    d = np.hypot(np.arange(h, dtype=np.float64)[:, None] - h / 2, np.arange(w, dtype=np.float64)[None, :] - w / 2)
+    m = np.round(d / np.hypot(h / 2, w / 2) * 255).astype(np.uint8)  # this order: see the module docstring
+    m.setflags(write=False)
+    return m
+
+
+def radial_mask(h: int, w: int) -> np.ndarray:
+    """(h, w) float32 in [0, 1]: ``real_radial_mask.png`` / 255 at 1120 x 1680 (see the module docstring); other
+    sizes resize that array with ``cv2.resize`` (bilinear, its default), as the official loader does."""
+    m = _official_mask_u8() / 255.0  # float64, as config.py's (imread(...) - 0) / 255
+    if (h, w) != _MASK_SIZE:
+        import cv2
+
+        m = cv2.resize(m, (w, h))
+    return m.astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -116,9 +127,32 @@ class RDPDNet(nn.Module):
     """The Keras ``unet``: (B, T, 7, H, W) -> (B, T, 3, H, W) clipped to [0, 1]; H, W multiples of 16."""
 
     # Keras order of the weighted layers (time_distributed, _1, _3, ... conv_lst_m2d ... _30)
-    KERAS_ORDER = ("enc1a", "enc1b", "enc2a", "enc2b", "enc3a", "enc3b", "enc4a", "enc4b", "enc5",
-                   "lstm", "up4", "dec4a", "dec4b", "up3", "dec3a", "dec3b", "up2", "dec2a", "dec2b",
-                   "up1", "dec1a", "dec1b", "to_rgb", "out")
+    KERAS_ORDER = (
+        "enc1a",
+        "enc1b",
+        "enc2a",
+        "enc2b",
+        "enc3a",
+        "enc3b",
+        "enc4a",
+        "enc4b",
+        "enc5",
+        "lstm",
+        "up4",
+        "dec4a",
+        "dec4b",
+        "up3",
+        "dec3a",
+        "dec3b",
+        "up2",
+        "dec2a",
+        "dec2b",
+        "up1",
+        "dec1a",
+        "dec1b",
+        "to_rgb",
+        "out",
+    )
 
     def __init__(self, in_ch: int = 7, out_ch: int = 3, dropout: float = 0.4):
         super().__init__()
@@ -153,8 +187,6 @@ class RDPDNet(nn.Module):
         return self.out(self.to_rgb(y)).clamp(0, 1).unflatten(0, (b, t))
 
 
-
-
 # ----------------------------------------------------------------------------------------------------------
 # The wrapper
 # ----------------------------------------------------------------------------------------------------------
@@ -182,8 +214,9 @@ class RDPDDefocus(nn.Module):
         super().__init__()
         self.net = RDPDNet(dropout=dropout)
         # not in the state dict: the checkpoint has no such tensor
-        self.register_buffer("mask", None if mask is None else torch.as_tensor(np.asarray(mask, np.float32)),
-                             persistent=False)
+        self.register_buffer(
+            "mask", None if mask is None else torch.as_tensor(np.asarray(mask, np.float32)), persistent=False
+        )
 
     def _mask(self, h: int, w: int, ref: torch.Tensor) -> torch.Tensor:
         if self.mask is None:
@@ -204,8 +237,9 @@ class RDPDDefocus(nn.Module):
         out = []
         for n in RDPDNet.KERAS_ORDER:
             if n == "lstm":
-                out.append((n, ["net.lstm.input_conv.weight", "net.lstm.recurrent_conv.weight",
-                                "net.lstm.input_conv.bias"]))  # Keras: kernel, recurrent_kernel, bias
+                out.append(
+                    (n, ["net.lstm.input_conv.weight", "net.lstm.recurrent_conv.weight", "net.lstm.input_conv.bias"])
+                )  # Keras: kernel, recurrent_kernel, bias
             else:
                 out.append((n, [f"net.{n}.weight", f"net.{n}.bias"]))
         return out
@@ -213,8 +247,9 @@ class RDPDDefocus(nn.Module):
 
 def checkpoint_filter_fn(state_dict: dict, model: nn.Module) -> dict:
     """Keras HDF5 -> our state dict, matched topologically as the official ``m.load_weights`` does."""
-    return keras_state_dict(state_dict, manifest_for_model(model.registry_name), model.keras_targets(),
-                            model.state_dict())
+    return keras_state_dict(
+        state_dict, manifest_for_model(model.registry_name), model.keras_targets(), model.state_dict()
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------

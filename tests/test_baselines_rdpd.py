@@ -148,16 +148,27 @@ def test_corrupted_checkpoint_names_the_bad_tensors(tmp_path):
 
 
 def test_radial_mask_shape_and_values():
+    # official real_radial_mask.png / 255 (facts checked in test_golden_rdpd): distance from (h/2, w/2) over the
+    # centre-corner distance, 8-bit
     m = rd.radial_mask(1120, 1680)
     assert m.shape == (1120, 1680) and m.dtype == np.float32
     assert m.min() == 0.0 and m.max() == 1.0
-    assert m[0, 0] == m[-1, -1] == m[0, -1] == m[-1, 0] == 1.0  # corners
-    np.testing.assert_array_equal(m, m[::-1, ::-1])  # symmetric about the centre
-    np.testing.assert_array_equal(np.round(m * 255), m * 255)  # 8-bit levels like the PNG / 255
-    # mid-edges: distance over the centre-corner distance, to 8-bit precision
-    r = np.hypot(559.5, 839.5)
-    assert abs(m[560, 0] - np.hypot(0.5, 839.5) / r) <= 0.5 / 255
-    assert abs(m[0, 840] - np.hypot(559.5, 0.5) / r) <= 0.5 / 255
+    assert m[0, 0] == 1.0 and m[560, 840] == 0.0  # corner (0, 0) is at the full distance; the centre is a pixel
+    np.testing.assert_array_equal(m[1:, 1:], m[1:, 1:][::-1, ::-1])  # symmetric about (560, 840)
+    np.testing.assert_array_equal(m, (np.round(m.astype(np.float64) * 255) / 255).astype(np.float32))  # 8-bit levels
+    r = np.hypot(560, 840)
+    assert m[560, 0] == np.float32(np.round(840 / r * 255) / 255)
+    assert m[0, 840] == np.float32(np.round(560 / r * 255) / 255)
+
+
+def test_radial_mask_of_another_size_is_the_official_one_resized():
+    import cv2
+
+    full = np.round(rd.radial_mask(1120, 1680).astype(np.float64) * 255) / 255  # the PNG / 255, float64
+    small = rd.radial_mask(48, 80)  # not an integer factor of 1120 x 1680, so bilinear weights are fractional
+    assert small.shape == (48, 80) and small.dtype == np.float32
+    np.testing.assert_array_equal(small, cv2.resize(full, (80, 48)).astype(np.float32))
+    assert not np.allclose(small, np.round(small * 255) / 255)  # interpolated: not 8-bit levels any more
 
 
 class _Recorder(torch.nn.Module):

@@ -48,8 +48,9 @@ def official_output(official: Path) -> np.ndarray:
     model.iter_num = 100e4
     model.eval()
     views = random_views(INPUT_SEED, HEIGHT, WIDTH)
-    l_img, r_img = (torch.from_numpy(np.ascontiguousarray(views[v][..., ::-1])).permute(2, 0, 1)[None]
-                    for v in ("left", "right"))
+    l_img, r_img = (
+        torch.from_numpy(np.ascontiguousarray(views[v][..., ::-1])).permute(2, 0, 1)[None] for v in ("left", "right")
+    )
     with torch.no_grad():
         recover = model(torch.cat((l_img, r_img, r_img), dim=1))[0]
     recover = recover.clamp(0, 1)[0].permute(1, 2, 0).numpy()
@@ -66,8 +67,15 @@ def main(argv=None) -> None:
         print(f"warning: {args.official} is at {head.stdout.strip()}, not {COMMIT}", file=sys.stderr)
     out = official_output(args.official.resolve())
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, output=out, input_seed=np.int64(INPUT_SEED), weights_seed=np.int64(WEIGHTS_SEED),
-             height=np.int64(HEIGHT), width=np.int64(WIDTH), source=np.str_(f"{REPO}@{COMMIT} test.py"))
+    np.savez(
+        args.out,
+        output=out,
+        input_seed=np.int64(INPUT_SEED),
+        weights_seed=np.int64(WEIGHTS_SEED),
+        height=np.int64(HEIGHT),
+        width=np.int64(WIDTH),
+        source=np.str_(f"{REPO}@{COMMIT} test.py"),
+    )
     print(f"output {out.shape}: range [{out.min():.4g}, {out.max():.4g}], std {out.std():.3g}")
 
 

@@ -91,12 +91,21 @@ def main(argv=None) -> None:
         print(f"warning: {args.official} is at {head.stdout.strip()}, not {COMMIT}", file=sys.stderr)
     out, disp = official_outputs(args.official.resolve())
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, output=out, disparity=disp, input_seed=np.int64(INPUT_SEED),
-             weights_seed=np.int64(WEIGHTS_SEED), height=np.int64(HEIGHT), width=np.int64(WIDTH),
-             source=np.str_(f"{REPO}@{COMMIT} DDDNet/dual_pixel_test_MB.py"))
-    print(f"output {out.shape}: range [{out.min():.4g}, {out.max():.4g}], std {out.std():.3g}, "
-          f"{np.mean(out <= 0) * 100:.0f}% clamped to 0; disparity {disp.shape}: range [{disp.min():.4g}, "
-          f"{disp.max():.4g}], std {disp.std():.3g}")
+    np.savez(
+        args.out,
+        output=out,
+        disparity=disp,
+        input_seed=np.int64(INPUT_SEED),
+        weights_seed=np.int64(WEIGHTS_SEED),
+        height=np.int64(HEIGHT),
+        width=np.int64(WIDTH),
+        source=np.str_(f"{REPO}@{COMMIT} DDDNet/dual_pixel_test_MB.py"),
+    )
+    print(
+        f"output {out.shape}: range [{out.min():.4g}, {out.max():.4g}], std {out.std():.3g}, "
+        f"{np.mean(out <= 0) * 100:.0f}% clamped to 0; disparity {disp.shape}: range [{disp.min():.4g}, "
+        f"{disp.max():.4g}], std {disp.std():.3g}"
+    )
 
 
 if __name__ == "__main__":

@@ -86,14 +86,24 @@ def main(argv=None) -> None:
     out = official_output(args.official.resolve())
     out_scaled = official_output(args.official.resolve(), WEIGHTS_SCALE)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, output=out, output_scaled=out_scaled, weights_scale=np.float64(WEIGHTS_SCALE),
-             input_seed=np.int64(INPUT_SEED), weights_seed=np.int64(WEIGHTS_SEED),
-             height=np.int64(HEIGHT), width=np.int64(WIDTH), win_size=np.int64(WIN),
-             source=np.str_(f"{REPO}@{COMMIT} test.py"))
+    np.savez(
+        args.out,
+        output=out,
+        output_scaled=out_scaled,
+        weights_scale=np.float64(WEIGHTS_SCALE),
+        input_seed=np.int64(INPUT_SEED),
+        weights_seed=np.int64(WEIGHTS_SEED),
+        height=np.int64(HEIGHT),
+        width=np.int64(WIDTH),
+        win_size=np.int64(WIN),
+        source=np.str_(f"{REPO}@{COMMIT} test.py"),
+    )
     x = random_views(INPUT_SEED, HEIGHT, WIDTH)["center"]
     for name, o in (("output", out), ("output_scaled", out_scaled)):
-        print(f"{name}: {o.shape}, mean |out - input| {np.abs(o - x).mean():.3g}, "
-              f"clamped {np.mean((o <= 0) | (o >= 1)) * 100:.1f}%")
+        print(
+            f"{name}: {o.shape}, mean |out - input| {np.abs(o - x).mean():.3g}, "
+            f"clamped {np.mean((o <= 0) | (o >= 1)) * 100:.1f}%"
+        )
 
 
 if __name__ == "__main__":

@@ -64,14 +64,21 @@ def golden(name: str, drbnet_module) -> dict:
 
     views = random_views(INPUT_SEED, HEIGHT, WIDTH)
     # run.py's arithmetic is float64 (an 8-bit read / 255.), cast to float32 only by FloatTensor.
-    C, R, L = (torch.FloatTensor((views[k].astype(np.float64)[None] * 2 - 1).transpose(0, 3, 1, 2).copy())
-               for k in ("center", "right", "left"))
+    C, R, L = (
+        torch.FloatTensor((views[k].astype(np.float64)[None] * 2 - 1).transpose(0, 3, 1, 2).copy())
+        for k in ("center", "right", "left")
+    )
     with torch.no_grad():
         output = net(C, R, L) if ctor["class"] == "DeblurNet_dual" else net(C)
     output = (output.numpy()[0].transpose(1, 2, 0) + 1.0) / 2.0
-    return {"output": output.astype(np.float32), "input_seed": np.int64(INPUT_SEED),
-            "weights_seed": np.int64(WEIGHTS_SEED), "height": np.int64(HEIGHT), "width": np.int64(WIDTH),
-            "source": np.str_(f"{SOURCE} run.py")}
+    return {
+        "output": output.astype(np.float32),
+        "input_seed": np.int64(INPUT_SEED),
+        "weights_seed": np.int64(WEIGHTS_SEED),
+        "height": np.int64(HEIGHT),
+        "width": np.int64(WIDTH),
+        "source": np.str_(f"{SOURCE} run.py"),
+    }
 
 
 def save(path: Path, arrays: dict) -> None:

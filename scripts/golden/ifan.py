@@ -59,7 +59,7 @@ def golden(name: str, get_config) -> dict:
             raise SystemExit(f"{name}: config_IFAN has {key}={config[key]}, the manifest {want}")
     net = importlib.import_module(f"models.archs.{ARCHS[name]}").Network(config)
     prefix = manifest["key_prefix"]
-    sd = {k[len(prefix):]: torch.from_numpy(v) for k, v in random_tensors(manifest, seed=WEIGHTS_SEED)}
+    sd = {k[len(prefix) :]: torch.from_numpy(v) for k, v in random_tensors(manifest, seed=WEIGHTS_SEED)}
     net.load_state_dict(sd, strict=True)
     net.eval()
 
@@ -69,9 +69,14 @@ def golden(name: str, get_config) -> dict:
     getattr(net, PROBE).register_forward_hook(lambda m, i, o: probe.__setitem__(PROBE, o.detach().clone()))
     with torch.no_grad():
         out = net(C, R, L, is_train=False) if "dual" in ARCHS[name] else net(C, is_train=False)
-    arrays = {"output": out["result"].numpy()[0].transpose(1, 2, 0).astype(np.float32),
-              "input_seed": np.int64(INPUT_SEED), "weights_seed": np.int64(WEIGHTS_SEED),
-              "height": np.int64(HEIGHT), "width": np.int64(WIDTH), "source": np.str_(f"{SOURCE} eval.py")}
+    arrays = {
+        "output": out["result"].numpy()[0].transpose(1, 2, 0).astype(np.float32),
+        "input_seed": np.int64(INPUT_SEED),
+        "weights_seed": np.int64(WEIGHTS_SEED),
+        "height": np.int64(HEIGHT),
+        "width": np.int64(WIDTH),
+        "source": np.str_(f"{SOURCE} eval.py"),
+    }
     if "dual" in ARCHS[name]:
         arrays[PROBE] = probe[PROBE].numpy()[0].astype(np.float32)
     return arrays

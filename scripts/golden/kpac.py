@@ -116,8 +116,12 @@ def main() -> None:
             tl.layers.initialize_global_variables(sess)
             path = write_fake_checkpoint(entry["manifest"], Path(tmp) / Path(entry["file"]).name, seed=WEIGHTS_SEED)
             assert tl.files.load_and_assign_npz(sess=sess, name=str(path), network=net) is not False
-            feed = {t: tl.prepro.threading_data(np.expand_dims(views[v].astype(np.float64) * 255, 0),
-                                                fn=official_utils.scale_imgs_fn) for t, v in zip(ph, inputs)}
+            feed = {
+                t: tl.prepro.threading_data(
+                    np.expand_dims(views[v].astype(np.float64) * 255, 0), fn=official_utils.scale_imgs_fn
+                )
+                for t, v in zip(ph, inputs)
+            }
             out = sess.run(net.outputs, feed)
             output = (tl.visualize.scale_image(out[0], True) / 255.0).astype(np.float32)
             if args.tl_npz_dir is not None:
@@ -125,11 +129,19 @@ def main() -> None:
                 tl.files.save_npz(net.all_params, name=str(args.tl_npz_dir / f"{name}_tensorlayer.npz"), sess=sess)
             sess.close()
         dest = args.out / f"{name}.npz"
-        np.savez(dest, output=output, input_seed=np.int64(INPUT_SEED), weights_seed=np.int64(WEIGHTS_SEED),
-                 height=np.int64(H), width=np.int64(W),
-                 source=np.str_(f"HyeongseokSon1/KPAC@{COMMIT} {script}"))
-        print(f"{name}: {function}, output {output.shape} range [{output.min():.4f}, {output.max():.4f}] "
-              f"residual std {np.std(out[0] - feed[ph[0]][0]):.3g} -> {dest}")
+        np.savez(
+            dest,
+            output=output,
+            input_seed=np.int64(INPUT_SEED),
+            weights_seed=np.int64(WEIGHTS_SEED),
+            height=np.int64(H),
+            width=np.int64(W),
+            source=np.str_(f"HyeongseokSon1/KPAC@{COMMIT} {script}"),
+        )
+        print(
+            f"{name}: {function}, output {output.shape} range [{output.min():.4f}, {output.max():.4f}] "
+            f"residual std {np.std(out[0] - feed[ph[0]][0]):.3g} -> {dest}"
+        )
 
 
 if __name__ == "__main__":

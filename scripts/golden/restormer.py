@@ -36,8 +36,10 @@ from baselines.published import get_checkpoint
 from baselines.weight_manifests import load_manifest, random_tensors, random_views
 
 SOURCE = "swz30/Restormer@df766d5521afd21cce56e24159f300b30ebf3fb0"
-SCRIPTS = {"restormer_dual": "Defocus_Deblurring/test_dual_pixel_defocus_deblur.py",
-           "restormer_single": "Defocus_Deblurring/test_single_image_defocus_deblur.py"}
+SCRIPTS = {
+    "restormer_dual": "Defocus_Deblurring/test_dual_pixel_defocus_deblur.py",
+    "restormer_single": "Defocus_Deblurring/test_single_image_defocus_deblur.py",
+}
 WEIGHTS_SEED = 0
 INPUT_SEED = 1
 # Multiples of 8 (three PixelUnshuffle(2)); unequal so that an H/W mix-up changes the output's shape.
@@ -59,8 +61,14 @@ def golden(name: str, net_cls) -> dict:
     with torch.no_grad():
         restored = torch.clamp(net(inp), 0, 1)
     output = restored.permute(0, 2, 3, 1).squeeze(0).numpy().astype(np.float32)
-    return {"output": output, "input_seed": np.int64(INPUT_SEED), "weights_seed": np.int64(WEIGHTS_SEED),
-            "height": np.int64(HEIGHT), "width": np.int64(WIDTH), "source": np.str_(f"{SOURCE} {SCRIPTS[name]}")}
+    return {
+        "output": output,
+        "input_seed": np.int64(INPUT_SEED),
+        "weights_seed": np.int64(WEIGHTS_SEED),
+        "height": np.int64(HEIGHT),
+        "width": np.int64(WIDTH),
+        "source": np.str_(f"{SOURCE} {SCRIPTS[name]}"),
+    }
 
 
 def save(path: Path, arrays: dict) -> None:
