@@ -225,6 +225,12 @@ class Plan:
                 raise WorkflowConfigError(
                     f"config: published.{name}.checkpoint: {ck!r} is not in baselines/checkpoints.yaml"
                 )
+            if ck and spec["model"] != self.checkpoints[ck]["model"]:
+                # the catalogue's model (with its weight tag) decides the input protocol of the prediction
+                raise WorkflowConfigError(
+                    f"config: published.{name}.model: {spec['model']!r}, but checkpoint {ck!r} is loaded by "
+                    f"{self.checkpoints[ck]['model']!r} (baselines/checkpoints.yaml)"
+                )
         for tname, t in self.tables.items():
             for r in t["rows"]:
                 m = r.get("method")

@@ -96,6 +96,18 @@ def test_an_8bit_checkpoint_gets_its_inputs_truncated_to_8_bits(tmp_path):
     assert np.array_equal(got, want) and not np.array_equal(got, src)
 
 
+def test_published_weights_are_read_under_their_catalogue_protocol(tmp_path):
+    """The protocol belongs to the published file: IFAN.pytorch is 8-bit, the tag ifan_single.16bit names
+    IFAN_16bit.pytorch (same tensors), and the suite's own weights of the same network read the manifest's."""
+    from baselines.weight_manifests import write_fake_checkpoint
+
+    path = write_fake_checkpoint("ifan_single", tmp_path / "IFAN.pytorch")
+    assert load_model(name="ifan_single", weights=path).input_protocol == "8bit"
+    assert load_model(name="ifan_single.16bit", weights=path).input_protocol == "16bit"
+    own = save_weights(load_model(name="ifan_single", weights=path), tmp_path / "model.safetensors")
+    assert getattr(load_model(name="ifan_single", weights=own), "input_protocol", None) is None
+
+
 def test_single_channel_rows_are_written_as_one_channel_mean(tmp_path):
     manifest = P.write_dp_set(tmp_path / "g", 1, 16, 16, split="test", channels=1)
     [path] = predict_manifest(_identity_probe(), manifest, tmp_path / "pred", device="cpu", progress=False)

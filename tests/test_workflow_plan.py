@@ -17,7 +17,7 @@ CHECKPOINTS = yaml.safe_load((ROOT / "baselines" / "checkpoints.yaml").read_text
 
 @pytest.fixture(autouse=True)
 def _repo_cwd(monkeypatch):
-    monkeypatch.chdir(ROOT)     # recipes and published tables are paths relative to the repository
+    monkeypatch.chdir(ROOT)  # recipes and published tables are paths relative to the repository
 
 
 def plan(cfg, **kw) -> Plan:
@@ -61,13 +61,15 @@ def test_device_auto_is_a_device():
 def test_the_miniature_changes_scale_not_the_grid():
     paper, mini = plan(dict(PAPER, require_all=True)), plan(merged(PAPER, MINI))
     assert list(mini.runs) == list(paper.runs) and list(mini.published) == list(paper.published)
-    assert {k: [r["label"] for r in t["rows"]] for k, t in mini.tables.items()} == \
-           {k: [r["label"] for r in t["rows"]] for k, t in paper.tables.items()}
+    assert {k: [r["label"] for r in t["rows"]] for k, t in mini.tables.items()} == {
+        k: [r["label"] for r in t["rows"]] for k, t in paper.tables.items()
+    }
     for run in paper.runs:
         p, m = paper.train_values(run), mini.train_values(run)
         assert len(m["stages"]) == len(paper.train_config(run)["stages"]) and set(m["stages"]) == {1}
-        assert {k: v for k, v in m.items() if k not in MINI["scale"]["train"] and k != "stages"} == \
-               {k: v for k, v in p.items() if k not in MINI["scale"]["train"]}
+        assert {k: v for k, v in m.items() if k not in MINI["scale"]["train"] and k != "stages"} == {
+            k: v for k, v in p.items() if k not in MINI["scale"]["train"]
+        }
     # the window ablations keep their geometry: the miniature crop follows their size multiple
     checks = {c["run"]: c for c in mini.preflight_checks()}
     assert checks["abl_window_27x27"]["crop_fit"] == "up" and check_runs(list(checks.values())) == []
@@ -110,6 +112,18 @@ def test_config_errors_name_the_key():
     runs["k3dn_tiny_dpdd"] = dict(runs["k3dn_tiny_dpdd"], set={"optim.lrr": 1})
     with pytest.raises(WorkflowConfigError, match=r"runs.k3dn_tiny_dpdd.*optim.lrr"):
         plan(dict(PAPER, runs=runs, require_all=True)).train_config("k3dn_tiny_dpdd")
+    # the 16-bit IFAN weights are read at 16 bits only through the model tag the catalogue names
+    published = dict(
+        PAPER["published"], pub_ifan_single=dict(PAPER["published"]["pub_ifan_single"], checkpoint="ifan_single_16bit")
+    )
+    with pytest.raises(
+        WorkflowConfigError, match=r"published.pub_ifan_single.model: 'ifan_single'.*'ifan_single.16bit'"
+    ):
+        plan(dict(PAPER, published=published, require_all=True))
+    published["pub_ifan_single"]["model"] = "ifan_single.16bit"
+    assert "--model ifan_single.16bit" in plan(dict(PAPER, published=published, require_all=True)).method_args(
+        "pub_ifan_single", "dpdd_test"
+    )
 
 
 def test_a_model_minimum_input_is_checked_and_fitted():
@@ -128,7 +142,9 @@ def test_every_training_manifest_is_one_the_workflow_writes(tmp_path):
     p = plan(dict(PAPER, require_all=True))
     assert p.manifest_problems() == []
     bad = tmp_path / "ddd.yaml"
-    bad.write_text(f"base: {ROOT / 'config/train/ddd_syn.yaml'}\ndata:\n  val: resources/manifests/ddd_syn/ddd_syn_val.csv\n")
+    bad.write_text(
+        f"base: {ROOT / 'config/train/ddd_syn.yaml'}\ndata:\n  val: resources/manifests/ddd_syn/ddd_syn_val.csv\n"
+    )
     cfg = dict(PAPER, require_all=True, recipes=dict(PAPER["recipes"], ddd_syn=str(bad)))
     [msg, *_] = plan(cfg).manifest_problems()
     assert "data.val resources/manifests/ddd_syn/ddd_syn_val.csv is not a manifest the workflow writes" in msg
@@ -140,11 +156,13 @@ def test_sensitivity_covers_every_scored_prediction():
     entries = p.sensitivity_entries()
     assert len(entries) == sum(t != "dpd_disp_test" for s in p.methods.values() for t in s["test"])
     light = next(e for e in entries if e["method"] == "k3dn_lightweight_dpdd" and e["test"] == "dpdd_test")
-    assert light["variants"] == {"bf16": "results/predictions/k3dn_lightweight_dpdd/dpdd_test~bf16",
-                                 "native": "results/predictions/k3dn_lightweight_dpdd/dpdd_test~native"}
+    assert light["variants"] == {
+        "bf16": "results/predictions/k3dn_lightweight_dpdd/dpdd_test~bf16",
+        "native": "results/predictions/k3dn_lightweight_dpdd/dpdd_test~native",
+    }
     assert p.variant_args("bf16") == "--dtype bfloat16"
     pixel = next(e for e in entries if e["method"] == "k3dn_lightweight_dpdd" and e["test"] == "pixel_test")
-    assert set(pixel["variants"]) == {"bf16", "native", "gamma_in"}      # gamma-encoded input: the Pixel set only
+    assert set(pixel["variants"]) == {"bf16", "native", "gamma_in"}  # gamma-encoded input: the Pixel set only
 
 
 def test_every_figure_names_a_kind_the_command_draws():
@@ -152,11 +170,23 @@ def test_every_figure_names_a_kind_the_command_draws():
 
     figs = plan(dict(PAPER, require_all=True)).figures()
     assert {f["kind"] for f in figs.values()} <= set(FIGURE_NAMES)
-    assert {"qualitative_dpdd", "qualitative_pixel", "qualitative_ddd_syn", "qualitative_rdpd", "reblur",
-            "psf_kernels", "disparity_clusters", "dpd_disp", "ablations", "speed_accuracy"} == set(figs)
+    assert {
+        "qualitative_dpdd",
+        "qualitative_pixel",
+        "qualitative_ddd_syn",
+        "qualitative_rdpd",
+        "reblur",
+        "psf_kernels",
+        "disparity_clusters",
+        "dpd_disp",
+        "ablations",
+        "speed_accuracy",
+    } == set(figs)
     q = figs["qualitative_pixel"]["spec"]
     assert q["blurry"] == "identity" and q["reference"] == "k3dn_lightweight_dpdd" and "identity" in q["predictions"]
     # each waits for the manifests of the test sets it reads, and only those
     assert "resources/manifests/pixel" in figs["qualitative_pixel"]["inputs"]
-    assert [i for i in figs["disparity_clusters"]["inputs"] if i.startswith("resources/manifests")] == \
-        ["resources/manifests/dpdd", "resources/manifests/ddd_syn"]
+    assert [i for i in figs["disparity_clusters"]["inputs"] if i.startswith("resources/manifests")] == [
+        "resources/manifests/dpdd",
+        "resources/manifests/ddd_syn",
+    ]
