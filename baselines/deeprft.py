@@ -146,9 +146,10 @@ class ResFFTBlock(nn.Module):
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        spec = torch.fft.rfft2(x, norm="backward")
+        # The FFTs run in float32: under bf16 autocast neither rfft2 nor torch.complex takes bf16 (a no-op in fp32).
+        spec = torch.fft.rfft2(x.float(), norm="backward")
         spec = self.main_fft(torch.cat([spec.real, spec.imag], dim=1))
-        re, im = spec.chunk(2, dim=1)
+        re, im = spec.float().chunk(2, dim=1)
         return self.main(x) + x + torch.fft.irfft2(torch.complex(re, im), s=(h, w), norm="backward")
 
 
@@ -349,9 +350,7 @@ def fold_doconv_state_dict(sd: dict) -> dict:
         leaf = k.rsplit(".", 1)[-1]
         stem = k[: len(k) - len(leaf)]  # "" for a bare DOConv2d's own state dict
         if leaf in ("D", "D_diag"):
-            if stem + "W" not in sd:
-                raise KeyError(f"DeepRFT checkpoint: {k} has no matching {stem}W")
-            continue
+            continue  # folded into their W below; a file without that W then fails the strict load, naming it
         if leaf == "W" and v.dim() == 3:
             out[k] = fold_doconv(v, sd.get(stem + "D"), sd.get(stem + "D_diag"))
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +217,7 @@ def read_foreign(path: str | os.PathLike):
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise _refusal(path, e) from e
-    except (OSError, RuntimeError, ValueError, KeyError, EOFError) as e:
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise CheckpointError(
             f"{path}: cannot read checkpoint ({type(e).__name__}: {first}); the file may be "

@@ -1,4 +1,8 @@
-"""DDDNet port: strict loading of both published files (Estd, Esti), the Estd -> Esti pipeline, quirks."""
+"""DDDNet port: the two published files (Estd, Esti) through the wrapper's filter, the Estd -> Esti pipeline, quirks.
+
+Strict loading of the folder, parameter counts and the forward contract are checked for every model by
+tests/test_models_contract.py, the outputs against the official networks by tests/test_golden_dddnet.py.
+"""
 
 import pytest
 import torch
@@ -6,14 +10,10 @@ import torch
 import baselines.dddnet as ddd
 from baselines.weight_manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
 from k3dn.checkpoint import CheckpointMismatch, load_published, load_state_dict_strict, read_foreign
+from tests.conftest import make_batch
 
 ESTD, ESTI = "dddnet_dpd_Estd", "dddnet_dpd_Esti"
 PARAMS = {ESTD: 4_561_338, ESTI: 6_403_476}     # baselines.md §9
-
-
-def _batch(h=64, w=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return {k: torch.rand(1, 3, h, w, generator=g) for k in ("left", "right", "center")}
 
 
 @pytest.fixture(scope="module")
@@ -30,19 +30,7 @@ def loaded(files):
 @pytest.fixture(scope="module")
 def reference_out(loaded):
     with torch.no_grad():
-        return loaded(_batch())
-
-
-@pytest.mark.parametrize("name,part", [(ESTD, "estd"), (ESTI, "esti")])
-def test_each_published_file_loads_strict_with_every_value(loaded, name, part):
-    m = load_manifest(name)
-    src = random_torch_state_dict(m)
-    own = getattr(loaded, part).state_dict()
-    assert len(own) == m["num_tensors"] == len(src)
-    for k, v in src.items():
-        assert k.startswith("module.")
-        assert torch.equal(own[k[len("module."):]], v), k
-    assert sum(p.numel() for p in getattr(loaded, part).parameters()) == m["total_params"] == PARAMS[name]
+        return loaded(make_batch(64, 64))
 
 
 def test_wrapper_filter_takes_both_files_and_counts(files, loaded):
@@ -82,7 +70,7 @@ def test_forward_shapes_range_and_padding(loaded, reference_out):
     disp = reference_out["disparity"]
     assert disp.shape == (1, 64, 64) and disp.min() >= 0 and disp.max() <= ddd.MAX_DISP - 1
     with torch.no_grad():
-        odd = loaded(_batch(59, 62, seed=2))           # reflect-padded to 64x64 inside the wrapper
+        odd = loaded(make_batch(59, 62, seed=2))           # reflect-padded to 64x64 inside the wrapper
     assert odd["output"].shape == (1, 3, 59, 62) and odd["refined_disparity"].shape == (1, 59, 62)
 
 
@@ -111,7 +99,7 @@ def _copy(loaded, part):
 
 @pytest.fixture(scope="module")
 def parts_out(loaded, reference_out):
-    b = _batch()
+    b = make_batch(64, 64)
     with torch.no_grad():
         img, refined = loaded.esti(b["left"], b["right"], reference_out["disparity"])
     return b, reference_out["disparity"], img
@@ -184,7 +172,7 @@ def test_training_mode_unclamped_and_differentiable():
     model.estd.requires_grad_(False)                    # keep the test cheap: no 3-D conv backward
     with torch.no_grad():
         model.esti.decoder1.layer24.bias.fill_(3.0)      # push the output outside [0, 1]
-    out = model(_batch())["output"]
+    out = model(make_batch(64, 64))["output"]
     assert out.max() > 1
     out.mean().backward()
     assert model.esti.encoder1.layer1.weight.grad.abs().sum() > 0

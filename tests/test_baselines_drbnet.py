@@ -1,24 +1,22 @@
-"""DRBNet port: strict load of the published files, parameter counts, forward contract, conventions."""
+"""DRBNet port: the filter-adaptive convolution, the image branch from C in [-1, 1], the dual model's view order,
+reflect padding.
+
+Loading the published files, parameter counts and the forward contract are checked for every model by
+tests/test_models_contract.py, the outputs against the official network by tests/test_golden_drbnet.py.
+"""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import baselines.drbnet as drb
-from baselines.weight_manifests import load_manifest, random_torch_state_dict, write_fake_checkpoint
-from baselines.published import checkpoint_for_model
-from k3dn.checkpoint import CheckpointMismatch, load_published
+from tests.conftest import make_batch
 
 VARIANTS = {
     # registry factory, manifest, parameter count in reference/baselines.md §0
     "drbnet_single": (drb.drbnet_single, "drbnet_single", 11_689_616),
     "drbnet_dual": (drb.drbnet_dual, "drbnet_dual", 11_690_480),
 }
-
-
-def _batch(h, w, seed=100):
-    g = torch.Generator().manual_seed(seed)
-    return {k: torch.rand(1, 3, h, w, generator=g) for k in ("left", "right", "center", "target")}
 
 
 def _silence_heads(model, res_bias=0.0):
@@ -31,51 +29,6 @@ def _silence_heads(model, res_bias=0.0):
             kernel_out.bias.zero_()
             res_out.weight.zero_()
             res_out.bias.fill_(res_bias if s == "3" else 0.0)
-
-
-@pytest.fixture(scope="module", params=sorted(VARIANTS))
-def loaded(request, tmp_path_factory):
-    factory, manifest_name, _ = VARIANTS[request.param]
-    path = write_fake_checkpoint(manifest_name, tmp_path_factory.mktemp("ckpt") / "published.pth")
-    return request.param, load_published(factory(), path).eval(), load_manifest(manifest_name)
-
-
-def test_published_file_loads_strictly_with_values(loaded):
-    name, model, manifest = loaded
-    assert checkpoint_for_model(name).manifests == (VARIANTS[name][1],)
-    own = model.state_dict()
-    assert list(own) == [t[0] for t in manifest["tensors"]]
-    for k, v in random_torch_state_dict(manifest).items():
-        assert torch.equal(own[k], v), k
-
-
-def test_parameter_count_matches_manifest_and_reference(loaded):
-    name, model, manifest = loaded
-    assert sum(p.numel() for p in model.parameters()) == manifest["total_params"] == VARIANTS[name][2]
-
-
-def test_forward_shape_range_and_odd_size(loaded):
-    _, model, _ = loaded
-    with torch.no_grad():
-        out = model(_batch(64, 64))["output"]
-        odd = model(_batch(37, 45, seed=101))["output"]  # padded to 48x48 inside, cropped back
-    assert out.shape == (1, 3, 64, 64) and odd.shape == (1, 3, 37, 45)
-    for o in (out, odd):
-        assert o.min() >= 0 and o.max() <= 1 and torch.isfinite(o).all()
-
-
-@pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_corrupted_checkpoint_names_the_bad_tensors(name, tmp_path):
-    factory, manifest_name, _ = VARIANTS[name]
-    sd = random_torch_state_dict(load_manifest(manifest_name))
-    del sd["upconv2_kernel.1.0.bias"]
-    sd["conv1_1.0.weight"] = torch.zeros(32, 9, 3, 3)
-    torch.save(sd, tmp_path / "bad.pth")
-    with pytest.raises(CheckpointMismatch) as err:
-        load_published(factory(), tmp_path / "bad.pth")
-    assert err.value.missing == ["upconv2_kernel.1.0.bias"]
-    assert [m[0] for m in err.value.misshaped] == ["conv1_1.0.weight"]
-    assert "upconv2_kernel.1.0.bias" in str(err.value) and "conv1_1.0.weight" in str(err.value)
 
 
 def test_filter_adaptive_conv_matches_shift_and_sum():
@@ -102,7 +55,7 @@ def test_image_branch_starts_from_center_in_minus1_1(name):
     [-1,1] (factor 1/2) and keeps the LeakyReLU after its residual conv (factor 0.1 for negative b).
     """
     model = VARIANTS[name][0]().eval()
-    b = _batch(32, 48)
+    b = make_batch(32, 48, seed=100)
     blocks = F.avg_pool2d(b["center"], 8).repeat_interleave(8, 2).repeat_interleave(8, 3)
     with torch.no_grad():
         _silence_heads(model)
@@ -123,7 +76,7 @@ def dual():
 
 
 def test_dual_swapping_left_and_right_changes_output(dual):
-    b = _batch(32, 32)
+    b = make_batch(32, 32, seed=100)
     with torch.no_grad():
         out = dual(b)["output"]
         swapped = dual({**b, "left": b["right"], "right": b["left"]})["output"]
@@ -132,7 +85,7 @@ def test_dual_swapping_left_and_right_changes_output(dual):
 
 def test_dual_encoder_gets_cat_right_left(dual):
     """Silencing input channels 3:6 of conv1_1 removes L (and only L): the encoder sees cat(R, L)."""
-    b = _batch(32, 32)
+    b = make_batch(32, 32, seed=100)
     with torch.no_grad():
         saved = dual.conv1_1[0].weight[:, 3:].clone()
         dual.conv1_1[0].weight[:, 3:] = 0
@@ -146,11 +99,7 @@ def test_dual_encoder_gets_cat_right_left(dual):
     assert (new_r - base).abs().max() > 1e-4
 
 
-def test_interface_attributes():
-    s, d = drb.drbnet_single(), drb.drbnet_dual()
-    assert s.input_views == ("center",) and d.input_views == ("center", "right", "left")
-    assert {checkpoint_for_model(n).input_protocol for n in ("drbnet_single", "drbnet_dual")} == {"8bit"}
-    assert s.size_multiple == d.size_multiple == (16, 16) and s.size_mode == d.size_mode == "pad"
+def test_dual_network_needs_c_r_l():
     with pytest.raises(ValueError, match="forward\\(C, R, L\\)"):
         drb.DRBNet(dual=True)(torch.zeros(1, 3, 16, 16))
 
@@ -160,7 +109,7 @@ def test_odd_sizes_are_reflect_padded_to_the_multiple_and_cropped_back():
     model = drb.drbnet_single().eval()
     seen = []
     hook = model.conv1_1.register_forward_pre_hook(lambda m, a: seen.append(a[0].clone()))
-    b = _batch(37, 45)
+    b = make_batch(37, 45, seed=100)
     try:
         with torch.no_grad():
             out = model(b)["output"]

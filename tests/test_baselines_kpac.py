@@ -1,16 +1,19 @@
 """KPAC port: TF conv2d_transpose parity with a numpy reference, positional strict load of the TensorLayer
-.npz container, parameter counts, the KPAC block's attention layout, forward contract and conventions."""
+.npz container (which array lands where, what a short list reports), the KPAC block's attention layout and the
+conventions.
+
+The forward contract and parameter counts are checked for every model by tests/test_models_contract.py, the
+outputs against the official graphs by tests/test_golden_kpac.py."""
 
 import numpy as np
 import pytest
 import torch
 
-from baselines.published import checkpoint_for_model
 import baselines.kpac as kp
 from baselines.keras_weights import SameConvTranspose2d, tf_kernel_to_torch, tf_same_padding
 from baselines.weight_manifests import load_manifest, random_tensors, write_fake_checkpoint
 from k3dn.checkpoint import CheckpointMismatch, load_published, read_foreign
-from k3dn.registry import create_model
+from tests.conftest import make_batch
 
 VARIANTS = {
     # registry factory, manifest, parameter count in reference/baselines.md §6
@@ -18,11 +21,6 @@ VARIANTS = {
     "kpac_single_3level": (kp.kpac_single_3level, "kpac_single_3level_npz", 2_057_893),
     "kpac_dual": (kp.kpac_dual, "kpac_dual_npz", 2_061_493),
 }
-
-
-def _batch(h, w, seed=0, b=1):
-    g = torch.Generator().manual_seed(seed)
-    return {k: torch.rand(b, 3, h, w, generator=g) for k in ("left", "right", "center", "target")}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -97,21 +95,6 @@ def test_published_container_loads_strictly_with_values(loaded):
     assert own["net.d1.weight"].shape == (96, 48, 4, 4)
 
 
-def test_parameter_count_matches_manifest_and_reference(loaded):
-    name, model, manifest, _ = loaded
-    assert sum(p.numel() for p in model.parameters()) == manifest["total_params"] == VARIANTS[name][2]
-    assert checkpoint_for_model(name).manifests == (VARIANTS[name][1],)
-
-
-def test_forward_shape_range_and_odd_size(loaded):
-    _, model, _, _ = loaded
-    with torch.no_grad():
-        out = model(_batch(32, 48))["output"]
-        odd = model(_batch(29, 35, seed=1))["output"]
-    assert out.shape == (1, 3, 32, 48) and 0 <= out.min() and out.max() <= 1
-    assert odd.shape == (1, 3, 29, 35) and torch.isfinite(odd).all()
-
-
 def test_corrupted_checkpoint_names_the_bad_tensors(tmp_path):
     manifest = load_manifest("kpac_dual_npz")
     arrays = [a for _, a in random_tensors(manifest)]
@@ -183,7 +166,7 @@ def test_residual_on_center_and_range_mapping(name):
     with torch.no_grad():
         model.net.d2_2.weight.zero_()
         model.net.d2_2.bias.zero_()
-        b = _batch(16, 24)
+        b = make_batch(16, 24)
         torch.testing.assert_close(model(b)["output"], b["center"], atol=1e-6, rtol=0)
         hot = {**b, "center": b["center"] + 1.0}
         assert model(hot)["output"].max() == 1.0  # eval clamps
@@ -197,7 +180,7 @@ def test_residual_on_center_and_range_mapping(name):
 
 def test_dual_reads_left_then_right_and_single_ignores_dp_views(published):
     _, dual, _, _ = published["kpac_dual"]
-    b = _batch(16, 16)
+    b = make_batch(16, 16)
     with torch.no_grad():
         base = dual(b)["output"]
         swapped = dual({**b, "left": b["right"], "right": b["left"]})["output"]
@@ -216,12 +199,3 @@ def test_dual_reads_left_then_right_and_single_ignores_dp_views(published):
     torch.testing.assert_close(r_only, r_base)  # channels 3:6 are R
     assert not torch.allclose(l_only, r_base)
     torch.testing.assert_close(s, s_other, atol=0, rtol=0)
-
-
-def test_interface_and_registry():
-    m2, m3, d = (create_model(n) for n in ("kpac_single_2level", "kpac_single_3level", "kpac_dual"))
-    assert isinstance(d, kp.KPACDefocus) and d.registry_name == "kpac_dual"
-    assert m2.size_multiple == (4, 4) and m3.size_multiple == d.size_multiple == (8, 8)
-    assert m2.input_views == m3.input_views == ("center",) and d.input_views == ("center", "left", "right")
-    assert {checkpoint_for_model(m.registry_name).input_protocol for m in (m2, m3, d)} == {"8bit"}
-    assert d.size_mode == "pad"

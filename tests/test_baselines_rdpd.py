@@ -1,26 +1,21 @@
 """RDPD+ port: ConvLSTM2D against a numpy transcription of the Keras equations, topological strict load of the
-published HDF5 container, parameter counts, forward contract, radial mask and BGR conventions."""
+published HDF5 container (where each Keras tensor lands), radial mask and BGR conventions.
 
-import h5py
+The forward contract, the total parameter count and damaged-file errors are checked for every model by
+tests/test_models_contract.py."""
+
 import numpy as np
 import pytest
 import torch
 
-from baselines.published import checkpoint_for_model
 import baselines.rdpd as rd
 from baselines.keras_weights import hard_sigmoid, tf_kernel_to_torch
 from baselines.weight_manifests import load_manifest, random_tensors, write_fake_checkpoint
-from k3dn.checkpoint import CheckpointMismatch, load_published
-from k3dn.registry import create_model
+from k3dn.checkpoint import load_published
+from tests.conftest import make_batch
 
 MANIFEST = "rdpd_plus_keras"
-PARAMS = 24_278_703  # reference/baselines.md §8
 LSTM_PARAMS = 18_876_416
-
-
-def _batch(h, w, seed=0, b=1):
-    g = torch.Generator().manual_seed(seed)
-    return {k: torch.rand(b, 3, h, w, generator=g) for k in ("left", "right", "center", "target")}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -113,33 +108,9 @@ def test_published_container_loads_strictly_with_values(published):
     assert own["net.up4.weight"].shape == (256, 512, 2, 2)
 
 
-def test_parameter_count_matches_manifest_and_reference(published):
-    model, manifest, _ = published
-    assert sum(p.numel() for p in model.parameters()) == manifest["total_params"] == PARAMS
-    assert sum(p.numel() for p in model.net.lstm.parameters()) == LSTM_PARAMS
-    assert "mask" not in model.state_dict()
-
-
-def test_forward_shape_range_and_odd_size(published):
+def test_convlstm_parameter_count(published):
     model, _, _ = published
-    with torch.no_grad():
-        out = model(_batch(32, 48))["output"]
-        odd = model(_batch(21, 35, seed=1))["output"]
-    assert out.shape == (1, 3, 32, 48) and 0 <= out.min() and out.max() <= 1
-    assert odd.shape == (1, 3, 21, 35) and torch.isfinite(odd).all()
-
-
-def test_corrupted_checkpoint_names_the_bad_tensors(tmp_path):
-    path = write_fake_checkpoint(MANIFEST, tmp_path / "bad.hdf5")
-    with h5py.File(path, "a") as f:
-        del f["model_weights/conv_lst_m2d/conv_lst_m2d/recurrent_kernel:0"]
-        del f["model_weights/time_distributed_30/time_distributed_30/bias:0"]
-        f["model_weights/time_distributed_30/time_distributed_30/bias:0"] = np.zeros(4, np.float32)
-    with pytest.raises(CheckpointMismatch) as err:
-        load_published(rd.rdpd_plus(), path)
-    assert len(err.value.missing) == 1 and "net.lstm.recurrent_conv.weight" in err.value.missing[0]
-    assert [m[0].split(" ")[0] for m in err.value.misshaped] == ["net.out.bias"]
-    assert "recurrent_kernel:0" in str(err.value) and str(path) in str(err.value)
+    assert sum(p.numel() for p in model.net.lstm.parameters()) == LSTM_PARAMS
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -183,7 +154,7 @@ class _Recorder(torch.nn.Module):
 
 def test_input_is_one_frame_of_left_right_bgr_and_radial_mask():
     model = rd.rdpd_plus().eval()
-    b = _batch(16, 32)
+    b = make_batch(16, 32)
     bgr_out = torch.rand(1, 1, 3, 16, 32)
     model.net = _Recorder(bgr_out)
     out = model(b)["output"]
@@ -199,15 +170,15 @@ def test_given_mask_is_used_and_must_fit():
     mask = np.full((16, 16), 0.25, np.float32)
     model = rd.rdpd_plus(mask=mask).eval()
     model.net = _Recorder(torch.zeros(1, 1, 3, 16, 16))
-    model(_batch(16, 16))
+    model(make_batch(16, 16))
     assert torch.all(model.net.seen[0, 0, 6] == 0.25)
     with pytest.raises(ValueError, match="radial mask"):
-        model(_batch(32, 16))
+        model(make_batch(32, 16))
 
 
 def test_linear_output_is_clipped_in_training_too_and_views_matter(published):
     model, _, _ = published
-    b = _batch(16, 16)
+    b = make_batch(16, 16)
     with torch.no_grad():
         base = model(b)["output"]
         assert not torch.allclose(base, model({**b, "left": b["right"], "right": b["left"]})["output"])
@@ -220,10 +191,3 @@ def test_linear_output_is_clipped_in_training_too_and_views_matter(published):
             model.net.out.bias.copy_(saved)
             model.eval()
     assert torch.all(hot == 1.0)  # backend.clip is in the Keras graph
-
-
-def test_interface_and_registry():
-    m = create_model("rdpd_plus")
-    assert isinstance(m, rd.RDPDDefocus) and m.registry_name == "rdpd_plus"
-    assert m.input_views == ("left", "right") and checkpoint_for_model("rdpd_plus").input_protocol == "8bit"
-    assert m.size_multiple == (16, 16) and m.size_mode == "pad" and checkpoint_for_model("rdpd_plus").manifests == (MANIFEST,)

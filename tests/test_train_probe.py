@@ -1,6 +1,6 @@
 """A tiny two-stage DP model implementing the model contract, for the training/inference tests.
 
-Loaded by the other test files with ``load_probe()`` (by path; tests are not a package) and registered only
+Loaded by the other test files with ``tests.conftest.load_probe()`` (by path) and registered only
 for the duration of a test (``probe_registered``), so it never shows up in other areas' registry tests.
 Also runnable as a torchrun worker script (``__main__``) for the DDP test.
 """
@@ -8,7 +8,6 @@ Also runnable as a torchrun worker script (``__main__``) for the DDP test.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -84,17 +83,6 @@ def probe_registered():
     finally:
         registry._REGISTRY.pop(PROBE, None)
         registry._REGISTRY.pop(PROBE + "_single", None)
-
-
-def load_probe():
-    """This module, importable from other test files (and from a torchrun worker)."""
-    name = "k3dn_test_probe"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 def write_dp_set(folder: Path, n: int, h: int, w: int, seed: int = 0, split: str = "train", channels: int = 3):
