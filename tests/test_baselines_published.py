@@ -4,21 +4,27 @@ import pytest
 
 from baselines.published import load_checkpoints
 from k3dn.preflight import preflight
-from k3dn.registry import list_models
 
 
-def test_every_entry_names_a_registered_model_and_its_parameter_count():
-    from baselines.weight_manifests import load_manifest
-    from k3dn.registry import create_model, split_tag
+def test_every_entry_has_an_official_source_first():
+    # models, manifests, parameter counts and strict loading: tests/test_models_contract.py
+    for name, ck in load_checkpoints().items():
+        assert ck.sources and ck.sources[0].role == "official", name
 
-    reg = load_checkpoints()
-    models = set(list_models())
-    for name, ck in reg.items():
-        assert split_tag(ck.model)[0] in models, name
-        assert ck.sources, name
-        for m in ck.manifests:
-            load_manifest(m)
-        assert sum(p.numel() for p in create_model(ck.model).parameters()) == ck.params, name
+
+def test_weights_of_one_network_are_told_apart_by_a_tag(tmp_path):
+    """Two entries naming one model would leave the protocol of its predictions to chance."""
+    import yaml
+
+    from baselines.published import DEFAULT
+    from k3dn.data.catalog import CatalogError
+
+    entries = yaml.safe_load(DEFAULT.read_text())["checkpoints"]
+    assert entries["ifan_single_16bit"]["model"] == "ifan_single.16bit"
+    entries["ifan_single_16bit"]["model"] = "ifan_single"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"checkpoints": entries}))
+    with pytest.raises(CatalogError, match=r"\['ifan_single'\] name several checkpoints; .* tag"):
+        load_checkpoints(tmp_path / "c.yaml")
 
 
 def test_fake_checkpoint_round_trip(tmp_path):
