@@ -15,9 +15,13 @@ VIEWS = ("left", "right", "center", "target")
 
 def pytest_addoption(parser):
     parser.addoption("--device", default="cpu", help="torch device for the tests that take it (default: cpu)")
-    parser.addoption("--dtype", default="float32", choices=sorted(DTYPES),
-                     help="precision for the tests that take it; bfloat16 runs them under bf16 autocast, the "
-                          "way `k3dn predict --dtype bfloat16` runs models")
+    parser.addoption(
+        "--dtype",
+        default="float32",
+        choices=sorted(DTYPES),
+        help="precision for the tests that take it; bfloat16 runs them under bf16 autocast, the "
+        "way `k3dn predict --dtype bfloat16` runs models",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +62,9 @@ def load_probe():
     from pathlib import Path
 
     if "k3dn_test_probe" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("k3dn_test_probe", Path(__file__).with_name("test_train_probe.py"))
+        spec = importlib.util.spec_from_file_location(
+            "k3dn_test_probe", Path(__file__).with_name("test_train_probe.py")
+        )
         mod = importlib.util.module_from_spec(spec)
         sys.modules["k3dn_test_probe"] = mod
         spec.loader.exec_module(mod)

@@ -24,8 +24,12 @@ def loaded(tmp_path_factory):
 
 def test_full_training_container_and_module_prefix(tmp_path):
     sd = random_torch_state_dict(load_manifest(MANIFEST), seed=3)
-    raw = {"state_dict": {f"module.{k}": v for k, v in sd.items()}, "epoch": 200,
-           "optimizers": [{"state": {}, "param_groups": [{"lr": 1e-4}]}], "schedulers": [{"last_epoch": 3}]}
+    raw = {
+        "state_dict": {f"module.{k}": v for k, v in sd.items()},
+        "epoch": 200,
+        "optimizers": [{"state": {}, "param_groups": [{"lr": 1e-4}]}],
+        "schedulers": [{"last_epoch": 3}],
+    }
     torch.save(raw, tmp_path / "ckpt.pth")
     model = load_published(bam.bambnet(), tmp_path / "ckpt.pth")
     assert torch.equal(model.net.head[0].weight, sd["head.0.weight"])
@@ -59,10 +63,10 @@ def _silence_branches(net):
 def test_bgr_round_trip_known_answer():
     model = bam.bambnet().eval()
     _silence_branches(model.net)
-    _identity(model.net.head[0])                       # feature c = relu(input channel c), c < 6
+    _identity(model.net.head[0])  # feature c = relu(input channel c), c < 6
     tail = model.net.tail_hard[0]
     _identity(tail, 0.0)
-    with torch.no_grad():                              # BGR out (+B, 0, -B) of the left view's blue (BGR 0)
+    with torch.no_grad():  # BGR out (+B, 0, -B) of the left view's blue (BGR 0)
         tail.weight[0, 0, 1, 1], tail.weight[2, 0, 1, 1] = 1.0, -1.0
     batch = make_batch(16, 32)
     with torch.no_grad():
@@ -71,7 +75,7 @@ def test_bgr_round_trip_known_answer():
     # flipping in and out: RGB output = (-B, 0, +B); a missing flip on either side gives another answer
     expected = torch.sigmoid(torch.stack([-blue, torch.zeros_like(blue), blue], dim=1))
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
-    with torch.no_grad():                              # the same read from the right view (BGR channel 3)
+    with torch.no_grad():  # the same read from the right view (BGR channel 3)
         tail.weight[:, 0] = 0
         tail.weight[0, 3, 1, 1], tail.weight[2, 3, 1, 1] = 1.0, -1.0
         out = model(batch)["output"]
@@ -90,9 +94,9 @@ def test_view_order_matters(loaded):
 def test_iter_num_quirk_third_slot_ignored_only_after_curriculum(loaded):
     x = torch.cat([make_batch(32, 48)["left"], make_batch(32, 48)["right"], make_batch(32, 48)["right"]], dim=1)
     x_map = x.clone()
-    x_map[:, 6:] = 5.0                                # a CoC map in branch 2's range
+    x_map[:, 6:] = 5.0  # a CoC map in branch 2's range
     net = loaded.net
-    assert net.iter_num >= bam.MASK_ITERS             # the wrapper's default is the official test setting
+    assert net.iter_num >= bam.MASK_ITERS  # the wrapper's default is the official test setting
     with torch.no_grad():
         torch.testing.assert_close(net(x), net(x_map), rtol=0, atol=0)
         net.iter_num = 0

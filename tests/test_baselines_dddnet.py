@@ -13,7 +13,7 @@ from k3dn.checkpoint import CheckpointMismatch, load_published, load_state_dict_
 from tests.conftest import make_batch
 
 ESTD, ESTI = "dddnet_dpd_Estd", "dddnet_dpd_Esti"
-PARAMS = {ESTD: 4_561_338, ESTI: 6_403_476}     # baselines.md §9
+PARAMS = {ESTD: 4_561_338, ESTI: 6_403_476}  # baselines.md §9
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_pre_041_file_without_num_batches_tracked_loads(tmp_path):
 
 def test_corrupted_checkpoint_names_missing_and_misshaped(tmp_path):
     sd = random_torch_state_dict(load_manifest(ESTD))
-    del sd["module.features.end.1.bn.running_var"]         # even a tensor of the unused module is required
+    del sd["module.features.end.1.bn.running_var"]  # even a tensor of the unused module is required
     sd["module.matching.end.0.conv.weight"] = torch.zeros(48, 24, 3, 3, 3)
     torch.save(sd, tmp_path / "Estd.pkl")
     with pytest.raises(CheckpointMismatch) as e:
@@ -70,7 +70,7 @@ def test_forward_shapes_range_and_padding(loaded, reference_out):
     disp = reference_out["disparity"]
     assert disp.shape == (1, 64, 64) and disp.min() >= 0 and disp.max() <= ddd.MAX_DISP - 1
     with torch.no_grad():
-        odd = loaded(make_batch(59, 62, seed=2))           # reflect-padded to 64x64 inside the wrapper
+        odd = loaded(make_batch(59, 62, seed=2))  # reflect-padded to 64x64 inside the wrapper
     assert odd["output"].shape == (1, 3, 59, 62) and odd["refined_disparity"].shape == (1, 59, 62)
 
 
@@ -86,7 +86,7 @@ def test_cost_volume_shifts_right_view_and_zero_fills():
     assert cost.shape == (1, 4, 4, 3, 5)
     for i in range(4):
         torch.testing.assert_close(cost[:, :2, i, :, i:], fl[..., i:])
-        torch.testing.assert_close(cost[:, 2:, i, :, i:], fr[..., :5 - i])
+        torch.testing.assert_close(cost[:, 2:, i, :, i:], fr[..., : 5 - i])
         assert not cost[:, :, i, :, :i].any()
 
 
@@ -113,7 +113,7 @@ def test_pipeline_is_estd_then_esti_on_the_views(reference_out, parts_out):
 def test_flat_cost_gives_mean_disparity(loaded):
     net = _copy(loaded, "estd")
     with torch.no_grad():
-        net.matching.end[1].conv.weight.zero_()          # cost identical on every plane
+        net.matching.end[1].conv.weight.zero_()  # cost identical on every plane
         disp = net(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
     torch.testing.assert_close(disp, torch.full_like(disp, (ddd.MAX_DISP - 1) / 2))
 
@@ -124,12 +124,13 @@ def test_batchnorm_uses_image_statistics_like_the_official_test(loaded, parts_ou
     b, official, _ = parts_out
     bn = loaded.estd.feature.start[0].bn
     assert not loaded.training and bn.use_batch_stats
-    assert int(bn.num_batches_tracked) == int(random_torch_state_dict(load_manifest(ESTD))[
-        "module.feature.start.0.bn.num_batches_tracked"])        # the forward passes did not count
+    assert int(bn.num_batches_tracked) == int(
+        random_torch_state_dict(load_manifest(ESTD))["module.feature.start.0.bn.num_batches_tracked"]
+    )  # the forward passes did not count
     ref = ddd.DisparityNet()
     ref.load_state_dict(loaded.estd.state_dict())
     with torch.no_grad():
-        for m in ref.modules():                          # the fake file's random variances can be < 0
+        for m in ref.modules():  # the fake file's random variances can be < 0
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                 m.running_var.abs_().add_(0.1)
         train_mode = ref.train()(b["left"], b["right"])
@@ -169,9 +170,9 @@ def test_view_order_matters(loaded, parts_out):
 
 def test_training_mode_unclamped_and_differentiable():
     model = ddd.dddnet().train()
-    model.estd.requires_grad_(False)                    # keep the test cheap: no 3-D conv backward
+    model.estd.requires_grad_(False)  # keep the test cheap: no 3-D conv backward
     with torch.no_grad():
-        model.esti.decoder1.layer24.bias.fill_(3.0)      # push the output outside [0, 1]
+        model.esti.decoder1.layer24.bias.fill_(3.0)  # push the output outside [0, 1]
     out = model(make_batch(64, 64))["output"]
     assert out.max() > 1
     out.mean().backward()

@@ -13,7 +13,7 @@ from k3dn.checkpoint import CheckpointMismatch, load_published
 from tests.conftest import make_batch
 
 SAVED, INFER = "deeprft_defocus_saved", "deeprft_defocus_inference"
-PARAMS_INFER, PARAMS_SAVED = 9_551_088, 10_827_810      # baselines.md §7
+PARAMS_INFER, PARAMS_SAVED = 9_551_088, 10_827_810  # baselines.md §7
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def unfolded(saved_file):
 
 
 # ------------------------------------------------------------------------------------------- folding
+
 
 def test_fold_matches_explicit_sum_and_identity_case():
     g = torch.Generator().manual_seed(1)
@@ -54,7 +55,7 @@ def test_folded_conv_equals_doconv_on_random_tensors(kernel, stride):
     do = rft.DOConv2d(5, 7, kernel, stride)
     with torch.no_grad():
         if do.D is not None:
-            do.D.normal_()                               # trained state: D far from 0
+            do.D.normal_()  # trained state: D far from 0
     plain = rft.FoldedConv2d(5, 7, kernel, stride)
     plain.load_state_dict(rft.fold_doconv_state_dict(do.state_dict()))
     x = torch.randn(2, 5, 12, 16)
@@ -63,6 +64,7 @@ def test_folded_conv_equals_doconv_on_random_tensors(kernel, stride):
 
 
 # ------------------------------------------------------------------------------------------- loading
+
 
 def test_saved_file_folds_into_inference_form(folded):
     m_inf, m_saved = load_manifest(INFER), load_manifest(SAVED)
@@ -86,13 +88,15 @@ def test_saved_file_loads_as_is_into_training_form(unfolded):
         assert torch.equal(own[k], v), k
     assert sum(p.numel() for p in unfolded.parameters()) == m["total_params"] == PARAMS_SAVED
     trainable = sum(p.numel() for p in unfolded.parameters() if p.requires_grad)
-    assert trainable == PARAMS_SAVED - 638_361                      # frozen D_diag identities
+    assert trainable == PARAMS_SAVED - 638_361  # frozen D_diag identities
 
 
 def test_module_prefix_and_folded_file_variants(tmp_path, folded):
     sd = random_torch_state_dict(load_manifest(SAVED))
-    torch.save({"epoch": 3000, "state_dict": {f"module.{k}": v for k, v in sd.items()}, "optimizer": {}},
-               tmp_path / "multi_gpu.pth")
+    torch.save(
+        {"epoch": 3000, "state_dict": {f"module.{k}": v for k, v in sd.items()}, "optimizer": {}},
+        tmp_path / "multi_gpu.pth",
+    )
     model = load_published(rft.deeprft(), tmp_path / "multi_gpu.pth")
     for k, v in folded.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
@@ -118,6 +122,7 @@ def test_corrupted_checkpoint_names_missing_and_misshaped(tmp_path):
 
 # ------------------------------------------------------------------------------------------- forward
 
+
 def test_folded_network_equals_doconv_network(folded, unfolded):
     b = make_batch(16, 16, seed=3, views=("center",))
     with torch.no_grad():
@@ -135,22 +140,23 @@ def test_residual_output_equals_input_when_last_conv_is_zero(folded):
 
 # -------------------------------------------------------------------------------------------- tiling
 
+
 def test_tiling_grid_matches_the_official_protocol():
     calls = []
     x = torch.zeros(1, 1, 1120, 1680)
     rft.tiled_apply(lambda t: calls.append(t.shape) or t, x, 512)
-    assert calls == [(12, 1, 512, 512)]                  # 6 grid + 2 right + 3 bottom + 1 corner
+    assert calls == [(12, 1, 512, 512)]  # 6 grid + 2 right + 3 bottom + 1 corner
     x = torch.randn(2, 3, 70, 45)
-    torch.testing.assert_close(rft.tiled_apply(lambda t: t, x, 32), x)   # reassembly is exact
+    torch.testing.assert_close(rft.tiled_apply(lambda t: t, x, 32), x)  # reassembly is exact
 
 
 def test_edge_windows_only_fill_the_remainder():
     x = torch.arange(40 * 40, dtype=torch.float32).view(1, 1, 40, 40)
     out = rft.tiled_apply(lambda t: t.mean(dim=(2, 3), keepdim=True).expand_as(t), x, 32)
-    assert torch.all(out[..., :32, :32] == x[..., :32, :32].mean())          # grid window kept
-    assert torch.all(out[..., :32, 32:] == x[..., :32, 8:].mean())           # right window, last 8 cols
-    assert torch.all(out[..., 32:, :32] == x[..., 8:, :32].mean())           # bottom window, last 8 rows
-    assert torch.all(out[..., 32:, 32:] == x[..., 8:, 8:].mean())            # corner window
+    assert torch.all(out[..., :32, :32] == x[..., :32, :32].mean())  # grid window kept
+    assert torch.all(out[..., :32, 32:] == x[..., :32, 8:].mean())  # right window, last 8 cols
+    assert torch.all(out[..., 32:, :32] == x[..., 8:, :32].mean())  # bottom window, last 8 rows
+    assert torch.all(out[..., 32:, 32:] == x[..., 8:, 8:].mean())  # corner window
 
 
 def test_wrapper_tiles_in_eval_and_results_depend_on_the_tile():
@@ -163,7 +169,7 @@ def test_wrapper_tiles_in_eval_and_results_depend_on_the_tile():
         got = tiled(b)["output"]
         torch.testing.assert_close(got, rft.tiled_apply(tiled.net, b["center"], 16).clamp(0, 1))
         full = whole(b)["output"]
-    assert (got - full).abs().max() > 1e-3          # window borders and the FFT's period change the result
+    assert (got - full).abs().max() > 1e-3  # window borders and the FFT's period change the result
 
 
 def test_training_mode_multiscale_unclamped_and_differentiable():
@@ -171,7 +177,7 @@ def test_training_mode_multiscale_unclamped_and_differentiable():
     with torch.no_grad():
         model.net.feat_extract[5].main[0].W.zero_()
     b = {"center": torch.full((1, 3, 16, 16), 0.5)}
-    b["center"][..., :8, :] = 1.5                        # out of range on purpose: no clamp in training
+    b["center"][..., :8, :] = 1.5  # out of range on purpose: no clamp in training
     out = model(b)
     assert out["output"].max() > 1
     assert [s.shape[-1] for s in out["side_outputs"]] == [8, 4]

@@ -37,20 +37,25 @@ def np_conv_nhwc(x, kernel, bias, stride, dilation, pads):
     out = np.zeros((oh, ow, kernel.shape[3]), np.float64) + bias
     for a in range(kh):
         for b in range(kw):
-            patch = xp[a * dilation: a * dilation + (oh - 1) * stride + 1: stride,
-                       b * dilation: b * dilation + (ow - 1) * stride + 1: stride]
+            patch = xp[
+                a * dilation : a * dilation + (oh - 1) * stride + 1 : stride,
+                b * dilation : b * dilation + (ow - 1) * stride + 1 : stride,
+            ]
             out += patch @ kernel[a, b]
     return out
 
 
-@pytest.mark.parametrize("k, stride, dilation, size, pads", [
-    (3, 1, 1, (9, 8), ((1, 1), (1, 1))),
-    (2, 1, 1, (8, 7), ((0, 1), (0, 1))),  # Keras 'same' with an even kernel: the extra row/col at the end
-    (1, 1, 1, (5, 6), ((0, 0), (0, 0))),
-    (3, 2, 1, (8, 10), ((0, 1), (0, 1))),  # TF stride-2 'SAME' on even sizes: asymmetric too
-    (3, 2, 1, (7, 9), ((1, 1), (1, 1))),
-    (5, 1, 3, (16, 15), ((6, 6), (6, 6))),  # atrous 5x5 rate 3
-])
+@pytest.mark.parametrize(
+    "k, stride, dilation, size, pads",
+    [
+        (3, 1, 1, (9, 8), ((1, 1), (1, 1))),
+        (2, 1, 1, (8, 7), ((0, 1), (0, 1))),  # Keras 'same' with an even kernel: the extra row/col at the end
+        (1, 1, 1, (5, 6), ((0, 0), (0, 0))),
+        (3, 2, 1, (8, 10), ((0, 1), (0, 1))),  # TF stride-2 'SAME' on even sizes: asymmetric too
+        (3, 2, 1, (7, 9), ((1, 1), (1, 1))),
+        (5, 1, 3, (16, 15), ((6, 6), (6, 6))),  # atrous 5x5 rate 3
+    ],
+)
 def test_same_conv_matches_numpy_tf_reference(k, stride, dilation, size, pads, rng):
     cin, cout = 3, 4
     assert (tf_same_padding(size[0], k, stride, dilation), tf_same_padding(size[1], k, stride, dilation)) == pads
@@ -74,8 +79,9 @@ def test_unet_up_path_is_nearest_upsampling_then_asymmetric_2x2_conv(rng):
         up.weight.copy_(tf_kernel_to_torch(kernel))
         up.bias.copy_(tf_kernel_to_torch(bias))
     x = rng.standard_normal((3, 4, 2))
-    ref = np.maximum(np_conv_nhwc(x.repeat(2, 0).repeat(2, 1), kernel.astype(np.float64), bias, 1, 1,
-                                  ((0, 1), (0, 1))), 0)
+    ref = np.maximum(
+        np_conv_nhwc(x.repeat(2, 0).repeat(2, 1), kernel.astype(np.float64), bias, 1, 1, ((0, 1), (0, 1))), 0
+    )
     got = up(torch.from_numpy(x).float().permute(2, 0, 1)[None])[0].permute(1, 2, 0).detach().numpy()
     np.testing.assert_allclose(got, ref, atol=1e-5, rtol=1e-5)
 

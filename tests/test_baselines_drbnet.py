@@ -39,7 +39,7 @@ def test_filter_adaptive_conv_matches_shift_and_sum():
     ref = torch.zeros_like(img)
     for dy in range(7):
         for dx in range(7):
-            ref += padded[:, :, dy:dy + 9, dx:dx + 11] * kernel[:, dy * 7 + dx: dy * 7 + dx + 1]
+            ref += padded[:, :, dy : dy + 9, dx : dx + 11] * kernel[:, dy * 7 + dx : dy * 7 + dx + 1]
     torch.testing.assert_close(drb.filter_adaptive_conv(img, kernel), ref, atol=1e-5, rtol=1e-5)
     # a delta kernel at the centre is the identity
     delta = torch.zeros(2, 49, 9, 11)

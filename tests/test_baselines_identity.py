@@ -19,7 +19,7 @@ def test_identity_predicts_the_centre_view(tmp_path, probe):
 def test_without_a_centre_view_identity_is_the_dual_pixel_sum(tmp_path, probe):
     manifest = probe.write_dp_set(tmp_path / "d", 1, 12, 20, split="test", channels=1)
     df = read_manifest(manifest)
-    df["center"] = ""                     # as the Pixel set and DDD-syn: no combined view
+    df["center"] = ""  # as the Pixel set and DDD-syn: no combined view
     bare = write_manifest(df.to_dict("records"), tmp_path / "bare.csv")
     [p] = predict_manifest(load_model(name="identity"), bare, tmp_path / "p", device="cpu", progress=False)
     left = cv2.imread(str(df.loc[0, "left"]), cv2.IMREAD_UNCHANGED).astype(np.float64)

@@ -37,9 +37,9 @@ def test_published_file_loads_strictly_dropping_reblurnet(loaded):
     name, model, manifest = loaded
     assert checkpoint_for_model(name).manifests == (VARIANTS[name][1],)
     own = model.state_dict()
-    assert list(own) == [t[0][len(PREFIX):] for t in manifest["tensors"]]
+    assert list(own) == [t[0][len(PREFIX) :] for t in manifest["tensors"]]
     for k, v in random_torch_state_dict(manifest).items():
-        assert torch.equal(own[k[len(PREFIX):]], v), k
+        assert torch.equal(own[k[len(PREFIX) :]], v), k
 
 
 def test_filter_accepts_file_without_reblurnet_and_without_dataparallel(tmp_path):
@@ -84,9 +84,9 @@ def test_separable_adaptive_conv_known_answers():
     # general case against an explicit shift-and-sum
     kv, kh = torch.randn(2, 12, 6, 5, generator=g), torch.randn(2, 12, 6, 5, generator=g)
     pv = F.pad(x, (0, 0, 1, 1), mode="replicate")
-    mid = sum(pv[:, :, j:j + 6] * kv.view(2, 4, 3, 6, 5)[:, :, j] for j in range(3))
+    mid = sum(pv[:, :, j : j + 6] * kv.view(2, 4, 3, 6, 5)[:, :, j] for j in range(3))
     ph = F.pad(mid, (1, 1, 0, 0), mode="replicate")
-    ref = sum(ph[..., j:j + 5] * kh.view(2, 4, 3, 6, 5)[:, :, j] for j in range(3))
+    ref = sum(ph[..., j : j + 5] * kh.view(2, 4, 3, 6, 5)[:, :, j] for j in range(3))
     torch.testing.assert_close(ifan.separable_adaptive_conv(x, kv, kh), ref)
 
 
@@ -97,15 +97,15 @@ def test_iac_reproduces_the_kernel1_bug_and_iterates():
     x = torch.rand(1, c, 5, 6, generator=g)
     filters = torch.zeros(1, n * (2 * c * taps + c), 5, 6)
     for i in range(n):
-        filters[:, i * 2 * c * taps + 1: i * 2 * c * taps + c * taps: taps] = 1  # vertical: centre taps
+        filters[:, i * 2 * c * taps + 1 : i * 2 * c * taps + c * taps : taps] = 1  # vertical: centre taps
     # identity filters, zero bias, positive input: lrelu leaves it unchanged through all iterations
     torch.testing.assert_close(ifan.iac(x, filters, n, taps), x)
     noisy = filters.clone()
     for i in range(n):  # scramble every horizontal filter: no effect because of the bug
-        noisy[:, i * 2 * c * taps + c * taps: (i + 1) * 2 * c * taps] = torch.randn(1, c * taps, 5, 6, generator=g)
+        noisy[:, i * 2 * c * taps + c * taps : (i + 1) * 2 * c * taps] = torch.randn(1, c * taps, 5, 6, generator=g)
     torch.testing.assert_close(ifan.iac(x, noisy, n, taps), x)
     biased = filters.clone()
-    biased[:, n * 2 * c * taps:] = -1.0  # each iteration adds -1 then LeakyReLU(0.1)
+    biased[:, n * 2 * c * taps :] = -1.0  # each iteration adds -1 then LeakyReLU(0.1)
     expect = x.clone()
     for _ in range(n):
         expect = F.leaky_relu(expect - 1.0, 0.1)
@@ -153,7 +153,7 @@ def dual():
                 mod.bias.zero_()
         model.F[3].weight.normal_(std=1e-4)
         for i in range(model.n_iter):
-            model.F[3].bias[i * 2 * c * t + 1: i * 2 * c * t + c * t: t] = 1.0
+            model.F[3].bias[i * 2 * c * t + 1 : i * 2 * c * t + c * t : t] = 1.0
         model.out_res[0].weight.mul_(0.02)
     return model
 
@@ -169,8 +169,10 @@ def test_dual_swapping_left_and_right_changes_output(dual):
 
 def test_dual_filter_encoder_gets_cat_right_left_and_features_get_center(dual):
     seen = {}
-    hooks = [getattr(dual, n).register_forward_pre_hook(lambda m, a, n=n: seen.__setitem__(n, a[0].clone()))
-             for n in ("kconv1_1", "conv1_1")]
+    hooks = [
+        getattr(dual, n).register_forward_pre_hook(lambda m, a, n=n: seen.__setitem__(n, a[0].clone()))
+        for n in ("kconv1_1", "conv1_1")
+    ]
     b = make_batch(24, 16, seed=100)
     try:
         with torch.no_grad():

@@ -37,10 +37,10 @@ def np_conv_transpose_same(x, kernel, bias, stride):
     full = np.zeros(((h - 1) * stride + kh, (w - 1) * stride + kw, cout))
     for i in range(h):
         for j in range(w):
-            full[i * stride:i * stride + kh, j * stride:j * stride + kw] += kernel @ x[i, j]
+            full[i * stride : i * stride + kh, j * stride : j * stride + kw] += kernel @ x[i, j]
     oh, ow = h * stride, w * stride
     top, left = tf_same_padding(oh, kh, stride)[0], tf_same_padding(ow, kw, stride)[0]
-    return full[top:top + oh, left:left + ow] + bias
+    return full[top : top + oh, left : left + ow] + bias
 
 
 @pytest.mark.parametrize("k, size", [(4, (5, 6)), (3, (4, 5)), (2, (3, 3))])
@@ -58,8 +58,9 @@ def test_same_conv_transpose_matches_numpy_tf_reference(k, size, rng):
     assert got.shape == (size[0] * 2, size[1] * 2, cout)
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-4)
     if k == 4:  # the documented shortcut: TF SAME k=4 s=2 == PyTorch ConvTranspose2d(k=4, s=2, p=1)
-        t = torch.nn.functional.conv_transpose2d(torch.from_numpy(x).float().permute(2, 0, 1)[None],
-                                                 deconv.weight, deconv.bias, 2, 1)
+        t = torch.nn.functional.conv_transpose2d(
+            torch.from_numpy(x).float().permute(2, 0, 1)[None], deconv.weight, deconv.bias, 2, 1
+        )
         np.testing.assert_allclose(t[0].permute(1, 2, 0).detach().numpy(), ref, atol=1e-4, rtol=1e-4)
 
 
@@ -89,7 +90,7 @@ def test_published_container_loads_strictly_with_values(loaded):
     own = model.state_dict()
     # position i of the file is the TF variable the manifest names there, and it lands on the matching key
     assert list(own) == [kp.tf_name_to_key(n) for n, *_ in manifest["tensors"]]
-    for (tf_name, arr), key in zip(random_tensors(manifest), own):
+    for (_tf_name, arr), key in zip(random_tensors(manifest), own):
         torch.testing.assert_close(own[key], tf_kernel_to_torch(arr), atol=0, rtol=0)
     # the deconv kernel [kh, kw, out, in] became ConvTranspose2d [in, out, kh, kw]
     assert own["net.d1.weight"].shape == (96, 48, 4, 4)
@@ -139,9 +140,14 @@ def test_kpac_block_shares_one_kernel_over_five_dilations_and_orders_attention(r
         for layer in (blk.sca_dc1, blk.sca_dc2, blk.sca_dc3, blk.sca_dc4):
             a = lr(conv(a, layer.weight, layer.bias, 1, 4, 2))
         att = torch.sigmoid(conv(a, blk.sca_c2.weight, blk.sca_c2.bias, 1, 2))
-        sh = torch.sigmoid(conv(lr(conv(n.mean((2, 3), keepdim=True), blk.sha_c1.weight, blk.sha_c1.bias)),
-                                blk.sha_c2.weight, blk.sha_c2.bias))
-        expect = torch.cat([branches[c] * att[:, c:c + 1] * sh for c in range(5)], 1)
+        sh = torch.sigmoid(
+            conv(
+                lr(conv(n.mean((2, 3), keepdim=True), blk.sha_c1.weight, blk.sha_c1.bias)),
+                blk.sha_c2.weight,
+                blk.sha_c2.bias,
+            )
+        )
+        expect = torch.cat([branches[c] * att[:, c : c + 1] * sh for c in range(5)], 1)
     torch.testing.assert_close(captured["in"], expect, atol=1e-5, rtol=1e-5)
 
 

@@ -32,8 +32,12 @@ def test_fake_checkpoint_round_trip(tmp_path):
     from k3dn.cli import main
 
     assert main(["baselines", "fake", "restormer_dual", "--dest", str(tmp_path)]) == 0
-    assert main(["baselines", "verify", "restormer_dual", "--weights",
-                 str(tmp_path / "dual_pixel_defocus_deblurring.pth")]) == 0
+    assert (
+        main(
+            ["baselines", "verify", "restormer_dual", "--weights", str(tmp_path / "dual_pixel_defocus_deblurring.pth")]
+        )
+        == 0
+    )
 
 
 def test_preflight_lists_manual_inputs_with_their_place(tmp_path):

@@ -29,7 +29,7 @@ def np_conv_same(x, kernel):
     p = k // 2
     xp = np.pad(x, ((p, p), (p, p), (0, 0)))
     h, w = x.shape[:2]
-    return sum(xp[a:a + h, b:b + w] @ kernel[a, b] for a in range(k) for b in range(k))
+    return sum(xp[a : a + h, b : b + w] @ kernel[a, b] for a in range(k) for b in range(k))
 
 
 def np_keras_convlstm(frames, kernel, recurrent_kernel, bias):
@@ -42,7 +42,7 @@ def np_keras_convlstm(frames, kernel, recurrent_kernel, bias):
     for x in frames:
         zx = np_conv_same(x, kernel) + bias
         zh = np_conv_same(h, recurrent_kernel)
-        gate = [zx[..., g * f_:(g + 1) * f_] + zh[..., g * f_:(g + 1) * f_] for g in range(4)]
+        gate = [zx[..., g * f_ : (g + 1) * f_] + zh[..., g * f_ : (g + 1) * f_] for g in range(4)]
         i, f, o = hs(gate[0]), hs(gate[1]), hs(gate[3])
         c = f * c + i * np.tanh(gate[2])
         h = o * np.tanh(c)
@@ -63,8 +63,9 @@ def test_convlstm_matches_numpy_keras_equations(steps, rng):
         lstm.input_conv.bias.copy_(tf_kernel_to_torch(bias))
         lstm.recurrent_conv.weight.copy_(tf_kernel_to_torch(rkernel))
         got = lstm(torch.from_numpy(frames).permute(0, 3, 1, 2)[None])[0].permute(0, 2, 3, 1).numpy()
-    ref = np_keras_convlstm(frames.astype(np.float64), kernel.astype(np.float64), rkernel.astype(np.float64),
-                            bias.astype(np.float64))
+    ref = np_keras_convlstm(
+        frames.astype(np.float64), kernel.astype(np.float64), rkernel.astype(np.float64), bias.astype(np.float64)
+    )
     np.testing.assert_allclose(got, ref, atol=2e-5, rtol=1e-4)
     # the hard_sigmoid saturates somewhere here, so the clip is exercised, not just the linear part
     assert (np.abs(0.2 * (np_conv_same(frames[0], kernel) + bias) + 0.5) > 1).any()
@@ -102,7 +103,7 @@ def test_published_container_loads_strictly_with_values(published):
     src = random_tensors(manifest)  # file order = Keras' weighted-layer order
     keys = [k for _, ks in model.keras_targets() for k in ks]
     assert sorted(keys) == sorted(own) and len(src) == len(keys) == manifest["num_tensors"]
-    for (name, arr), key in zip(src, keys):
+    for (_name, arr), key in zip(src, keys):
         torch.testing.assert_close(own[key], tf_kernel_to_torch(arr), atol=0, rtol=0)
     assert own["net.lstm.input_conv.weight"].shape == (2048, 512, 3, 3)
     assert own["net.up4.weight"].shape == (256, 512, 2, 2)

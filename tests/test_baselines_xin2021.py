@@ -70,41 +70,45 @@ def _mpi_of(n, image, labels):
 # Kernels
 # ----------------------------------------------------------------------------------------------------------
 
+
 def test_resample_kernel_scales_rotates_and_preserves_mass(rng):
     k = np.zeros((61, 61))
-    k[25:37, 22:31] = rng.random((12, 9))                         # off-centre, like the calibrated kernels
+    k[25:37, 22:31] = rng.random((12, 9))  # off-centre, like the calibrated kernels
     k /= k.sum()
     cy, cx = _centroid(k)
-    assert np.allclose(resample_kernel(k, 1.0), k, atol=1e-12)    # s = 1 is the calibrated kernel
-    for s in (1.5, 0.8, 0.5, 0.3):                                # bilinear and Gaussian branches
+    assert np.allclose(resample_kernel(k, 1.0), k, atol=1e-12)  # s = 1 is the calibrated kernel
+    for s in (1.5, 0.8, 0.5, 0.3):  # bilinear and Gaussian branches
         ks = resample_kernel(k, s)
         assert ks.shape == (61, 61) and ks.sum() == pytest.approx(1.0) and ks.min() >= 0
         sy, sx = _centroid(ks)
         assert sx == pytest.approx(s * cx, abs=0.25) and sy == pytest.approx(s * cy, abs=0.25)  # k_s(x) ~ k(x/s)
-    assert np.allclose(resample_kernel(k, -0.8), resample_kernel(k, 0.8)[::-1, ::-1])          # 180 deg rotation
+    assert np.allclose(resample_kernel(k, -0.8), resample_kernel(k, 0.8)[::-1, ::-1])  # 180 deg rotation
     d = resample_kernel(k, 0.0)
-    assert d[30, 30] == pytest.approx(1.0) and d.sum() == pytest.approx(1.0)                   # s = 0: delta
+    assert d[30, 30] == pytest.approx(1.0) and d.sum() == pytest.approx(1.0)  # s = 0: delta
     # spread grows with s
-    spread = [float(((resample_kernel(k, s) > 1e-4)).sum()) for s in (0.2, 0.6, 1.2)]
+    spread = [float((resample_kernel(k, s) > 1e-4).sum()) for s in (0.2, 0.6, 1.2)]
     assert spread[0] < spread[1] < spread[2]
 
 
 def test_bank_modes_bias_and_scene_presets(tmp_path):
-    hd = KernelBank.build(None)                                   # default: half-disks, 16 .. -16 px CoC
+    hd = KernelBank.build(None)  # default: half-disks, 16 .. -16 px CoC
     assert hd.mode == "half_disk" and hd.grid == (1, 1) and hd.layers == 12
     assert float(hd.scales[0]) == 16 and float(hd.scales[-1]) == -16
     kl, kr, _ = half_aperture_psfs(float(hd.scales[2]), size=hd.kernels.shape[-1])
     assert np.allclose(hd.kernels[0, 2, 0].numpy(), kl) and np.allclose(hd.kernels[0, 2, 1].numpy(), kr)
     # calibrated: 48 kernels -> 6x8 grid; default s = linspace(1.6, 0.1, 12)
     kl1, kr1, _ = half_aperture_psfs(14.0, size=61)
-    np.savez(tmp_path / "k.npz", left=np.repeat(kl1[None], 48, 0).astype(np.float32),
-             right=np.repeat(kr1[None], 48, 0).astype(np.float32))
+    np.savez(
+        tmp_path / "k.npz",
+        left=np.repeat(kl1[None], 48, 0).astype(np.float32),
+        right=np.repeat(kr1[None], 48, 0).astype(np.float32),
+    )
     cal = KernelBank.build(tmp_path / "k.npz")
     assert cal.mode == "calibrated" and cal.grid == (6, 8) and cal.kernels.shape == (48, 12, 2, 61, 61)
     assert np.allclose(cal.scales.numpy(), np.linspace(1.6, 0.1, 12))
     # bias b_i (before the mean(O)/0.5 factor): at most sigma^2, larger for larger blur
     b = cal.bias_base().numpy()
-    assert np.all(b > 0) and np.all(b <= 2 * 5e-3 ** 2) and np.all(np.diff(b) < 0)
+    assert np.all(b > 0) and np.all(b <= 2 * 5e-3**2) and np.all(np.diff(b) < 0)
     with pytest.raises(ValueError, match="descending"):
         KernelBank.build(None, scales=[0.0, 1.0])
     m = Xin2021(kernels=tmp_path / "k.npz", scene="5", iterations=1)
@@ -119,6 +123,7 @@ def test_bank_modes_bias_and_scene_presets(tmp_path):
 # Forward model: known answers
 # ----------------------------------------------------------------------------------------------------------
 
+
 def test_point_renders_its_cells_kernel_unflipped():
     """A 2x3 grid of distinct, off-centre kernels: a point in each cell renders that cell's kernel (true
     convolution: the left kernel's centroid offset appears as is), cell index = 3 row + col."""
@@ -126,7 +131,7 @@ def test_point_renders_its_cells_kernel_unflipped():
     kl = np.zeros((6, size, size))
     kr = np.zeros((6, size, size))
     for p in range(6):
-        kl[p, 1 + p % 3, 0:2 + p // 3] = 1.0                     # mass to the left and up, differs per cell
+        kl[p, 1 + p % 3, 0 : 2 + p // 3] = 1.0  # mass to the left and up, differs per cell
         kr[p] = kl[p, :, ::-1]
     kl /= kl.sum((1, 2), keepdims=True)
     kr /= kr.sum((1, 2), keepdims=True)
@@ -139,7 +144,7 @@ def test_point_renders_its_cells_kernel_unflipped():
     views = render(inten, alpha, bank)["views"][0, :, 0].numpy()  # layer 0 (s = 1) opaque
     for p, (y, x) in enumerate(pts):
         for v, k in ((0, kl[p]), (1, kr[p])):
-            assert np.allclose(views[v, y - 3:y + 4, x - 3:x + 4], k, atol=1e-9)
+            assert np.allclose(views[v, y - 3 : y + 4, x - 3 : x + 4], k, atol=1e-9)
     assert _centroid(kl[0])[1] < -1 and _centroid(views[0, 3:10, 3:10])[1] < -1
 
 
@@ -148,10 +153,10 @@ def test_in_focus_scene_renders_left_equal_right_equal_image(rng):
     kl = rng.random((48, 61, 61)) * (np.hypot(*np.mgrid[-30:31, -30:31]) < 12)
     kr = kl[:, :, ::-1]
     bank = KernelBank.build((kl, kr), scales=[1.4, 0.7, 0.0])
-    img = torch.rand(1, 3, 1, 48, 64, dtype=torch.float64)           # the intensity of every layer
+    img = torch.rand(1, 3, 1, 48, 64, dtype=torch.float64)  # the intensity of every layer
     alpha = torch.zeros(1, 3, 1, 48, 64, dtype=torch.float64)
-    alpha[:, 2] = 1                                                  # the s = 0 layer, opaque, in front
-    alpha[:, 0] = 1                                                  # (an opaque blurred back layer behind it)
+    alpha[:, 2] = 1  # the s = 0 layer, opaque, in front
+    alpha[:, 0] = 1  # (an opaque blurred back layer behind it)
     out = render(img, alpha, bank)
     for v in range(2):
         assert torch.allclose(out["views"][0, v], img[0, 2], atol=1e-12)
@@ -174,7 +179,7 @@ def test_fronto_parallel_plane_matches_suite_renderer():
         views = render(inten, alpha, bank)["views"][0, :, 0].numpy()
         for v, rv in enumerate((ref.left[..., 0], ref.right[..., 0])):
             assert np.abs(views[v] - rv)[r:-r, r:-r].max() < 1e-5
-        assert np.abs(views[0] - views[1])[r:-r, r:-r].max() > 0.01        # a real DP disparity
+        assert np.abs(views[0] - views[1])[r:-r, r:-r].max() > 0.01  # a real DP disparity
 
 
 def test_layered_scene_matches_suite_renderer_up_to_its_normalisation():
@@ -193,11 +198,11 @@ def test_layered_scene_matches_suite_renderer_up_to_its_normalisation():
     r = bank.radius
     inten, alpha = _mpi_of(3, img, labels)
     out = render(inten, alpha, bank)
-    tsum = out["blurred_transmittance"][0, :, :, 0].sum(1).numpy()          # (2, H, W)
+    tsum = out["blurred_transmittance"][0, :, :, 0].sum(1).numpy()  # (2, H, W)
     views = out["views"][0, :, 0].numpy()
     for v, rv in enumerate((ref.left[..., 0], ref.right[..., 0])):
         assert np.abs(views[v] / tsum[v] - rv)[r:-r, r:-r].max() < 1e-5
-        assert np.abs(views[v] - rv)[r:-r, r:-r].max() > 1e-3               # the documented difference
+        assert np.abs(views[v] - rv)[r:-r, r:-r].max() > 1e-3  # the documented difference
     assert np.allclose(ref.coc, np.asarray(coc)[labels])
 
 
@@ -205,11 +210,12 @@ def test_layered_scene_matches_suite_renderer_up_to_its_normalisation():
 # Gradients
 # ----------------------------------------------------------------------------------------------------------
 
+
 def test_gradients_through_compositing(rng):
     torch.manual_seed(1)
     kl = rng.random((4, 3, 3))
     kr = kl[:, :, ::-1]
-    bank = KernelBank.build((kl, kr), scales=[1.0, 0.6, 0.0], grid=(2, 2))   # spatially varying, 3 layers
+    bank = KernelBank.build((kl, kr), scales=[1.0, 0.6, 0.0], grid=(2, 2))  # spatially varying, 3 layers
     inten = torch.rand(1, 3, 2, 6, 8, dtype=torch.float64, requires_grad=True)
     alpha = (0.1 + 0.8 * torch.rand(1, 3, 1, 6, 8, dtype=torch.float64)).requires_grad_()
 
@@ -227,6 +233,7 @@ def test_gradients_through_compositing(rng):
     lc = torch.randn(1, 3, 2, 6, 8, dtype=torch.float64, requires_grad=True)
     la = torch.randn(1, 2, 1, 6, 8, dtype=torch.float64, requires_grad=True)
     for term in ("data", "entropy"):
+
         def f(c, a, term=term):
             return xin_loss(*_mpi(c, a), obs, bank, kappa, bias)[term]
 
@@ -235,7 +242,7 @@ def test_gradients_through_compositing(rng):
     # the whole loss: finite gradients even with saturated alphas (T = 0 exactly behind an opaque front layer,
     # where d sqrt(T) / dT is infinite), in float32 as the optimiser runs
     la32 = la.detach().float().clone()
-    la32[0, -1, 0, :3] = 40.0                                                  # alpha = 1.0 in float32
+    la32[0, -1, 0, :3] = 40.0  # alpha = 1.0 in float32
     la32.requires_grad_()
     lc32 = lc.detach().float().clone().requires_grad_()
     total = xin_loss(*_mpi(lc32, la32), obs.float(), bank, kappa.float(), bias.float())["total"].sum()
@@ -248,7 +255,7 @@ def test_gradients_through_compositing(rng):
 # The optimisation
 # ----------------------------------------------------------------------------------------------------------
 
-PSNR_GAIN_DB = 2.0      # measured 3.63 dB (25.84 vs 22.21) at 300 iterations
+PSNR_GAIN_DB = 2.0  # measured 3.63 dB (25.84 vs 22.21) at 300 iterations
 MIN_CORRELATION = 0.85  # measured 0.916
 
 
@@ -259,9 +266,9 @@ def test_optimisation_recovers_aif_and_defocus_of_a_piecewise_planar_scene():
     h, w = 48, 64
     img = _texture(h, w)
     labels = np.zeros((h, w), int)
-    labels[:, w // 3:2 * w // 3] = 1
-    labels[h // 4:3 * h // 4, 2 * w // 3:] = 2
-    labels[:h // 4, 2 * w // 3:] = 1
+    labels[:, w // 3 : 2 * w // 3] = 1
+    labels[h // 4 : 3 * h // 4, 2 * w // 3 :] = 2
+    labels[: h // 4, 2 * w // 3 :] = 1
     coc = np.array([6.0, 0.0, -4.0])
     ref = render_layers(img, labels, coc, kind="disk")
     left = torch.from_numpy(ref.left.transpose(2, 0, 1))[None]
@@ -297,10 +304,9 @@ def test_optimisation_with_spatially_varying_calibrated_kernels():
     labels[10:40, 20:44] = 1
     s_true = np.array([1.2, 0.3])
     inten, alpha = _mpi_of(2, img, labels)
-    alpha[:, 0] = 1                                                          # opaque back plane
+    alpha[:, 0] = 1  # opaque back plane
     views = render(inten.float(), alpha.float(), KernelBank.build(kernels, scales=s_true, grid=(2, 2)))["views"]
-    res = optimise(views[:, 0], views[:, 1], KernelBank.build(kernels, grid=(2, 2)), iterations=150,
-                   bilateral=False)
+    res = optimise(views[:, 0], views[:, 1], KernelBank.build(kernels, grid=(2, 2)), iterations=150, bilateral=False)
     inner = (slice(4, -4), slice(4, -4))
     aif = res["output"][0, 0].clamp(0, 1).numpy()
     blurry = (0.5 * (views[:, 0] + views[:, 1]))[0, 0].numpy()
@@ -308,9 +314,9 @@ def test_optimisation_with_spatially_varying_calibrated_kernels():
     d = res["defocus"][0, 0].numpy()
     corr = np.corrcoef(d[inner].ravel(), s_true[labels][inner].ravel())[0, 1]
     print(f"calibrated grid: PSNR gain {gain:.2f} dB, defocus correlation {corr:.3f}")
-    assert gain > 2.5                     # measured 3.65 dB
-    assert corr > 0.7                     # measured 0.81
-    assert np.median(d[labels == 0]) > np.median(d[labels == 1]) + 0.25     # measured 1.06 vs 0.62
+    assert gain > 2.5  # measured 3.65 dB
+    assert corr > 0.7  # measured 0.81
+    assert np.median(d[labels == 0]) > np.median(d[labels == 1]) + 0.25  # measured 1.06 vs 0.62
 
 
 def test_deterministic_for_a_seed():
@@ -340,10 +346,10 @@ def test_registered_module_forward_under_no_grad(tmp_path):
     g = torch.Generator().manual_seed(0)
     grey = torch.rand(1, 1, 16, 20, generator=g)
     batch = {"left": grey.expand(1, 3, -1, -1), "right": torch.roll(grey, 1, -1).expand(1, 3, -1, -1)}
-    with torch.no_grad():                                                   # as k3dn.infer calls it
+    with torch.no_grad():  # as k3dn.infer calls it
         out = m(batch)
     assert out["output"].shape == (1, 3, 16, 20) and out["defocus"].shape == (1, 1, 16, 20)
-    assert torch.equal(out["output"][:, 0], out["output"][:, 2])           # grey optimised once, replicated
+    assert torch.equal(out["output"][:, 0], out["output"][:, 2])  # grey optimised once, replicated
     assert 0 <= out["output"].min() and out["output"].max() <= 1
     assert torch.isfinite(out["defocus"]).all() and -3 <= out["defocus"].min() <= out["defocus"].max() <= 3
     # colour: per-channel intensities, one shared defocus map
@@ -357,7 +363,7 @@ def test_quantised_bilateral():
     assert torch.allclose(quantised_bilateral(x), x)
     step = torch.zeros(1, 1, 24, 24)
     step[..., 12:] = 1.0
-    assert torch.equal(quantised_bilateral(step), step)                    # range weight 0 across a 1.0 step
+    assert torch.equal(quantised_bilateral(step), step)  # range weight 0 across a 1.0 step
     g = torch.Generator().manual_seed(0)
     noisy = 0.5 + 0.01 * torch.randn(1, 1, 32, 32, generator=g)
-    assert quantised_bilateral(noisy).std() < 0.3 * noisy.std()            # small noise is averaged away
+    assert quantised_bilateral(noisy).std() < 0.3 * noisy.std()  # small noise is averaged away

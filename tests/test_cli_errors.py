@@ -45,16 +45,36 @@ def _pair(tmp: Path, right_w: int = W) -> dict:
 
 
 def _deblur(tmp: Path, left, right, *extra) -> list[str]:
-    return ["deblur", "--model", P.PROBE, "--left", str(left), "--right", str(right), "--out", str(tmp / "out.png"),
-            "--device", "cpu", *extra]
+    return [
+        "deblur",
+        "--model",
+        P.PROBE,
+        "--left",
+        str(left),
+        "--right",
+        str(right),
+        "--out",
+        str(tmp / "out.png"),
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def _manifest(tmp: Path, right_w: int = W) -> Path:
     from k3dn.data.manifest import write_manifest
 
     views = _pair(tmp, right_w)
-    row = {"id": "a", "dataset": "synth", "split": "test", "protocol": "16bit", "channels": 3,
-           "left": str(views["left"]), "right": str(views["right"]), "target": str(_png(tmp / "target.png", seed=2))}
+    row = {
+        "id": "a",
+        "dataset": "synth",
+        "split": "test",
+        "protocol": "16bit",
+        "channels": 3,
+        "left": str(views["left"]),
+        "right": str(views["right"]),
+        "target": str(_png(tmp / "target.png", seed=2)),
+    }
     return write_manifest([row], tmp / "test.csv")
 
 
@@ -64,6 +84,7 @@ def _probe_weights(tmp: Path, **kw) -> Path:
 
 # --------------------------------------------------------------------------------------------- faults
 # Each returns the argv; the command's output is always tmp/"out.png" or tmp/"out" (a folder).
+
 
 def missing_image(tmp):
     views = _pair(tmp)
@@ -107,8 +128,17 @@ def unknown_model_predict(tmp):
 
 def unknown_model_deblur(tmp):
     views = _pair(tmp)
-    return ["deblur", "--model", "k3dn_tinny", "--left", str(views["left"]), "--right", str(views["right"]),
-            "--out", str(tmp / "out.png")]
+    return [
+        "deblur",
+        "--model",
+        "k3dn_tinny",
+        "--left",
+        str(views["left"]),
+        "--right",
+        str(views["right"]),
+        "--out",
+        str(tmp / "out.png"),
+    ]
 
 
 def misshaped_weights(tmp):
@@ -181,19 +211,44 @@ CASES = [
     (size_mismatch, r"right\.png: the right view is 32x16 \(WxH\) but the left view \S*left\.png is 24x16"),
     (predict_truncated, r"right\.png: truncated PNG"),
     (predict_size_mismatch, r"right\.png: the right image is 32x16 \(WxH\) but the left view \S*left\.png is 24x16"),
-    (unknown_model_predict, (r"unknown model 'k3dn_tinny'; did you mean k3dn_tiny\b.*\d+ are registered.*"
-                             r"`k3dn baselines list`")),
+    (
+        unknown_model_predict,
+        (
+            r"unknown model 'k3dn_tinny'; did you mean k3dn_tiny\b.*\d+ are registered.*"
+            r"`k3dn baselines list`"
+        ),
+    ),
     (unknown_model_deblur, r"unknown model 'k3dn_tinny'; did you mean k3dn_tiny\b"),
-    (misshaped_weights, (r"probe\.safetensors: checkpoint does not match the model: 3 mis-shaped "
-                         r"\(first body\.0\.weight: model \(8, 6, 3, 3\) vs checkpoint \(4, 6, 3, 3\)\)")),
-    (weights_of_another_model, (r"single\.safetensors: checkpoint does not match the model: 4 missing "
-                                r"\(first srp\.weight\); .*--verbose")),
+    (
+        misshaped_weights,
+        (
+            r"probe\.safetensors: checkpoint does not match the model: 3 mis-shaped "
+            r"\(first body\.0\.weight: model \(8, 6, 3, 3\) vs checkpoint \(4, 6, 3, 3\)\)"
+        ),
+    ),
+    (
+        weights_of_another_model,
+        (
+            r"single\.safetensors: checkpoint does not match the model: 4 missing "
+            r"\(first srp\.weight\); .*--verbose"
+        ),
+    ),
     (verify_wrong_file, r"single_2level\.npz: checkpoint does not match the model"),
-    (unsafe_pickle, (r"evil\.pth: refuses to unpickle code \(not a plain tensor checkpoint: it names "
-                     r"(posix|nt)\.system\); only load files you trust")),
+    (
+        unsafe_pickle,
+        (
+            r"evil\.pth: refuses to unpickle code \(not a plain tensor checkpoint: it names "
+            r"(posix|nt)\.system\); only load files you trust"
+        ),
+    ),
     (unsafe_npz, r"evil\.npz: refuses to unpickle code .*(posix|nt)\.system"),
-    (manual_download, (r"handmade: manual download required: download https://example\.org/form "
-                       r"and save it as \S*handmade\.pth")),
+    (
+        manual_download,
+        (
+            r"handmade: manual download required: download https://example\.org/form "
+            r"and save it as \S*handmade\.pth"
+        ),
+    ),
     (bad_config_key, r"bad\.yaml: unknown config key 'optim\.lrr'"),
 ]
 
@@ -237,9 +292,24 @@ def test_exit_codes(tmp_path, capsys, probe_model):
 def test_console_script_prints_one_line(tmp_path):
     views = _pair(tmp_path)
     k3dn = Path(sys.executable).with_name("k3dn")
-    out = subprocess.run([str(k3dn), "deblur", "--model", "identity", "--left", str(tmp_path / "nowhere.png"),
-                          "--right", str(views["right"]), "--out", str(tmp_path / "out.png")],
-                         capture_output=True, text=True, timeout=300, check=False)
+    out = subprocess.run(
+        [
+            str(k3dn),
+            "deblur",
+            "--model",
+            "identity",
+            "--left",
+            str(tmp_path / "nowhere.png"),
+            "--right",
+            str(views["right"]),
+            "--out",
+            str(tmp_path / "out.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr == f"error: {tmp_path / 'nowhere.png'}: image file not found\n"
     assert not (tmp_path / "out.png").exists()
@@ -300,4 +370,6 @@ def test_predict_checks_inputs_before_touching_old_predictions(tmp_path, capsys,
     (tmp_path / "target.png").unlink()
     assert main(["predict", "--model", P.PROBE, "--manifest", str(manifest), "--out", str(out), "--device", "cpu"]) == 1
     assert re.search(r"target\.png: file not found", _one_error_line(capsys.readouterr().err))
-    assert (out / "a.png").read_bytes() == b"older" and json.loads((out / ".key.json").read_text()) == {"model": "older"}
+    assert (out / "a.png").read_bytes() == b"older" and json.loads((out / ".key.json").read_text()) == {
+        "model": "older"
+    }

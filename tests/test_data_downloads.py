@@ -15,16 +15,15 @@ import pytest
 
 from k3dn.data import archives, downloads
 from k3dn.data.archives import ArchiveError, UnsafeArchiveError, unpack
-from k3dn.data.downloads import (ChecksumMismatch, DownloadError, ManualDownloadRequired, download_http,
-                                 fetch_dataset)
 from k3dn.data.catalog import CatalogError, load_catalog
+from k3dn.data.downloads import ChecksumMismatch, DownloadError, ManualDownloadRequired, download_http, fetch_dataset
 
 
 # --------------------------------------------------------------------------------------------- server
 class _State:
     def __init__(self):
         self.files: dict[str, bytes] = {}
-        self.truncate: dict[str, list[int]] = {}   # path -> bytes to send before closing, one per request
+        self.truncate: dict[str, list[int]] = {}  # path -> bytes to send before closing, one per request
         self.ignore_range = False
         self.requests: list[tuple[str, str | None]] = []
         self.lock = threading.Lock()
@@ -256,23 +255,29 @@ def test_repository_registry_is_valid():
     assert reg["dpdd"].sources[0].role == "official" and reg["dpdd"].sources[0].method == "manual"
 
 
-@pytest.mark.parametrize("bad, match", [
-    ("sha256: abc", "sha256 must be 64"),
-    ("method: ftp", "method must be one of"),
-    ("path: ../x.zip", "must be relative"),
-    ("colour: red", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("sha256: abc", "sha256 must be 64"),
+        ("method: ftp", "method must be one of"),
+        ("path: ../x.zip", "must be relative"),
+        ("colour: red", "unknown key"),
+    ],
+)
 def test_registry_errors_are_clear(tmp_path, bad, match):
     key = bad.split(":")[0]
-    src = {"sha256": "        files: [{path: a.zip, url: 'https://x/a', sha256: abc}]",
-           "method": "        method: ftp\n        files: [{path: a.zip, url: 'https://x/a'}]",
-           "path": "        files: [{path: ../x.zip, url: 'https://x/a'}]",
-           "colour": "        colour: red\n        files: [{path: a.zip, url: 'https://x/a'}]"}[key]
+    src = {
+        "sha256": "        files: [{path: a.zip, url: 'https://x/a', sha256: abc}]",
+        "method": "        method: ftp\n        files: [{path: a.zip, url: 'https://x/a'}]",
+        "path": "        files: [{path: ../x.zip, url: 'https://x/a'}]",
+        "colour": "        colour: red\n        files: [{path: a.zip, url: 'https://x/a'}]",
+    }[key]
     method = "" if key == "method" else "        method: http\n"
     p = tmp_path / "r.yaml"
-    p.write_text("schema: 1\ndatasets:\n  d:\n    title: t\n    kind: download\n    adapter: null\n"
-                 "    licence: l\n    citation: c\n    sources:\n      - name: s\n        role: official\n"
-                 + method + src + "\n")
+    p.write_text(
+        "schema: 1\ndatasets:\n  d:\n    title: t\n    kind: download\n    adapter: null\n"
+        "    licence: l\n    citation: c\n    sources:\n      - name: s\n        role: official\n" + method + src + "\n"
+    )
     with pytest.raises(CatalogError, match=match) as e:
         load_catalog(p)
     assert str(p) in str(e.value) and "datasets.d" in str(e.value)

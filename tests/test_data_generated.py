@@ -33,8 +33,16 @@ def test_synth_renderer_tree(tmp_path):
 def test_ddd_syn_generator_tree(tmp_path):
     dd = pytest.importorskip("k3dn.synth.ddd_syn")
     nyu = dd.write_standin_nyu(tmp_path / "nyu.mat", n=2, size=(60, 80))
-    dd.generate_ddd_syn(nyu, tmp_path / "ddd", train_images=range(1, 2), test_images=range(1, 2),
-                        test1_images=range(2, 3), out_size=(24, 32), n_layers=4, progress=False)
+    dd.generate_ddd_syn(
+        nyu,
+        tmp_path / "ddd",
+        train_images=range(1, 2),
+        test_images=range(1, 2),
+        test1_images=range(2, 3),
+        out_size=(24, 32),
+        n_layers=4,
+        progress=False,
+    )
     write_manifests("ddd_syn", tmp_path / "ddd", tmp_path / "m", processed=tmp_path / "proc", progress=False)
     test = read_manifest(tmp_path / "m" / "ddd_syn_test.csv")
     train = read_manifest(tmp_path / "m" / "ddd_syn_train.csv")
@@ -54,6 +62,6 @@ def test_rdpd_generator_tree(tmp_path):
     val = read_manifest(tmp_path / "m" / "rdpd_val.csv")
     test = read_manifest(tmp_path / "m" / "rdpd_test.csv")
     train = read_manifest(tmp_path / "m" / "rdpd_train.csv")
-    assert list(val["id"]) == list(test["id"]) == ["seq_003_000000"]   # the 3rd sequence, in val and test
+    assert list(val["id"]) == list(test["id"]) == ["seq_003_000000"]  # the 3rd sequence, in val and test
     assert list(train["id"]) == ["seq_001_000000", "seq_002_000000"]
     assert set(train["protocol"]) == {"8bit"}

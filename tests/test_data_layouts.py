@@ -79,7 +79,7 @@ def test_dpdd_plain_view_names_and_8bit_protocol(tmp_path):
 
 def test_dpdd_official_labels_override_list(tmp_path):
     root = _dpdd_tree(tmp_path)
-    np.save(root / "indoor_labels.npy", np.array([1, 3]))   # 1-based positions in the sorted list
+    np.save(root / "indoor_labels.npy", np.array([1, 3]))  # 1-based positions in the sorted list
     np.save(root / "outdoor_labels.npy", np.array([2]))
     write_manifests("dpdd", root, tmp_path / "m", expected_counts=None)
     m = read_manifest(tmp_path / "m" / "dpdd_test.csv")
@@ -121,8 +121,10 @@ def test_dpdd_corrupt_png_is_named(tmp_path, damage):
 
 def test_dpdd_restormer_layout(tmp_path):
     base = tmp_path / "Datasets"
-    for split, pairs, d in (("train", DPDD_TRAIN, base / "Downloads/DPDD/train"),
-                            ("test", DPDD_TEST, base / "test/DPDD")):
+    for _split, pairs, d in (
+        ("train", DPDD_TRAIN, base / "Downloads/DPDD/train"),
+        ("test", DPDD_TEST, base / "test/DPDD"),
+    ):
         for s, t in pairs:
             for sub, name in (("inputC", s), ("inputL", s + "_L"), ("inputR", s + "_R"), ("target", t)):
                 _png(d / sub / f"{name}.png")
@@ -151,15 +153,15 @@ def test_synth_layout_with_disparity(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- Pixel
-H, W, CROP = 110, 140, (20, 40)   # crop offset y=45, x=50 (the real set: 1512x2016 -> 252, 336)
-PY, PX = 55, 70                    # probe pixel: its 101x101 window lies inside the frame
+H, W, CROP = 110, 140, (20, 40)  # crop offset y=45, x=50 (the real set: 1512x2016 -> 252, 336)
+PY, PX = 55, 70  # probe pixel: its 101x101 window lies inside the frame
 
 
 def _pixel_tree(root: Path, n=2, wr_vary=False):
     base = root / "DP_data_pixel_4"
     x = np.arange(W)[None, :].repeat(H, 0)
     y = np.arange(H)[:, None].repeat(W, 1)
-    wl = 1024 + 8000 + (x - PX) ** 2                                    # black level + quadratic ramp
+    wl = 1024 + 8000 + (x - PX) ** 2  # black level + quadratic ramp
     wr = 1024 + 4000 + (30 * (y - PY) if wr_vary else 0) + 0 * x
     _png(base / "calibration/white_sheet_left.png", c=1, value=wl)
     _png(base / "calibration/white_sheet_right.png", c=1, value=wr)
@@ -168,7 +170,7 @@ def _pixel_tree(root: Path, n=2, wr_vary=False):
     for i in range(1, n + 1):
         left = np.full((H, W), 1024 + 4096, np.uint16)
         right = np.full((H, W), 1024 + 2048, np.uint16)
-        left[PY, PX + 1] = 1000                                          # below the black level -> 0
+        left[PY, PX + 1] = 1000  # below the black level -> 0
         _png(base / f"{i:03d}_left.png", c=1, value=left)
         _png(base / f"{i:03d}_right.png", c=1, value=right)
         _png(base / f"gt_all_in_focus_im/{i:03d}_gt.png", *CROP, c=1)
@@ -179,8 +181,15 @@ def _pixel_tree(root: Path, n=2, wr_vary=False):
 def test_pixel_corrected_values_by_hand(tmp_path):
     _pixel_tree(tmp_path)
     (tmp_path / "DP_data_pixel_4/notes.md").write_text("stray")
-    paths = write_manifests("pixel", tmp_path, tmp_path / "m", processed=tmp_path / "proc", expected_count=None,
-                            pixel_crop=CROP, progress=False)
+    paths = write_manifests(
+        "pixel",
+        tmp_path,
+        tmp_path / "m",
+        processed=tmp_path / "proc",
+        expected_count=None,
+        pixel_crop=CROP,
+        progress=False,
+    )
     assert [p.name for p in paths] == ["pixel_test.csv"]
     m = read_manifest(tmp_path / "m" / "pixel_test.csv")
     assert list(m["id"]) == ["001", "002"] and set(m["channels"]) == {1}
@@ -203,8 +212,9 @@ def test_pixel_corrected_values_by_hand(tmp_path):
 
 def test_pixel_vignetting_is_box_mean_of_the_ratio(tmp_path):
     base = _pixel_tree(tmp_path, n=1, wr_vary=True)
-    ratio = layouts.pixel_vignetting_ratio(base / "calibration/white_sheet_left.png",
-                                           base / "calibration/white_sheet_right.png")
+    ratio = layouts.pixel_vignetting_ratio(
+        base / "calibration/white_sheet_left.png", base / "calibration/white_sheet_right.png"
+    )
     x = np.arange(PX - 50, PX + 51)[None, :]
     y = np.arange(PY - 50, PY + 51)[:, None]
     per_pixel = (8000 + (x - PX) ** 2) / (4000 + 30 * (y - PY))
@@ -272,8 +282,10 @@ def _ddd_tree(root: Path):
             _png(root / folder / "dp" / f"{i}_r.png", 6, 8, dtype=np.uint8)
             _png(root / folder / "gt" / f"{i}_m.png", 6, 8, dtype=np.uint8)
             _write_pfm(root / folder / "disp" / f"{i}_dm.pfm", np.arange(48, dtype=np.float32).reshape(6, 8))
-            lines.append(f"{i}{suf} /{folder}/dp/{i}_l.png /{folder}/dp/{i}_r.png /{folder}/gt/{i}_m.png "
-                         f"/{folder}/disp/{i}_dl.pfm /{folder}/disp/{i}_dm.pfm")
+            lines.append(
+                f"{i}{suf} /{folder}/dp/{i}_l.png /{folder}/dp/{i}_r.png /{folder}/gt/{i}_m.png "
+                f"/{folder}/disp/{i}_dl.pfm /{folder}/disp/{i}_dm.pfm"
+            )
     (root / "nyu_test.txt").write_text("\n".join(lines) + "\n")
 
 
@@ -328,11 +340,12 @@ def test_check_reports_counts_and_corrupt_data(tmp_path):
     bad = root / "test_c/target/1P0A0916.png"
     data = bytearray(bad.read_bytes())
     idat = data.index(b"IDAT")
-    data[idat + 4: idat + 20] = b"\x00" * 16
+    data[idat + 4 : idat + 20] = b"\x00" * 16
     bad.write_bytes(bytes(data))
     rep = check_dataset("dpdd", root, expected_counts=None, progress=False)
     assert not rep.ok and any("1P0A0916.png" in p for p in rep.problems)
     from k3dn.cli import main
+
     assert main(["data", "check", "dpdd", "--root", str(root), "--any-count"]) == 1
     assert main(["data", "check", "dpdd", "--root", str(tmp_path / "nowhere")]) == 1
 

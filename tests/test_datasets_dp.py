@@ -6,14 +6,20 @@ import pytest
 import torch
 from scipy import ndimage
 
-from k3dn.data.datasets import (DatasetError, DPEvalDataset, DPTrainDataset, InfiniteDistributedSampler,
-                                hflip_dp, vflip_dp)
+from k3dn.data.datasets import (
+    DatasetError,
+    DPEvalDataset,
+    DPTrainDataset,
+    InfiniteDistributedSampler,
+    hflip_dp,
+    vflip_dp,
+)
 from k3dn.data.manifest import write_manifest
 
 
 def _half_aperture_psfs(r=3):
     """Left/right half-disc PSFs of a defocused point: mirror images of each other (DP image formation)."""
-    y, x = np.mgrid[-r:r + 1, -r:r + 1]
+    y, x = np.mgrid[-r : r + 1, -r : r + 1]
     disc = (x * x + y * y <= r * r).astype(np.float64)
     left = disc * (x <= 0)
     left /= left.sum()
@@ -99,19 +105,30 @@ def test_crops_are_aligned_across_views_and_seeded(dp_scene):
     assert all(torch.equal(a[k], b[k]) for k in ("left", "right", "target"))
     # locate the crop in the full target and check every view comes from the same window
     t = full["target"]
-    hits = [(y, x) for y in range(17) for x in range(25) if torch.equal(t[:, y:y + 8, x:x + 8], a["target"])]
+    hits = [(y, x) for y in range(17) for x in range(25) if torch.equal(t[:, y : y + 8, x : x + 8], a["target"])]
     assert len(hits) == 1
     y, x = hits[0]
     for k in ("left", "right", "center"):
-        assert torch.equal(full[k][:, y:y + 8, x:x + 8], a[k])
+        assert torch.equal(full[k][:, y : y + 8, x : x + 8], a[k])
 
 
 def test_16bit_precision_survives(tmp_path):
     img = np.full((8, 8, 3), 12345, np.uint16)
     for k in ("left", "right", "target"):
         cv2.imwrite(str(tmp_path / f"{k}.png"), img)
-    m = write_manifest([{"id": "a", "dataset": "synth", "split": "val", "protocol": "16bit", "channels": 3,
-                         **{k: str(tmp_path / f"{k}.png") for k in ("left", "right", "target")}}], tmp_path / "m.csv")
+    m = write_manifest(
+        [
+            {
+                "id": "a",
+                "dataset": "synth",
+                "split": "val",
+                "protocol": "16bit",
+                "channels": 3,
+                **{k: str(tmp_path / f"{k}.png") for k in ("left", "right", "target")},
+            }
+        ],
+        tmp_path / "m.csv",
+    )
     s = DPEvalDataset(m, crop=(4, 4))[0]
     assert s["left"].shape == (3, 4, 4) and s["left"].dtype == torch.float32
     assert s["left"][0, 0, 0].item() == pytest.approx(12345 / 65535, abs=1e-7)

@@ -1,13 +1,12 @@
 """k3dn.evaluate on a tiny generated manifest (images written with k3dn.io, manifest with write_manifest)."""
 
+import argparse
 import json
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-
-import argparse
 
 from k3dn.data.manifest import write_manifest
 from k3dn.evaluate import EvaluationError, add_commands, evaluate_predictions, summary
@@ -27,10 +26,20 @@ def _make(tmp_path, rng, channels=3, n=3, h=24, w=32):
         write_png16(data / f"s{i}_right.png", tgt)
         noise = 0.0 if i == 0 else 0.02 * i
         write_png16(pred / f"s{i}.png", np.clip(tgt + noise * rng.standard_normal(shape), 0, 1))
-        rows.append({"id": f"s{i}", "dataset": "synth", "split": "test", "left": str(data / f"s{i}_left.png"),
-                     "right": str(data / f"s{i}_right.png"), "target": str(data / f"s{i}_target.png"),
-                     "label": ["indoor", "outdoor"][i % 2], "label_source": "test", "protocol": "16bit",
-                     "channels": channels})
+        rows.append(
+            {
+                "id": f"s{i}",
+                "dataset": "synth",
+                "split": "test",
+                "left": str(data / f"s{i}_left.png"),
+                "right": str(data / f"s{i}_right.png"),
+                "target": str(data / f"s{i}_target.png"),
+                "label": ["indoor", "outdoor"][i % 2],
+                "label_source": "test",
+                "protocol": "16bit",
+                "channels": channels,
+            }
+        )
     man = write_manifest(rows, tmp_path / "manifests" / "synth_test.csv")
     (pred / "predictions.json").write_text(json.dumps(RECORD))
     return pred, man, rows
@@ -43,8 +52,18 @@ RECORD = {"config_hash": "c0ffee", "weights_sha256": "w" * 64, "device": "cpu", 
 def test_rows_match_reference_metrics(tmp_path, rng):
     pred, man, rows = _make(tmp_path, rng)
     df = evaluate_predictions(pred, man, progress=False)
-    assert list(df.columns[:10]) == ["id", "label", "psnr", "ssim", "rmse", "mae", "lpips", "lpips_note",
-                                     "protocol", "channels"]
+    assert list(df.columns[:10]) == [
+        "id",
+        "label",
+        "psnr",
+        "ssim",
+        "rmse",
+        "mae",
+        "lpips",
+        "lpips_note",
+        "protocol",
+        "channels",
+    ]
     assert {"git_commit", "torch", "device", "data_sha256", "backend"} <= set(df.columns)
     assert df["id"].tolist() == ["s0", "s1", "s2"] and df["label"].tolist() == ["indoor", "outdoor", "indoor"]
     assert (df["protocol"] == "16bit").all() and df["lpips"].isna().all()
@@ -96,7 +115,7 @@ def test_missing_and_mismatched_predictions(tmp_path, rng):
 
 def test_unfinished_predictions_are_not_scored(tmp_path, rng):
     pred, man, rows = _make(tmp_path, rng)
-    (pred / "predictions.json").unlink()   # predict was interrupted before the last image
+    (pred / "predictions.json").unlink()  # predict was interrupted before the last image
     with pytest.raises(EvaluationError, match="predictions.json: missing"):
         evaluate_predictions(pred, man, progress=False)
 
@@ -129,6 +148,10 @@ def test_cli_writes_csv_atomically(tmp_path, rng, capsys):
     (pred / "s1.png").unlink()
     from k3dn.cli import main as k3dn_main
 
-    assert k3dn_main(["evaluate", "--pred", str(pred), "--manifest", str(man), "--out", str(tmp_path / "x.csv"),
-                      "--quiet"]) == 1
+    assert (
+        k3dn_main(
+            ["evaluate", "--pred", str(pred), "--manifest", str(man), "--out", str(tmp_path / "x.csv"), "--quiet"]
+        )
+        == 1
+    )
     assert "s1.png" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()

@@ -30,7 +30,8 @@ def test_port_reproduces_official_output(name, tmp_path):
     fixture = np.load(FIXTURES / f"{name}.npz")
     assert str(fixture["source"]).startswith(
         "panpanfei/Dual-Pixel-Exploration-Simultaneous-Depth-Estimation-and-Image-Restoration"
-        "@9fb81c17d30e3b4b5e111d4f7e965ca712bb8718 ")
+        "@9fb81c17d30e3b4b5e111d4f7e965ca712bb8718 "
+    )
     ck = get_checkpoint(name)
     seed = int(fixture["weights_seed"])
     for i, (manifest, file) in enumerate(zip(ck.manifests, ck.files, strict=True)):

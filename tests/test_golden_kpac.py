@@ -30,8 +30,7 @@ def test_port_reproduces_official_output(name, tmp_path):
     fixture = np.load(FIXTURES / f"{name}.npz")
     assert str(fixture["source"]).startswith("HyeongseokSon1/KPAC@8603ec3ac56b5a416be6b996165b552aff1c4b0f ")
     ck = get_checkpoint(name)
-    path = write_fake_checkpoint(ck.manifests[0], tmp_path / Path(ck.files[0]).name,
-                                 seed=int(fixture["weights_seed"]))
+    path = write_fake_checkpoint(ck.manifests[0], tmp_path / Path(ck.files[0]).name, seed=int(fixture["weights_seed"]))
     model = load_published(create_model(ck.model), path).eval()
 
     views = random_views(int(fixture["input_seed"]), int(fixture["height"]), int(fixture["width"]))

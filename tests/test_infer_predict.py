@@ -11,9 +11,6 @@ from k3dn.checkpoint import save_weights
 from k3dn.infer import fit_batch, load_model, predict_manifest
 from tests.conftest import load_probe
 
-
-
-
 P = load_probe()
 
 
@@ -71,15 +68,18 @@ def test_new_weights_discard_the_old_predictions(tmp_path):
     manifest = P.write_dp_set(tmp_path / "d", 2, 16, 16, split="test")
     out = tmp_path / "pred"
     model = _identity_probe()
-    predict_manifest(model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "a"},
-                     progress=False)
+    predict_manifest(
+        model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "a"}, progress=False
+    )
     (out / "test000.png").write_bytes(b"stale")
     # same key: resumes, the stale file stays (it is taken as finished work)
-    predict_manifest(model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "a"},
-                     progress=False)
+    predict_manifest(
+        model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "a"}, progress=False
+    )
     assert (out / "test000.png").read_bytes() == b"stale"
-    predict_manifest(model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "b"},
-                     progress=False)
+    predict_manifest(
+        model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "b"}, progress=False
+    )
     assert (out / "test000.png").read_bytes() != b"stale"
     assert json.loads((out / "predictions.json").read_text())["weights_sha256"] == "b"
 
@@ -124,11 +124,42 @@ def test_predict_and_deblur_cli_from_a_run_folder(tmp_path):
     save_weights(_identity_probe(), run / "model.safetensors")
     (run / "model.json").write_text(json.dumps({"model": P.PROBE, "overrides": {"width": 8}}))
     with P.probe_registered():
-        assert main(["predict", "--run", str(run), "--manifest", str(manifest), "--out", str(tmp_path / "p"),
-                     "--device", "cpu"]) == 0
-        assert main(["deblur", "--model", P.PROBE, "--weights", str(run / "model.safetensors"),
-                     "--left", str(tmp_path / "d/test000_left.png"), "--right", str(tmp_path / "d/test000_right.png"),
-                     "--out", str(tmp_path / "one.png"), "--device", "cpu"]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--run",
+                    str(run),
+                    "--manifest",
+                    str(manifest),
+                    "--out",
+                    str(tmp_path / "p"),
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
+        assert (
+            main(
+                [
+                    "deblur",
+                    "--model",
+                    P.PROBE,
+                    "--weights",
+                    str(run / "model.safetensors"),
+                    "--left",
+                    str(tmp_path / "d/test000_left.png"),
+                    "--right",
+                    str(tmp_path / "d/test000_right.png"),
+                    "--out",
+                    str(tmp_path / "one.png"),
+                    "--device",
+                    "cpu",
+                ]
+            )
+            == 0
+        )
         m = load_model(run=run)
     assert not m.training
     a = cv2.imread(str(tmp_path / "p/test000.png"), cv2.IMREAD_UNCHANGED)
@@ -153,7 +184,7 @@ def test_a_retrained_run_is_predicted_again(tmp_path):
         key = json.loads((out / "predictions.json").read_text())
         retrained = _identity_probe()
         with torch.no_grad():
-            retrained.body[2].bias.fill_(0.1)      # the residual branch now adds 0.1
+            retrained.body[2].bias.fill_(0.1)  # the residual branch now adds 0.1
         save_weights(retrained, run / "model.safetensors")
         assert main(args) == 0
     second = cv2.imread(str(out / "test000.png"), cv2.IMREAD_UNCHANGED)
@@ -170,8 +201,9 @@ def test_gamma_encoded_input_is_decoded_back(tmp_path):
     """--input-encoding gamma2.2 on the identity probe: encode then decode gives the centre view back (up to
     16-bit rounding), and the key records it, so linear and gamma predictions never mix in one folder."""
     manifest = P.write_dp_set(tmp_path / "d", 1, 16, 16, split="test", channels=1)
-    [p] = predict_manifest(_identity_probe(), manifest, tmp_path / "g", device="cpu", progress=False,
-                           input_encoding="gamma2.2")
+    [p] = predict_manifest(
+        _identity_probe(), manifest, tmp_path / "g", device="cpu", progress=False, input_encoding="gamma2.2"
+    )
     got = cv2.imread(str(p), cv2.IMREAD_UNCHANGED).astype(int)
     want = cv2.imread(str(tmp_path / "d/test000_center.png"), cv2.IMREAD_UNCHANGED).astype(int)
     assert np.abs(got - want).max() <= 2
@@ -184,4 +216,4 @@ def test_bf16_is_really_bf16_on_the_cpu(tmp_path):
     [a] = predict_manifest(m, manifest, tmp_path / "a", device="cpu", progress=False)
     [b] = predict_manifest(m, manifest, tmp_path / "b", device="cpu", progress=False, dtype="bfloat16")
     a, b = (cv2.imread(str(x), cv2.IMREAD_UNCHANGED).astype(int) for x in (a, b))
-    assert 0 < np.abs(a - b).max() < 2000     # bf16 rounding shows, and stays small
+    assert 0 < np.abs(a - b).max() < 2000  # bf16 rounding shows, and stays small

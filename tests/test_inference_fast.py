@@ -32,7 +32,7 @@ def test_k3dn_inference_cache_matches_uncached_forward_and_follows_new_weights()
     batch = _pair(288, 224)
     settings = prepare_inference(model, "cpu")
     assert settings == {"fast": True, "compile": False}
-    with torch.enable_grad():                          # autograd on: no cache is used
+    with torch.enable_grad():  # autograd on: no cache is used
         plain = model(batch)["output"].detach()
     cached = forward_fitted(model, batch)
     assert torch.equal(cached, plain)
@@ -48,7 +48,7 @@ def _naive_correlation(q, k, r):
     d = 2 * r + 1
     kp = F.pad(k, (r, r, r, r))
     h, w = q.shape[-2:]
-    return torch.stack([(q * kp[..., dy:dy + h, dx:dx + w]).mean(1) for dy in range(d) for dx in range(d)], 1)
+    return torch.stack([(q * kp[..., dy : dy + h, dx : dx + w]).mean(1) for dy in range(d) for dx in range(d)], 1)
 
 
 @pytest.mark.parametrize("band", [1 << 20, 7 * 11 * 2])  # one band; bands of a few rows with a ragged last one
@@ -56,15 +56,16 @@ def test_banded_local_correlation_equals_naive(monkeypatch, band):
     monkeypatch.setattr(srp, "CORR_BAND_ELEMS", band)
     g = torch.Generator().manual_seed(0)
     q, k = torch.randn(2, 7, 13, 11, generator=g), torch.randn(2, 7, 13, 11, generator=g)
-    torch.testing.assert_close(srp.local_correlation(q, k), _naive_correlation(q, k, srp.CORR_RADIUS),
-                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        srp.local_correlation(q, k), _naive_correlation(q, k, srp.CORR_RADIUS), rtol=1e-5, atol=1e-6
+    )
 
 
 def _wiener_reference(m: DPWiener, left, right):
     """The textbook form, tile by tile: F_s = (conj(K_L) B_L + conj(K_R) B_R) / D for every candidate, the
     reblur residual of both views on the patch, argmin, then the per-channel deconvolution with the winner."""
     _, c, h, w = left.shape
-    p, mg, t, s = m.patch, m.margin, m.tile, m.patch // 2
+    p, mg, t, _s = m.patch, m.margin, m.tile, m.patch // 2
     ys, xs = m.tile_starts(h), m.tile_starts(w)
     hc, wc = ys[-1] + p, xs[-1] + p
     kl, kr, reg = m._spectra(left.device)
@@ -77,7 +78,7 @@ def _wiener_reference(m: DPWiener, left, right):
     best = []
     for y0 in ys:
         for x0 in xs:
-            tl = views[:, :, y0:y0 + t, x0:x0 + t]
+            tl = views[:, :, y0 : y0 + t, x0 : x0 + t]
             mu = tl.mean(dim=(-2, -1), keepdim=True)
             tl = mu + (tl - mu) * taper
             g = torch.fft.rfft2(tl.mean(1))
@@ -85,14 +86,19 @@ def _wiener_reference(m: DPWiener, left, right):
             crop = (slice(None), slice(mg, mg + p), slice(mg, mg + p))
             rl = torch.fft.irfft2(kl * fs, s=(t, t))[crop]
             rr = torch.fft.irfft2(kr * fs, s=(t, t))[crop]
-            err = (((rl - tl[0].mean(0)[mg:mg + p, mg:mg + p]) ** 2
-                    + (rr - tl[1].mean(0)[mg:mg + p, mg:mg + p]) ** 2) * win).sum(dim=(-2, -1))
+            err = (
+                (
+                    (rl - tl[0].mean(0)[mg : mg + p, mg : mg + p]) ** 2
+                    + (rr - tl[1].mean(0)[mg : mg + p, mg : mg + p]) ** 2
+                )
+                * win
+            ).sum(dim=(-2, -1))
             i = int(err.argmin())
             best.append(i)
             bf = torch.fft.rfft2(tl)
             out = torch.fft.irfft2((kl[i].conj() * bf[0] + kr[i].conj() * bf[1]) / den[i], s=(t, t))
-            num[:, y0:y0 + p, x0:x0 + p] += out[:, mg:mg + p, mg:mg + p] * win
-            wsum[:, y0:y0 + p, x0:x0 + p] += win
+            num[:, y0 : y0 + p, x0 : x0 + p] += out[:, mg : mg + p, mg : mg + p] * win
+            wsum[:, y0 : y0 + p, x0 : x0 + p] += win
     sel = m.candidates[torch.tensor(best)].reshape(len(ys), len(xs))
     return (num / wsum)[None, :, :h, :w], sel[None]
 
@@ -122,6 +128,6 @@ def test_channels_last_conversion_keeps_the_output_and_skips_5d_weights():
     to_channels_last(model)
     conv = model.enc_conv[0].conv.weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
-    assert model.disparity.aggregate[0][0].weight.is_contiguous()          # the 3D convolution's 5-D weight
-    assert model.psf.blocks[0].kernel_set.spectrum.is_contiguous()         # 4-D, but not an image
+    assert model.disparity.aggregate[0][0].weight.is_contiguous()  # the 3D convolution's 5-D weight
+    assert model.psf.blocks[0].kernel_set.spectrum.is_contiguous()  # 4-D, but not an image
     torch.testing.assert_close(forward_fitted(model, batch), ref, rtol=0, atol=1e-5)

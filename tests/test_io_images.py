@@ -159,8 +159,8 @@ def test_read_pair_size_mismatch_names_both(tmp_path, rng):
     with pytest.raises(ImageError) as ei:
         read_pair(a, b)
     assert "left.png" in str(ei.value) and "right.png" in str(ei.value)
-    l, r = read_pair(a, a)
-    assert l.shape == r.shape == (8, 10, 3)
+    left, right = read_pair(a, a)
+    assert left.shape == right.shape == (8, 10, 3)
 
 
 def test_unknown_protocol():

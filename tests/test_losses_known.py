@@ -15,15 +15,15 @@ EPS = 1e-3
 def test_charbonnier_known_values():
     x = torch.zeros(1, 3, 4, 4)
     assert charbonnier(x, x).item() == pytest.approx(EPS, rel=1e-6)
-    assert charbonnier(x + 0.5, x).item() == pytest.approx(math.sqrt(0.25 + EPS ** 2), rel=1e-6)
+    assert charbonnier(x + 0.5, x).item() == pytest.approx(math.sqrt(0.25 + EPS**2), rel=1e-6)
     d = torch.tensor([0.0, 0.3, -0.4, 1.0]).reshape(1, 1, 2, 2)
-    want = np.mean(np.sqrt(np.array([0, .09, .16, 1.0]) + EPS ** 2))
+    want = np.mean(np.sqrt(np.array([0, 0.09, 0.16, 1.0]) + EPS**2))
     assert charbonnier(d, torch.zeros_like(d)).item() == pytest.approx(want, rel=1e-6)
 
 
 def _laplacian_reference(img):
     """Independent numpy/scipy version: replicate ('nearest') borders, zero-insertion upsampling."""
-    g1 = np.array([.05, .25, .4, .25, .05])
+    g1 = np.array([0.05, 0.25, 0.4, 0.25, 0.05])
     g = np.outer(g1, g1)
     blur = ndimage.convolve(img, g, mode="nearest")
     up = np.zeros_like(img)
@@ -82,7 +82,7 @@ def test_full_loss_known_answers():
     lap_c = edge_loss(torch.full((1, 3, 32, 32), c), torch.zeros(1, 3, 32, 32)).item()
     lap_c += edge_loss(torch.full((1, 3, 16, 16), c), torch.zeros(1, 3, 16, 16)).item()
     lap_c += edge_loss(torch.full((1, 3, 8, 8), c), torch.zeros(1, 3, 8, 8)).item()
-    want = 3 * math.sqrt(c * c + EPS ** 2) + 0.05 * lap_c + 0.01 * 3 * c
+    want = 3 * math.sqrt(c * c + EPS**2) + 0.05 * lap_c + 0.01 * 3 * c
     assert total.item() == pytest.approx(want, rel=1e-4)
 
 

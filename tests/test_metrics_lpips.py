@@ -109,7 +109,8 @@ def test_weights_from_files_checksum_and_filter(tmp_path):
     assert math.isnan(s(np.zeros((8, 8, 3)), np.ones((8, 8, 3)))) and "sha256" in s.reason
     merged = state_dict_from_files(tmp_path / "alexnet-owt-7be5be79.pth", tmp_path / "alex.pth", verify=False)
     load_state_dict_strict(LPIPS(), merged)
-    scorer = LPIPSScorer(model=load_lpips(backbone=tmp_path / "alexnet-owt-7be5be79.pth",
-                                          lin=tmp_path / "alex.pth", verify=False))
+    scorer = LPIPSScorer(
+        model=load_lpips(backbone=tmp_path / "alexnet-owt-7be5be79.pth", lin=tmp_path / "alex.pth", verify=False)
+    )
     x = np.random.default_rng(0).random((32, 40, 3))
     assert scorer.available and scorer(x, x) == 0 and scorer(x, 1 - x) > 0

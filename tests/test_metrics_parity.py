@@ -45,8 +45,7 @@ def test_parity_real_looking_blur():
 
 def test_parity_single_channel(rng):
     sharp = _astronaut().mean(axis=-1, keepdims=True)
-    pairs = [(gaussian_filter(sharp, sigma=(1.5, 1.5, 0)), sharp),
-             (rng.random(sharp.shape), rng.random(sharp.shape))]
+    pairs = [(gaussian_filter(sharp, sigma=(1.5, 1.5, 0)), sharp), (rng.random(sharp.shape), rng.random(sharp.shape))]
     _check(pairs)
 
 

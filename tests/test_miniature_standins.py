@@ -50,10 +50,9 @@ def test_standin_downloads_verifies_and_reads(tmp_path, server, item):
     code, dest, derived = _obtain(tmp_path, server, item)
     assert code == 0 and any(dest.iterdir())
     fetched = [f for s in derived["sources"] if s["method"] != "manual" for f in s["files"]]
-    assert all(f["url"].startswith(server) for f in fetched)          # nothing leaves this machine
-    published = {f["path"]: f for s in load_entries(DEFAULT_CATALOG, "datasets")[item]["sources"]
-                 for f in s["files"]}
-    for f in fetched:   # a published checksum is replaced by the stand-in's, an absent one stays absent
+    assert all(f["url"].startswith(server) for f in fetched)  # nothing leaves this machine
+    published = {f["path"]: f for s in load_entries(DEFAULT_CATALOG, "datasets")[item]["sources"] for f in s["files"]}
+    for f in fetched:  # a published checksum is replaced by the stand-in's, an absent one stays absent
         assert bool(f.get("sha256")) == bool(published[f["path"]].get("sha256"))
     if item in ("dpdd", "pixel", "dpd_disp"):
         extra = ["--crop", "48", "64"] if item == "pixel" else []
@@ -86,11 +85,13 @@ def test_a_tampered_standin_fails_verification(tmp_path, server):
     code, dest, derived = _obtain(tmp_path, server, "lpips_weights")
     assert code == 0
     f = derived["sources"][0]["files"][0]
-    served = root / "www" / f["url"][len(server):]
+    served = root / "www" / f["url"][len(server) :]
     served.write_bytes(served.read_bytes()[:-1] + b"x")
     fresh = tmp_path / "raw2"
-    assert main(["data", "--registry", str(root / "datasets.yaml"), "download", "lpips_weights",
-                 "--dest", str(fresh)]) != 0
+    assert (
+        main(["data", "--registry", str(root / "datasets.yaml"), "download", "lpips_weights", "--dest", str(fresh)])
+        != 0
+    )
     assert not (fresh / f["path"]).exists()
 
 

@@ -11,8 +11,14 @@ from k3dn.checkpoint import load_state_dict_strict
 from k3dn.models.k3dn import ABLATIONS, checkpoint_filter_fn, fit_to_multiple, restore_from_multiple
 from k3dn.registry import checkpoint_filter, create_model, list_models
 
-NAMES = ["k3dn_tiny", "k3dn_lightweight", "k3dn_large", "k3dn_tiny_single", "k3dn_lightweight_single",
-         "k3dn_large_single"]
+NAMES = [
+    "k3dn_tiny",
+    "k3dn_lightweight",
+    "k3dn_large",
+    "k3dn_tiny_single",
+    "k3dn_lightweight_single",
+    "k3dn_large_single",
+]
 SMALL = dict(window=(4, 4))
 
 
@@ -194,14 +200,19 @@ def test_ablation_overrides_change_what_they_should():
     assert len(base.psf.blocks) == 4 and base.psf.blocks[0].kernel_set.spectrum.shape == (128, 10, 6, 2)
     for setting, kw in ABLATIONS["table11_psf_blocks"].items():
         assert len(create_model("k3dn_tiny", **kw).psf.blocks) == int(setting)
-    for setting, kw in ABLATIONS["table10_kernel"].items():
+    for kw in ABLATIONS["table10_kernel"].values():
         k = kw["kernel_size"]
         blk = create_model("k3dn_tiny", **kw).psf.blocks[0]
         kern, _ = blk.kernel_set.kernels()
         assert kern.shape == (96, k, k) and blk.interaction.T.shape == (96, k, (k + 1) // 2)
         assert blk.kernel_set.spectrum.shape == (96, k + 1, (k + 1) // 2 + 1, 2)
-    expected_multiple = {(9, 9): (288, 288), (14, 18): (224, 288), (18, 14): (288, 224), (18, 18): (288, 288),
-                         (27, 27): (864, 864)}
+    expected_multiple = {
+        (9, 9): (288, 288),
+        (14, 18): (224, 288),
+        (18, 14): (288, 224),
+        (18, 18): (288, 288),
+        (27, 27): (864, 864),
+    }
     for _, kw in ABLATIONS["table9_window"].items():
         m = create_model("k3dn_tiny", **kw)
         mh, mw = m.size_multiple

@@ -8,8 +8,14 @@ import torch.nn.functional as F
 
 from k3dn.models.blocks import fit_to_multiple, restore_from_multiple, window_merge, window_partition
 from k3dn.models.disparity import DisparityEstimator, cost_volume, window_pool
-from k3dn.models.psf import (InvertiblePointConv, PSFStack, SymmetricKernelSet, full_kernels, hermitian_project,
-                             spectrum_shape)
+from k3dn.models.psf import (
+    InvertiblePointConv,
+    PSFStack,
+    SymmetricKernelSet,
+    full_kernels,
+    hermitian_project,
+    spectrum_shape,
+)
 from k3dn.models.srp import local_correlation
 
 
@@ -27,8 +33,9 @@ def test_kernels_are_exactly_left_right_symmetric_and_unit_norm(k):
 @pytest.mark.parametrize("k", [3, 9, 13])
 def test_fourier_kernel_and_inverse_multiply_to_one_on_full_spectrum(k):
     n = k + 1
-    spec = torch.complex(torch.randn(5, *spectrum_shape(k), dtype=torch.float64),
-                         torch.randn(5, *spectrum_shape(k), dtype=torch.float64))
+    spec = torch.complex(
+        torch.randn(5, *spectrum_shape(k), dtype=torch.float64), torch.randn(5, *spectrum_shape(k), dtype=torch.float64)
+    )
     # the Hermitian projection leaves the forward kernel unchanged (irfft2 ignores the non-Hermitian part)
     assert torch.allclose(torch.fft.irfft2(spec, s=(n, n)), full_kernels(spec, k), atol=1e-12)
     fwd = torch.fft.fft2(full_kernels(spec, k, eps=0.0))

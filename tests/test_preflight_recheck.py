@@ -16,12 +16,12 @@ def test_a_changed_config_is_rechecked_before_any_job(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = dict(yaml.safe_load((ROOT / "config/config.yaml").read_text()), require_all=True)
     wf, done = tmp_path / "workflow.json", tmp_path / "preflight.ok"
-    recheck(cfg, wf, done)                       # first run: the preflight job will check it
+    recheck(cfg, wf, done)  # first run: the preflight job will check it
     assert json.loads(wf.read_text())["device"] == "auto"
     done.touch()
     bad = dict(cfg, device="gpu")
     with pytest.raises(SystemExit, match="device: unknown device 'gpu'"):
         recheck(bad, wf, done)
-    assert json.loads(wf.read_text())["device"] == "auto" and done.is_file()    # not recorded, not rerun
+    assert json.loads(wf.read_text())["device"] == "auto" and done.is_file()  # not recorded, not rerun
     with pytest.raises(SystemExit):
-        recheck(bad, wf, done)                   # still bad next time: checked again
+        recheck(bad, wf, done)  # still bad next time: checked again

@@ -8,14 +8,14 @@ from k3dn.report.defocus import score_map
 
 def test_an_affine_image_of_the_truth_is_perfect(rng):
     gt = rng.uniform(1, 255, (24, 32))
-    s = score_map(-3.0 * gt + 7.0, gt)           # sign and scale do not matter
+    s = score_map(-3.0 * gt + 7.0, gt)  # sign and scale do not matter
     assert s["aiwe1"] < 1e-4 and s["aiwe2"] < 1e-4 and s["one_minus_spearman"] < 1e-12
 
 
 def test_unlabelled_pixels_do_not_count(rng):
     gt = rng.uniform(1, 255, (24, 32))
     pred = gt.copy()
-    gt[:, :8] = 0                                 # unlabelled
+    gt[:, :8] = 0  # unlabelled
     pred[:, :8] = rng.uniform(-1e3, 1e3, (24, 8))  # garbage there is ignored
     assert score_map(pred, gt)["aiwe2"] < 1e-4
     with pytest.raises(ValueError, match="no labelled pixel"):

@@ -20,9 +20,20 @@ def _set(tmp_path, rng, dataset, channels=3, n=2):
         tgt = rng.random(shape)
         write_png16(tmp_path / f"t{i}.png", tgt)
         write_png16(tmp_path / "pred" / f"s{i}.png", np.clip(tgt + 0.05 * rng.standard_normal(shape), 0, 1))
-        rows.append({"id": f"s{i}", "dataset": dataset, "split": "test", "left": str(tmp_path / f"t{i}.png"),
-                     "right": str(tmp_path / f"t{i}.png"), "target": str(tmp_path / f"t{i}.png"), "label": "x",
-                     "label_source": "test", "protocol": "16bit", "channels": channels})
+        rows.append(
+            {
+                "id": f"s{i}",
+                "dataset": dataset,
+                "split": "test",
+                "left": str(tmp_path / f"t{i}.png"),
+                "right": str(tmp_path / f"t{i}.png"),
+                "target": str(tmp_path / f"t{i}.png"),
+                "label": "x",
+                "label_source": "test",
+                "protocol": "16bit",
+                "channels": channels,
+            }
+        )
     (tmp_path / "pred" / "predictions.json").write_text(json.dumps(RECORD))
     return write_manifest(rows, tmp_path / f"{dataset}_test.csv")
 
@@ -31,20 +42,45 @@ def test_dpdd_predictions_rescored_in_8_bits(tmp_path, rng):
     man = _set(tmp_path, rng, "dpdd")
     df = sensitivity_table([{"method": "m", "test": "dpdd_test", "pred": str(tmp_path / "pred"), "manifest": str(man)}])
     assert list(df["protocol"]) == ["16bit", "8bit"] and (df["dtype"] == "float32").all()
-    want = np.mean([image_metrics(read_image(tmp_path / "pred" / f"s{i}.png", "8bit"),
-                                  read_image(tmp_path / f"t{i}.png", "8bit"))["psnr"] for i in range(2)])
+    want = np.mean(
+        [
+            image_metrics(
+                read_image(tmp_path / "pred" / f"s{i}.png", "8bit"), read_image(tmp_path / f"t{i}.png", "8bit")
+            )["psnr"]
+            for i in range(2)
+        ]
+    )
     assert df.loc[1, "psnr"] == pytest.approx(want, abs=1e-9)
     assert df.loc[1, "psnr_change"] == pytest.approx(want - df.loc[0, "psnr"]) and df.loc[0, "psnr_change"] == 0
 
 
 def test_pixel_predictions_rescored_after_gamma(tmp_path, rng):
     man = _set(tmp_path, rng, "pixel", channels=1)
-    df = sensitivity_table([{"method": "m", "test": "pixel_test", "pred": str(tmp_path / "pred"),
-                             "manifest": str(man), "variants": {"bf16": str(tmp_path / "absent")}}])
-    assert list(df["protocol"]) == ["linear-raw", "gamma2.2"]        # a variant not predicted is left out
-    g = lambda x: x ** (1 / 2.2)
-    want = np.mean([image_metrics(g(read_image(tmp_path / "pred" / f"s{i}.png", channels=1)),
-                                  g(read_image(tmp_path / f"t{i}.png", channels=1)))["psnr"] for i in range(2)])
+    df = sensitivity_table(
+        [
+            {
+                "method": "m",
+                "test": "pixel_test",
+                "pred": str(tmp_path / "pred"),
+                "manifest": str(man),
+                "variants": {"bf16": str(tmp_path / "absent")},
+            }
+        ]
+    )
+    assert list(df["protocol"]) == ["linear-raw", "gamma2.2"]  # a variant not predicted is left out
+
+    def g(x):
+        return x ** (1 / 2.2)
+
+    want = np.mean(
+        [
+            image_metrics(
+                g(read_image(tmp_path / "pred" / f"s{i}.png", channels=1)),
+                g(read_image(tmp_path / f"t{i}.png", channels=1)),
+            )["psnr"]
+            for i in range(2)
+        ]
+    )
     assert df.loc[1, "psnr"] == pytest.approx(want, abs=1e-9) and df.loc[1, "psnr"] != df.loc[0, "psnr"]
 
 
@@ -53,11 +89,20 @@ def test_a_variant_prediction_is_scored_under_the_default_protocol(tmp_path, rng
     var = tmp_path / "var"
     var.mkdir()
     for i in range(2):
-        (var / f"s{i}.png").write_bytes((tmp_path / f"t{i}.png").read_bytes())    # perfect: PSNR inf
+        (var / f"s{i}.png").write_bytes((tmp_path / f"t{i}.png").read_bytes())  # perfect: PSNR inf
     write_png16(var / "s1.png", np.clip(read_image(tmp_path / "t1.png") + 0.01, 0, 1))
     (var / "predictions.json").write_text(json.dumps(dict(RECORD, dtype="bfloat16")))
-    df = sensitivity_table([{"method": "m", "test": "dpdd_test", "pred": str(tmp_path / "pred"), "manifest": str(man),
-                             "variants": {"bf16": str(var)}}])
+    df = sensitivity_table(
+        [
+            {
+                "method": "m",
+                "test": "dpdd_test",
+                "pred": str(tmp_path / "pred"),
+                "manifest": str(man),
+                "variants": {"bf16": str(var)},
+            }
+        ]
+    )
     row = df[df["prediction"] == "bf16"].iloc[0]
     assert row["protocol"] == "16bit" and row["dtype"] == "bfloat16" and row["psnr"] > df.loc[0, "psnr"]
     assert row["n_exact"] == 1 and df.loc[0, "n_exact"] == 0

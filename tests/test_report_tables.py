@@ -17,30 +17,80 @@ def _metrics(root, method, test, rows):
 @pytest.fixture
 def setup(tmp_path):
     m = tmp_path / "metrics"
-    prov = {"protocol": "16bit", "git_commit": "abc", "config_hash": "c1", "weights_sha256": "w" * 64,
-            "data_sha256": "d" * 64, "device": "cpu", "dtype": "float32", "label_source": "official"}
-    _metrics(m, "ours", "t_test", [
-        {"id": "a", "label": "indoor", "psnr": 30.0, "ssim": 0.9, **prov},
-        {"id": "b", "label": "indoor", "psnr": 28.0, "ssim": 0.8, **prov},
-        {"id": "c", "label": "outdoor", "psnr": 20.0, "ssim": 0.5, **prov},
-    ])
+    prov = {
+        "protocol": "16bit",
+        "git_commit": "abc",
+        "config_hash": "c1",
+        "weights_sha256": "w" * 64,
+        "data_sha256": "d" * 64,
+        "device": "cpu",
+        "dtype": "float32",
+        "label_source": "official",
+    }
+    _metrics(
+        m,
+        "ours",
+        "t_test",
+        [
+            {"id": "a", "label": "indoor", "psnr": 30.0, "ssim": 0.9, **prov},
+            {"id": "b", "label": "indoor", "psnr": 28.0, "ssim": 0.8, **prov},
+            {"id": "c", "label": "outdoor", "psnr": 20.0, "ssim": 0.5, **prov},
+        ],
+    )
     # the blurry input: every image exactly 2 dB below ours
-    _metrics(m, "identity", "t_test", [
-        {"id": i, "label": lab, "psnr": p - 2.0, "ssim": 0.4, **prov}
-        for i, lab, p in (("c", "outdoor", 20.0), ("a", "indoor", 30.0), ("b", "indoor", 28.0))])
+    _metrics(
+        m,
+        "identity",
+        "t_test",
+        [
+            {"id": i, "label": lab, "psnr": p - 2.0, "ssim": 0.4, **prov}
+            for i, lab, p in (("c", "outdoor", 20.0), ("a", "indoor", 30.0), ("b", "indoor", 28.0))
+        ],
+    )
     pub = tmp_path / "pub.csv"
-    pd.DataFrame([
-        {"row": "Ours (Lightweight)", "group": "combined", "metric": "psnr", "value": 27.0, "source": "paper T1",
-         "status": "exact", "protocol": "16bit"},
-        {"row": "Xin", "group": "combined", "metric": "psnr", "value": 26.0, "source": "paper T1", "status": "exact",
-         "protocol": "16bit"},
-        {"row": "Blurry input", "group": "combined", "metric": "psnr", "value": 23.0, "source": "other",
-         "status": "sourced", "protocol": "8bit"},
-    ]).to_csv(pub, index=False)
-    spec = {"title": "t", "test": "t_test", "groups": ["indoor", "outdoor", "combined"], "metrics": ["psnr", "ssim"],
-            "published": str(pub), "rows": [{"label": "Blurry input", "method": "identity"},
-                                            {"label": "Ours (Lightweight)", "method": "ours"},
-                                            {"label": "Xin", "method": None}]}
+    pd.DataFrame(
+        [
+            {
+                "row": "Ours (Lightweight)",
+                "group": "combined",
+                "metric": "psnr",
+                "value": 27.0,
+                "source": "paper T1",
+                "status": "exact",
+                "protocol": "16bit",
+            },
+            {
+                "row": "Xin",
+                "group": "combined",
+                "metric": "psnr",
+                "value": 26.0,
+                "source": "paper T1",
+                "status": "exact",
+                "protocol": "16bit",
+            },
+            {
+                "row": "Blurry input",
+                "group": "combined",
+                "metric": "psnr",
+                "value": 23.0,
+                "source": "other",
+                "status": "sourced",
+                "protocol": "8bit",
+            },
+        ]
+    ).to_csv(pub, index=False)
+    spec = {
+        "title": "t",
+        "test": "t_test",
+        "groups": ["indoor", "outdoor", "combined"],
+        "metrics": ["psnr", "ssim"],
+        "published": str(pub),
+        "rows": [
+            {"label": "Blurry input", "method": "identity"},
+            {"label": "Ours (Lightweight)", "method": "ours"},
+            {"label": "Xin", "method": None},
+        ],
+    }
     return tmp_path, m, spec
 
 
@@ -50,10 +100,10 @@ def test_group_means_published_and_diff(setup):
     ours = df.iloc[1]
     assert ours["indoor_psnr"] == pytest.approx(29.0)
     assert ours["outdoor_psnr"] == pytest.approx(20.0)
-    assert ours["combined_psnr"] == pytest.approx(26.0)       # mean of per-image values, not of groups
+    assert ours["combined_psnr"] == pytest.approx(26.0)  # mean of per-image values, not of groups
     assert ours["combined_psnr_paper"] == 27.0
     assert ours["combined_psnr_diff"] == pytest.approx(-1.0)
-    assert math.isnan(ours["indoor_psnr_paper"])              # unknown published value stays empty
+    assert math.isnan(ours["indoor_psnr_paper"])  # unknown published value stays empty
     assert ours["n_images"] == 3 and ours["git_commit"] == "abc" and ours["protocol"] == "16bit"
     assert ours["dtype"] == "float32" and ours["weights_sha256"] == "w" * 64 and ours["data_sha256"] == "d" * 64
     xin = df.iloc[2]
@@ -80,7 +130,7 @@ def test_intervals_of_the_mean_and_of_the_paired_difference(setup):
     assert blurry["vs_ref_resolved"] == "yes"
     assert math.isnan(ours["psnr_vs_ref"]) and ours["vs_ref_resolved"] in ("", None) or pd.isna(ours["vs_ref_resolved"])
     again = build_table(spec, metrics_root=m).set_index("row")
-    assert again.loc["Ours (Lightweight)", "psnr_ci95_low"] == ours["psnr_ci95_low"]     # fixed seed
+    assert again.loc["Ours (Lightweight)", "psnr_ci95_low"] == ours["psnr_ci95_low"]  # fixed seed
 
 
 def test_check_flags_missing_rows_and_nan(setup):
@@ -106,7 +156,9 @@ def test_a_number_without_provenance_is_refused(setup):
 
 def test_a_row_left_out_says_why(setup):
     tmp, m, spec = setup
-    spec = dict(spec, rows=[{"label": "Ours (Lightweight)", "method": None, "not_run": "not run: SYNTHIA-SF is manual"}])
+    spec = dict(
+        spec, rows=[{"label": "Ours (Lightweight)", "method": None, "not_run": "not run: SYNTHIA-SF is manual"}]
+    )
     out = write_table(spec, tmp / "t.csv", metrics_root=m)
     df = pd.read_csv(out)
     assert df.loc[0, "note"] == "not run: SYNTHIA-SF is manual" and math.isnan(df.loc[0, "combined_psnr"])
@@ -127,7 +179,7 @@ def test_published_files_are_well_formed():
     from k3dn.report.tables import read_published
 
     files = sorted(Path(__file__).resolve().parent.parent.joinpath("config", "paper").glob("*.csv"))
-    assert len(files) == 9   # Tables 1-3 (main paper) and 7-12 (supplement)
+    assert len(files) == 9  # Tables 1-3 (main paper) and 7-12 (supplement)
     for f in files:
         df = read_published(f)
         assert set(df["status"]) <= {"exact", "sourced", "approximate", "unverified", "not-found"}, f
@@ -136,4 +188,4 @@ def test_published_files_are_well_formed():
     t7 = read_published(files[[f.name for f in files].index("table7_pixel.csv")])
     assert t7[(t7.row == "Ours (Tiny)") & (t7.metric == "psnr")]["value"].item() == 31.59
     t11 = read_published(files[[f.name for f in files].index("table11_psf_blocks.csv")])
-    assert t11[t11.row == "4"]["value"].item() == 26.84   # numeric labels stay strings, so they join
+    assert t11[t11.row == "4"]["value"].item() == 26.84  # numeric labels stay strings, so they join

@@ -16,7 +16,7 @@ def test_stages_sum_their_jobs_and_name_the_slowest(tmp_path):
     _bench(tmp_path / "train" / "a.tsv", 3.0)
     _bench(tmp_path / "train" / "b.tsv", 5.5, rss="100")
     _bench(tmp_path / "predict" / "a" / "t.tsv", 1.0)
-    _bench(tmp_path / "preflight.tsv", 0.5, rss="-")    # Snakemake writes '-' where it could not measure
+    _bench(tmp_path / "preflight.tsv", 0.5, rss="-")  # Snakemake writes '-' where it could not measure
     s = stage_summary(read_benchmarks(tmp_path))
     assert list(s.index) == ["train", "predict", "preflight"]
     assert s.loc["train", "jobs"] == 2 and s.loc["train", "total_s"] == 8.5 and s.loc["train", "max_s"] == 5.5

@@ -53,11 +53,11 @@ def test_zero_radius_is_delta_and_blur_grows_smoothly():
     for c in cocs:
         k = half_aperture_psfs(c, size=9)[2]
         y, x = np.mgrid[-4:5, -4:5]
-        spread.append(float((k * (x ** 2 + y ** 2)).sum()))
+        spread.append(float((k * (x**2 + y**2)).sum()))
     spread = np.array(spread)
-    assert np.all(np.diff(spread) >= -1e-12)           # monotone
-    assert np.max(np.diff(spread)) < 0.25               # no jumps between 0.05 px steps
-    assert spread[-1] == pytest.approx(2.0 ** 2 / 2 + 1 / 6, rel=0.05)  # E[ρ²] = r²/2 (+1/6 from pixel area)
+    assert np.all(np.diff(spread) >= -1e-12)  # monotone
+    assert np.max(np.diff(spread)) < 0.25  # no jumps between 0.05 px steps
+    assert spread[-1] == pytest.approx(2.0**2 / 2 + 1 / 6, rel=0.05)  # E[ρ²] = r²/2 (+1/6 from pixel area)
 
 
 def test_disk_disparity_matches_half_disk_centroids():
@@ -94,7 +94,7 @@ def test_point_source_shift_flips_sign_and_grows_energy_kept():
     for coc in (-16.0, -8.0, -3.0, 3.0, 8.0, 16.0):
         v = _point_views(coc)
         for x in (v.left, v.right, v.center):
-            assert x.sum() == pytest.approx(1.0, abs=1e-5)       # kernel fully inside: energy preserved
+            assert x.sum() == pytest.approx(1.0, abs=1e-5)  # kernel fully inside: energy preserved
         shifts[coc] = centroid(v.left) - centroid(v.right)
         assert centroid(v.center) == pytest.approx(30.0, abs=1e-4)
     for c in (3.0, 8.0, 16.0):
@@ -143,9 +143,9 @@ def test_sharp_foreground_is_not_blurred_by_background_kernel():
     img, fg, labels, cocs = _occlusion_scene(fg_coc=0.0, bg_coc=14.0)
     v = render_layers(img, labels, cocs, order=[0, 1])
     for x in (v.left, v.right, v.center):
-        np.testing.assert_allclose(x[fg], img[fg], atol=1e-7)        # occluder stays exactly sharp
-        assert np.abs(x[~fg] - img[~fg]).max() > 0.2                  # background is blurred
-        assert x[~fg][:, 0].max() < 0.95                               # and receives no red from the occluder
+        np.testing.assert_allclose(x[fg], img[fg], atol=1e-7)  # occluder stays exactly sharp
+        assert np.abs(x[~fg] - img[~fg]).max() > 0.2  # background is blurred
+        assert x[~fg][:, 0].max() < 0.95  # and receives no red from the occluder
 
 
 def test_blurred_foreground_spills_over_sharp_background():
@@ -156,10 +156,13 @@ def test_blurred_foreground_spills_over_sharp_background():
     ring[16:48, 16:48] = True
     ring &= ~fg
     red = c[..., 0] - c[..., 1]
-    assert red[ring].mean() > 0.1                                      # foreground colour bleeds outward
-    np.testing.assert_allclose(c[:8], img[:8], atol=1e-7)              # far from the occluder: sharp, unchanged
+    assert red[ring].mean() > 0.1  # foreground colour bleeds outward
+    np.testing.assert_allclose(c[:8], img[:8], atol=1e-7)  # far from the occluder: sharp, unchanged
+
     # DP views of the near occluder are shifted in opposite directions (negative CoC: left view moves left)
-    colmass = lambda x: (x[..., 0] - x[..., 1]).clip(0).sum(0)
+    def colmass(x):
+        return (x[..., 0] - x[..., 1]).clip(0).sum(0)
+
     xs = np.arange(64)
     cl = (colmass(v.left) * xs).sum() / colmass(v.left).sum()
     cr = (colmass(v.right) * xs).sum() / colmass(v.right).sum()

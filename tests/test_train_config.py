@@ -16,9 +16,17 @@ def test_recipe_yaml_is_the_code_default():
     assert recipe == DEFAULTS
 
 
-@pytest.mark.parametrize("name, stages", [("dpdd", [9800, 10200]), ("ddd_syn", [2000, 2000]),
-                                          ("rdpd", [19600, 20400]), ("ddd_syn_baseline", [4000]),
-                                          ("rdpd_baseline", [40000]), ("check_synth", [1000, 200])])
+@pytest.mark.parametrize(
+    "name, stages",
+    [
+        ("dpdd", [9800, 10200]),
+        ("ddd_syn", [2000, 2000]),
+        ("rdpd", [19600, 20400]),
+        ("ddd_syn_baseline", [4000]),
+        ("rdpd_baseline", [40000]),
+        ("check_synth", [1000, 200]),
+    ],
+)
 def test_shipped_configs_load_with_the_paper_iterations(name, stages):
     cfg = load_config(CONFIGS / f"{name}.yaml")
     assert cfg["stages"] == stages
@@ -28,8 +36,16 @@ def test_shipped_configs_load_with_the_paper_iterations(name, stages):
 
 
 def test_sets_and_overrides(tmp_path):
-    cfg = load_config(CONFIGS / "check_synth.yaml", ["stages=[3, 1]", "optim.lr=1e-4", "model.overrides={window: [9, 9]}",
-                                               "model.overrides.kernel_size=5", "data.crop=[288, 288]"])
+    cfg = load_config(
+        CONFIGS / "check_synth.yaml",
+        [
+            "stages=[3, 1]",
+            "optim.lr=1e-4",
+            "model.overrides={window: [9, 9]}",
+            "model.overrides.kernel_size=5",
+            "data.crop=[288, 288]",
+        ],
+    )
     assert cfg["stages"] == [3, 1] and cfg["optim"]["lr"] == 1e-4 and cfg["data"]["crop"] == [288, 288]
     assert cfg["model"]["overrides"] == {"window": [9, 9], "kernel_size": 5}
     # the workflow passes the run's overrides as a whole; an empty mapping means "none"

@@ -15,7 +15,6 @@ from tests.conftest import load_probe
 HERE = Path(__file__).resolve().parent
 
 
-
 def _summaries(stdout: str) -> list[dict]:
     """The ranks' JSON summaries: both print at once, so one may follow the other without a newline between."""
     dec, out = json.JSONDecoder(), []
@@ -31,15 +30,31 @@ def test_two_ranks_train_identical_weights(tmp_path):
     P = load_probe()
     train_m = P.write_dp_set(tmp_path / "train", 5, 24, 32)
     val_m = P.write_dp_set(tmp_path / "val", 3, 16, 24, seed=1, split="val")
-    cfg = {"model": {"name": P.PROBE}, "stages": [3, 2],
-           "data": {"train": str(train_m), "val": str(val_m), "crop": [16, 16], "batch_size": 2, "workers": 0},
-           "engine": {"device": "cpu", "log_every": 1, "val_every": 5, "ckpt_every": 2, "progress": False}}
+    cfg = {
+        "model": {"name": P.PROBE},
+        "stages": [3, 2],
+        "data": {"train": str(train_m), "val": str(val_m), "crop": [16, 16], "batch_size": 2, "workers": 0},
+        "engine": {"device": "cpu", "log_every": 1, "val_every": 5, "ckpt_every": 2, "progress": False},
+    }
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
-                           str(HERE / "test_train_probe.py"), str(tmp_path / "cfg.yaml"), str(out)],
-                          capture_output=True, text=True, env=env, timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            str(HERE / "test_train_probe.py"),
+            str(tmp_path / "cfg.yaml"),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summaries = _summaries(proc.stdout)
     assert sorted(s["rank"] for s in summaries) == [0, 1]
@@ -55,5 +70,9 @@ def test_two_ranks_train_identical_weights(tmp_path):
     assert not torch.equal(init["srp.weight"], final["srp.weight"])
     log = (out / "log.csv").read_text().splitlines()
     assert len([r for r in log if ",train," in r]) == 5  # rank 0 alone writes the log
-    assert sorted(os.listdir(out / "state/ckpt_00000005")) == ["rng_0.pt", "rng_1.pt", "trainer.pt",
-                                                                "weights.safetensors"]
+    assert sorted(os.listdir(out / "state/ckpt_00000005")) == [
+        "rng_0.pt",
+        "rng_1.pt",
+        "trainer.pt",
+        "weights.safetensors",
+    ]

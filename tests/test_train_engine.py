@@ -12,24 +12,25 @@ from k3dn.train.config import load_config
 from k3dn.train.loop import NonFiniteLoss, train
 from tests.conftest import load_probe
 
-
-
-
 P = load_probe()
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("dp")
-    return P.write_dp_set(root / "train", 6, 24, 32, seed=0), P.write_dp_set(root / "val", 2, 20, 28, seed=1, split="val")
+    return P.write_dp_set(root / "train", 6, 24, 32, seed=0), P.write_dp_set(
+        root / "val", 2, 20, 28, seed=1, split="val"
+    )
 
 
 def _cfg(data, tmp_path, **sets):
     train_m, val_m = data
-    base = {"model": {"name": P.PROBE}, "data": {"train": str(train_m), "val": str(val_m), "crop": [16, 16],
-            "batch_size": 2, "workers": 0},
-            "stages": [4, 4],
-            "engine": {"log_every": 2, "val_every": 4, "ckpt_every": 2, "progress": False, "device": "cpu"}}
+    base = {
+        "model": {"name": P.PROBE},
+        "data": {"train": str(train_m), "val": str(val_m), "crop": [16, 16], "batch_size": 2, "workers": 0},
+        "stages": [4, 4],
+        "engine": {"log_every": 2, "val_every": 4, "ckpt_every": 2, "progress": False, "device": "cpu"},
+    }
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(base))
     return load_config(path, [f"{k.replace('__', '.')}={v}" for k, v in sets.items()])
@@ -49,9 +50,9 @@ def test_two_stage_run_writes_the_run_folder_and_trains_the_right_parameters(dat
         summary = train(_cfg(data, tmp_path), tmp_path / "run")
     final = _weights(tmp_path / "run/model.safetensors")
     assert summary["iteration"] == 8 and not summary["stopped"]
-    assert torch.equal(after1["srp.weight"], init["srp.weight"])          # stage 1: SRP untouched
+    assert torch.equal(after1["srp.weight"], init["srp.weight"])  # stage 1: SRP untouched
     assert not torch.equal(after1["body.0.weight"], init["body.0.weight"])
-    assert torch.equal(final["body.0.weight"], after1["body.0.weight"])   # stage 2: only SRP moves
+    assert torch.equal(final["body.0.weight"], after1["body.0.weight"])  # stage 2: only SRP moves
     assert not torch.equal(final["srp.weight"], after1["srp.weight"])
     spec = json.loads((tmp_path / "run/model.json").read_text())
     assert spec["model"] == P.PROBE and spec["overrides"] == {}
@@ -80,8 +81,14 @@ def test_resume_is_bit_exact(data, tmp_path, stop):
     rb = [r for r in csv.DictReader(open(tmp_path / "split/log.csv"))]
     # Logged values agree, except the training-loss mean of the one log interval the interruption split.
     straddled = stop + 1 if stop % 2 else -1
-    keep = lambda rows: [(r["kind"], r["iteration"], r["loss"], r["psnr"]) for r in rows  # noqa: E731
-                         if not (r["kind"] == "train" and int(r["iteration"]) == straddled)]
+
+    def keep(rows):
+        return [
+            (r["kind"], r["iteration"], r["loss"], r["psnr"])
+            for r in rows  # noqa: E731
+            if not (r["kind"] == "train" and int(r["iteration"]) == straddled)
+        ]
+
     assert keep(ra) == keep(rb) and len(ra) == len(rb)
 
 

@@ -15,8 +15,6 @@ from k3dn.train.loop import train
 from tests.conftest import load_probe
 
 
-
-
 def test_k3dn_tiny_two_stages_and_predict(tmp_path):
     assert "k3dn_tiny" in list_models()
     P = load_probe()
@@ -24,9 +22,12 @@ def test_k3dn_tiny_two_stages_and_predict(tmp_path):
     # disparity branch's BatchNorm3d needs more than one value per channel at 1/32 resolution).
     train_m = P.write_dp_set(tmp_path / "train", 2, 40, 40)
     test_m = P.write_dp_set(tmp_path / "test", 1, 40, 50, split="test")  # not a multiple: resized and back
-    cfg = {"model": {"name": "k3dn_tiny", "overrides": {"window": [4, 4]}}, "stages": [1, 1],
-           "data": {"train": str(train_m), "crop": [32, 32], "batch_size": 2, "workers": 0},
-           "engine": {"device": "cpu", "progress": False, "ckpt_every": 1}}
+    cfg = {
+        "model": {"name": "k3dn_tiny", "overrides": {"window": [4, 4]}},
+        "stages": [1, 1],
+        "data": {"train": str(train_m), "crop": [32, 32], "batch_size": 2, "workers": 0},
+        "engine": {"device": "cpu", "progress": False, "ckpt_every": 1},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     torch.manual_seed(0)
     s = train(load_config(tmp_path / "c.yaml"), tmp_path / "run")
@@ -54,9 +55,12 @@ def test_a_one_stage_run_does_not_use_its_untrained_srp(tmp_path):
     """Stage 2 given no iterations: the SRP blocks keep their initial weights, so inference must bypass them."""
     P = load_probe()
     train_m = P.write_dp_set(tmp_path / "train", 2, 32, 32)
-    cfg = {"model": {"name": "k3dn_tiny", "overrides": {"window": [4, 4]}}, "stages": [1, 0],
-           "data": {"train": str(train_m), "crop": [32, 32], "batch_size": 2, "workers": 0},
-           "engine": {"device": "cpu", "progress": False}}
+    cfg = {
+        "model": {"name": "k3dn_tiny", "overrides": {"window": [4, 4]}},
+        "stages": [1, 0],
+        "data": {"train": str(train_m), "crop": [32, 32], "batch_size": 2, "workers": 0},
+        "engine": {"device": "cpu", "progress": False},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     train(load_config(tmp_path / "c.yaml"), tmp_path / "run")
     assert json.loads((tmp_path / "run/model.json").read_text())["trained_stages"] == [1]
@@ -66,4 +70,4 @@ def test_a_one_stage_run_does_not_use_its_untrained_srp(tmp_path):
     with torch.no_grad():
         y = model({"left": x, "right": x})["output"]
         model.srp_active = True
-        assert not torch.equal(model({"left": x, "right": x})["output"], y)   # SRP would have changed it
+        assert not torch.equal(model({"left": x, "right": x})["output"], y)  # SRP would have changed it

@@ -27,7 +27,9 @@ class ProbeDP(nn.Module):
 
     def __init__(self, width: int = 8, nan_at: int | None = None):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(6, width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(width, 3, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(6, width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(width, 3, 3, padding=1)
+        )
         self.srp = nn.Conv2d(9, 3, 3, padding=1)
         self.reblur = nn.Conv2d(3, 3, 3, padding=1)
         self.stage, self.nan_at, self.calls = 1, nan_at, 0
@@ -63,7 +65,9 @@ class ProbeSingle(ProbeDP):
 
     def __init__(self, width: int = 8):
         nn.Module.__init__(self)
-        self.body = nn.Sequential(nn.Conv2d(6, width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(width, 3, 3, padding=1))
+        self.body = nn.Sequential(
+            nn.Conv2d(6, width, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(width, 3, 3, padding=1)
+        )
         self.stage, self.nan_at, self.calls = 1, None, 0
 
     def forward(self, batch):
@@ -97,9 +101,11 @@ def write_dp_set(folder: Path, n: int, h: int, w: int, seed: int = 0, split: str
     for i in range(n):
         base = cv2.GaussianBlur(rng.random((h, w, channels)).astype(np.float32), (0, 0), 1.5)
         base = base.reshape(h, w, channels)
-        views = {"target": base,
-                 "left": cv2.blur(np.roll(base, 1, axis=1), (3, 3)).reshape(h, w, channels),
-                 "right": cv2.blur(np.roll(base, -1, axis=1), (3, 3)).reshape(h, w, channels)}
+        views = {
+            "target": base,
+            "left": cv2.blur(np.roll(base, 1, axis=1), (3, 3)).reshape(h, w, channels),
+            "right": cv2.blur(np.roll(base, -1, axis=1), (3, 3)).reshape(h, w, channels),
+        }
         views["center"] = 0.5 * (views["left"] + views["right"])
         row = {"id": f"{split}{i:03d}", "dataset": "synth", "split": split, "protocol": "16bit", "channels": channels}
         for k, v in views.items():
@@ -121,7 +127,6 @@ def test_probe_follows_the_two_stage_contract():
 
 if __name__ == "__main__":  # torchrun worker: python -m torch.distributed.run ... test_train_probe.py CFG OUT
     import json
-
     import os
 
     from k3dn.checkpoint import save_weights

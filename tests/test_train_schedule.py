@@ -10,11 +10,21 @@ from k3dn.train.schedule import WarmupCosineRestarts, lr_at
 MAX, MIN = 3e-4, 6e-5
 
 
-@pytest.mark.parametrize("step, want", [
-    (0, MIN), (50, (MIN + MAX) / 2), (100, MAX), (150, (MIN + MAX) / 2),
-    (175, MIN + (MAX - MIN) * 0.5 * (1 + math.cos(math.pi * 0.75))),
-    (200, MIN), (300, MAX), (9800, MIN), (9900, MAX), (19999, MIN + (MAX - MIN) * 0.5 * (1 + math.cos(math.pi * 0.99))),
-])
+@pytest.mark.parametrize(
+    "step, want",
+    [
+        (0, MIN),
+        (50, (MIN + MAX) / 2),
+        (100, MAX),
+        (150, (MIN + MAX) / 2),
+        (175, MIN + (MAX - MIN) * 0.5 * (1 + math.cos(math.pi * 0.75))),
+        (200, MIN),
+        (300, MAX),
+        (9800, MIN),
+        (9900, MAX),
+        (19999, MIN + (MAX - MIN) * 0.5 * (1 + math.cos(math.pi * 0.99))),
+    ],
+)
 def test_known_values(step, want):
     assert lr_at(step) == pytest.approx(want, rel=1e-12)
 

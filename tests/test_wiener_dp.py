@@ -33,7 +33,7 @@ def _two_regions(x, kernels_a, kernels_b):
     """Left half of the frame blurred by pair a, right half by pair b."""
     views = []
     for ka, kb in zip(kernels_a, kernels_b):
-        views.append(torch.cat([_blur(x, ka)[..., : W // 2], _blur(x, kb)[..., W // 2:]], dim=-1))
+        views.append(torch.cat([_blur(x, ka)[..., : W // 2], _blur(x, kb)[..., W // 2 :]], dim=-1))
     return views
 
 
@@ -104,8 +104,11 @@ def test_calibrated_kernels_per_cell_and_scale(sharp, tmp_path):
     box_l[4:17, 3:10] = 1
     box_l /= box_l.sum()
     box_r = box_l[:, ::-1].copy()
-    np.savez(tmp_path / "k.npz", left=np.stack([disk_l, box_l]).astype(np.float32),
-             right=np.stack([disk_r, box_r]).astype(np.float32))
+    np.savez(
+        tmp_path / "k.npz",
+        left=np.stack([disk_l, box_l]).astype(np.float32),
+        right=np.stack([disk_r, box_r]).astype(np.float32),
+    )
     scales = np.linspace(-1, 1, 9)  # step 0.25
     sa, sb = 0.5, -0.75
     size = 21

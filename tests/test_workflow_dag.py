@@ -13,15 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
 
 # The paper's experiment list (supplement §A-C), counted independently of config/config.yaml.
-VARIANTS, TRAIN_SETS = 3, 3                      # Tiny/Lightweight/Large x DPD-blur/DDD-syn/RDPD
-SINGLE = 3                                       # Table 8
-ABLATIONS = (5 - 1) + (6 - 1) + (7 - 1)          # Tables 9-11, their default setting is the Lightweight run
-RETRAINED = 9 * 2                                # dual-pixel baselines x {DDD-syn, RDPD}, same iterations
+VARIANTS, TRAIN_SETS = 3, 3  # Tiny/Lightweight/Large x DPD-blur/DDD-syn/RDPD
+SINGLE = 3  # Table 8
+ABLATIONS = (5 - 1) + (6 - 1) + (7 - 1)  # Tables 9-11, their default setting is the Lightweight run
+RETRAINED = 9 * 2  # dual-pixel baselines x {DDD-syn, RDPD}, same iterations
 TRAIN_JOBS = VARIANTS * TRAIN_SETS + SINGLE + ABLATIONS + RETRAINED
 # Scored evaluations: every trained model on its test set, the DPD-blur models also on the Pixel set (Table 7);
 # the published checkpoints on DPD-blur (9 dual-pixel + 4 single-image + Wiener), and DPDNet, IFAN,
 # Restormer and Wiener on the Pixel set (Table 7).
-EVALUATIONS = (TRAIN_JOBS + VARIANTS) + (9 + 4 + 1) + 4 + 4 + 1   # + the blurry input on the 4 scored
+EVALUATIONS = (TRAIN_JOBS + VARIANTS) + (9 + 4 + 1) + 4 + 4 + 1  # + the blurry input on the 4 scored
 # test sets, + Xin et al. on the Pixel set (Table 7)
 
 
@@ -29,9 +29,14 @@ def dry_run(tmp_path, *args):
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), no_proxy="*")
     # An unroutable proxy makes any attempt to reach the network fail loudly instead of succeeding.
     env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
-    out = subprocess.run([SNAKEMAKE, "-n", "--cores", "2", *args, "-d", str(tmp_path / "work"),
-                          "--snakefile", str(ROOT / "Snakefile")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [SNAKEMAKE, "-n", "--cores", "2", *args, "-d", str(tmp_path / "work"), "--snakefile", str(ROOT / "Snakefile")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return out
 
 
@@ -59,13 +64,13 @@ def test_paper_dry_run_lists_the_experiment_grid(workdir):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     jobs = job_counts(out.stdout)
     assert jobs["train"] == TRAIN_JOBS == 45
-    assert jobs["table"] == 9                    # Tables 1-3 and 7-12
-    assert jobs["speed"] == 8                    # Table 12's methods
+    assert jobs["table"] == 9  # Tables 1-3 and 7-12
+    assert jobs["speed"] == 8  # Table 12's methods
     # Every K3DN model and baseline is evaluated on each test set it applies to; DPD-disp has no targets,
     # so it is predicted for the figures only (not part of `tables`).
     # Xin et al.'s Pixel predictions are gathered from one job per scene
     assert jobs["evaluate"] == jobs["predict"] + jobs["gather_predictions"] == EVALUATIONS == 71
-    assert jobs["preflight"] == 1 and jobs["manifests"] == 4     # DPD-blur, Pixel, DDD-syn, RDPD
+    assert jobs["preflight"] == 1 and jobs["manifests"] == 4  # DPD-blur, Pixel, DDD-syn, RDPD
     # protocol sensitivity: every prediction re-scored, plus bf16 and native-size K3DN-Light on DPD-blur and
     # Pixel, and the Pixel set fed gamma-encoded
     assert jobs["protocol_sensitivity"] == 1 and jobs["predict_variant"] == 5
@@ -102,10 +107,13 @@ def test_miniature_runs_the_paper_grid_job_for_job(workdir):
     out = dry_run(workdir, "all", "--configfile", str(ROOT / "config" / "miniature.yaml"))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     mini = job_counts(out.stdout)
-    drop = lambda jobs: {k: v for k, v in jobs.items() if k not in DATA_RULES | PER_IMAGE_RULES | {"total"}}
+
+    def drop(jobs):
+        return {k: v for k, v in jobs.items() if k not in DATA_RULES | PER_IMAGE_RULES | {"total"}}
+
     assert drop(mini) == drop(paper) and paper["train"] == TRAIN_JOBS
-    assert paper["predict_image"] == 17 and mini["predict_image"] == 2     # Xin et al., one job per Pixel scene
-    assert "rule download" not in out.stdout and "http://127.0.0.1" in out.stdout   # served locally, never fetched
+    assert paper["predict_image"] == 17 and mini["predict_image"] == 2  # Xin et al., one job per Pixel scene
+    assert "rule download" not in out.stdout and "http://127.0.0.1" in out.stdout  # served locally, never fetched
 
 
 def test_run_added_to_the_paper_config_is_in_the_miniature(workdir, tmp_path):
