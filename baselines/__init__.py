@@ -1,8 +1,8 @@
-"""Published baselines re-implemented in PyTorch, the checkpoint registry and Wiener deconvolution.
+"""Published baselines re-implemented in PyTorch, the checkpoint catalogue and Wiener deconvolution.
 
 The network modules register themselves when imported; :mod:`k3dn.registry` imports every one listed in
 ``MODEL_MODULES``. Importing the package itself imports no model (and no torch), so the workflow can read the
-checkpoint registry (:mod:`baselines.published`) cheaply on every Snakemake invocation.
+checkpoint catalogue (:mod:`baselines.published`) cheaply on every Snakemake invocation.
 """
 
 MODEL_MODULES = (

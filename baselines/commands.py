@@ -45,11 +45,11 @@ def _verify(args) -> int:
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("baselines", help="published baseline checkpoints")
     sub = p.add_subparsers(dest="baselines_command", required=True)
-    sub.add_parser("list", help="the checkpoint registry").set_defaults(func=_list)
+    sub.add_parser("list", help="the checkpoint catalogue").set_defaults(func=_list)
     f = sub.add_parser("fetch", help="download, verify and strictly load a published checkpoint")
     f.add_argument("name")
     f.add_argument("--dest", required=True)
-    f.add_argument("--registry", default=None, help="checkpoint registry YAML (default: baselines/checkpoints.yaml)")
+    f.add_argument("--registry", default=None, help="checkpoint catalogue YAML (default: baselines/checkpoints.yaml)")
     f.set_defaults(func=_fetch)
     k = sub.add_parser(
         "fake", help="random weights in the published container (tests, the miniature; clearly not real)"

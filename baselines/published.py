@@ -1,7 +1,7 @@
-"""The published-checkpoint registry (``baselines/checkpoints.yaml``) and its verified fetch.
+"""The published-checkpoint catalogue (``baselines/checkpoints.yaml``) and its verified fetch.
 
 Each entry names the registered model that loads it, the manifest of its tensors, where it is published
-(sources in the same form as the data-set registry, so downloads share one verified, resumable path), the
+(sources in the same form as the data-set catalogue, so downloads share one verified, resumable path), the
 file name (and, for archives, the member to take out), its container, licence and citation.
 """
 
@@ -77,7 +77,7 @@ def load_checkpoints(path: str | os.PathLike | None = None) -> dict[str, Checkpo
 @functools.lru_cache(maxsize=8)
 def _load(path: Path, mtime) -> dict[str, Checkpoint]:
     if not path.is_file():
-        raise CatalogError(f"{path}: checkpoint registry not found")
+        raise CatalogError(f"{path}: checkpoint catalogue not found")
     raw = yaml.safe_load(path.read_text())
     if not isinstance(raw, dict) or not isinstance(raw.get("checkpoints"), dict):
         raise CatalogError(f"{path}: expected a top-level 'checkpoints' mapping")
@@ -174,5 +174,5 @@ def verify_checkpoint(name: str, weights: str | os.PathLike, registry=None) -> i
     model = load_published(create_model(ck.model), weights)
     n = sum(p.numel() for p in model.parameters())
     if n != ck.params:
-        raise ValueError(f"{name}: {n} parameters loaded, the registry says {ck.params}")
+        raise ValueError(f"{name}: {n} parameters loaded, the catalogue says {ck.params}")
     return n

@@ -43,7 +43,7 @@ COMMANDS = {
     "predict": "k3dn.infer",  # any registered model on a manifest
     "gather": "k3dn.infer",  # per-image predictions into one folder
     "evaluate": "k3dn.evaluate",  # per-image metrics of a prediction folder
-    "baselines": "baselines.commands",  # checkpoint registry, fetch, verify
+    "baselines": "baselines.commands",  # checkpoint catalogue, fetch, verify
     "report": "k3dn.report.commands",  # tables, figures, speed, timings
     "preflight": "k3dn.preflight",  # every input can be had, before any work
     "miniature": "k3dn.miniature.commands",  # stand-ins of the miniature run, its registries

@@ -526,7 +526,7 @@ class Plan:
 
 
 def checkpoint_entries(path=None) -> dict:
-    """The entries of the checkpoint registry (``baselines/checkpoints.yaml`` unless ``path``)."""
+    """The entries of the checkpoint catalogue (``baselines/checkpoints.yaml`` unless ``path``)."""
     import yaml
 
     from baselines.published import DEFAULT

@@ -1,4 +1,4 @@
-"""The checkpoint registry: every entry loads its random stand-in strictly; preflight stops on manual-only inputs."""
+"""The checkpoint catalogue: every entry loads its random stand-in strictly; preflight stops on manual-only inputs."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""The data-set registry: ``k3dn/data/datasets.yaml`` loaded into typed records, validated with clear errors.
+"""The data-set catalogue: ``k3dn/data/datasets.yaml`` loaded into typed records, validated with clear errors.
 
 Every problem in the YAML raises :class:`CatalogError` naming the file, the entry (``datasets.dpdd.sources[1]
 .files[0]``) and what is wrong, so a typo in a checksum or a method fails at load time, not halfway through
@@ -21,7 +21,7 @@ DEFAULT_CATALOG = Path(__file__).resolve().parent / "datasets.yaml"
 KINDS = ("download", "generated")
 METHODS = ("http", "gdrive", "manual")
 ROLES = ("official", "mirror")
-#: Adapter names k3dn.data.layouts implements (from the plain table, so loading the registry imports no image code).
+#: Adapter names k3dn.data.layouts implements (from the plain table, so loading the catalogue imports no image code).
 ADAPTER_NAMES = tuple(ADAPTERS)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -232,10 +232,10 @@ def _parse_dataset(origin, name, d) -> Dataset:
 
 
 def load_catalog(path: str | os.PathLike | None = None) -> dict[str, Dataset]:
-    """Load and validate the registry; ``path`` defaults to the repository's ``k3dn/data/datasets.yaml``."""
+    """Load and validate the catalogue; ``path`` defaults to the repository's ``k3dn/data/datasets.yaml``."""
     path = Path(path) if path is not None else DEFAULT_CATALOG
     if not path.is_file():
-        raise CatalogError(f"{path}: data-set registry not found")
+        raise CatalogError(f"{path}: data-set catalogue not found")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

@@ -77,7 +77,7 @@ def _check(args) -> int:
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("data", help="data sets: list, download, manifest, check")
-    p.add_argument("--registry", default=None, help="data-set registry YAML (default: k3dn/data/datasets.yaml)")
+    p.add_argument("--registry", default=None, help="data-set catalogue YAML (default: k3dn/data/datasets.yaml)")
     sub = p.add_subparsers(dest="data_command", required=True)
 
     s = sub.add_parser("list", help="registered data sets")
@@ -87,7 +87,7 @@ def add_commands(subparsers) -> None:
     s = sub.add_parser("download", help="fetch and verify a data set (resumable)")
     s.add_argument("dataset")
     s.add_argument("--dest", default=None, help="default resources/raw/<dataset>")
-    s.add_argument("--source", default=None, help="registry source name (default: official first, then mirrors)")
+    s.add_argument("--source", default=None, help="catalogue source name (default: official first, then mirrors)")
     s.add_argument("--no-unpack", action="store_true")
     s.add_argument("--retries", type=int, default=4)
     s.set_defaults(func=_download)

@@ -1,4 +1,4 @@
-"""Random weights in every published container, laid out as the checkpoint registry's sources publish them.
+"""Random weights in every published container, laid out as the checkpoint catalogue's sources publish them.
 
 A checkpoint taken out of an archive (IFAN's ``checkpoints.zip``, DRBNet's ``ckpts.zip``) is written as a member
 of a stand-in archive at the same URL; entries that share one archive share one stand-in with all their members.
