@@ -74,3 +74,119 @@ def load_probe():
 @pytest.fixture
 def probe():
     return load_probe()
+
+
+class Golden:
+    """The path of ``tests/test_golden_*.py``: a fixture that ``scripts/golden/`` wrote from an official network,
+    the same seeded weights in the published container read by the suite's ``load_published``, the same views."""
+
+    NO_TF = (
+        "TensorFlow not installed: set K3DN_TF_PYTHON to a python with tensorflow-cpu==2.15.1 "
+        "(the checkpoint must be written by real Keras)"
+    )
+
+    def __init__(self):
+        from pathlib import Path
+
+        self.root = Path(__file__).resolve().parents[1]
+        self.fixtures = self.root / "tests" / "fixtures" / "golden"
+
+    def load(self, name: str, source: str):
+        """``<name>.npz``, which must come from ``source`` (``owner/repo@commit``, then the script)."""
+        fixture = np.load(self.fixtures / f"{name}.npz")
+        assert str(fixture["source"]).startswith(source + " "), f"{name}.npz: from {fixture['source']}, not {source}"
+        return fixture
+
+    def model(self, name: str, path, **overrides):
+        """Checkpoint ``name``'s registered model (``create_model`` ``overrides``) loaded by ``load_published``."""
+        from baselines.published import get_checkpoint
+        from k3dn.checkpoint import load_published
+        from k3dn.registry import create_model
+
+        return load_published(create_model(get_checkpoint(name).model, **overrides), path).eval()
+
+    def published_model(self, name: str, dest, fixture, edit=None, **overrides):
+        """:meth:`model` on checkpoint ``name``'s file(s) written into ``dest`` with the fixture's seed as ``k3dn
+        baselines fake`` writes them (file i of a multi-file checkpoint with seed + i), after ``edit(path)``."""
+        from baselines.published import get_checkpoint
+        from baselines.weight_manifests import write_fake_checkpoint
+
+        ck = get_checkpoint(name)
+        for i, (manifest, file) in enumerate(zip(ck.manifests, ck.files, strict=True)):
+            write_fake_checkpoint(manifest, dest / file, seed=int(fixture["weights_seed"]) + i)
+        if edit is not None:
+            edit(ck.weights_path(dest))
+        return self.model(name, ck.weights_path(dest), **overrides)
+
+    @staticmethod
+    def run(model, fixture) -> dict:
+        """``model`` on the fixture's seeded views, a batch of one, without autograd."""
+        from baselines.weight_manifests import random_views
+
+        views = random_views(int(fixture["input_seed"]), int(fixture["height"]), int(fixture["width"]))
+        with torch.no_grad():
+            return model({k: torch.from_numpy(v).permute(2, 0, 1)[None] for k, v in views.items()})
+
+    def output(self, model, fixture) -> np.ndarray:
+        return self.run(model, fixture)["output"][0].permute(1, 2, 0).numpy()  # (H, W, 3), as the fixtures
+
+    @staticmethod
+    def assert_matches(label: str, ours, want, tol: float) -> None:
+        assert ours.shape == want.shape, f"{label}: shape {tuple(ours.shape)}, the official {tuple(want.shape)}"
+        diff = float(np.abs(ours - want).max())
+        assert diff <= tol, f"{label}: max |port - official| = {diff:.3g} > {tol}"
+
+    # The Keras methods' weights are random_tensors(seed) with kernels at He-normal scale (keras_writer.he_scaled).
+
+    def keras_writer(self):
+        import importlib.util
+        import sys
+
+        if "k3dn_golden_keras_writer" not in sys.modules:
+            path = self.root / "scripts" / "golden" / "keras_writer.py"
+            spec = importlib.util.spec_from_file_location("k3dn_golden_keras_writer", path)
+            sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        return sys.modules["k3dn_golden_keras_writer"]
+
+    def keras_written(self, name: str, dest, fixture):
+        """Checkpoint ``name``'s file saved by Keras itself (``keras_writer.py`` under ``$K3DN_TF_PYTHON``);
+        skips without TensorFlow."""
+        import h5py
+
+        from baselines.published import get_checkpoint
+        from baselines.weight_manifests import MANIFEST_DIR, load_manifest, random_tensors
+
+        kw, ck = self.keras_writer(), get_checkpoint(name)
+        if kw.tf_python() is None:
+            pytest.skip(self.NO_TF)
+        manifest = load_manifest(ck.manifests[0])
+        arrays = kw.he_scaled(manifest, [a for _, a in random_tensors(manifest, int(fixture["weights_seed"]))])
+        path = kw.write_with(kw.tf_python(), MANIFEST_DIR / f"{ck.manifests[0]}.json", arrays, ck.weights_path(dest))
+        with h5py.File(path, "r") as f:  # written by Keras' own saver, not by ours (which stores no model_config)
+            assert "model_config" in f.attrs and "layer_names" in f["model_weights"].attrs
+        return path
+
+    def he_scale(self, name: str):
+        """An ``edit`` for :meth:`published_model`: rescale the kernels of checkpoint ``name``'s HDF5 file (our own
+        writer's, holding ``random_tensors(seed)``) in place, as the Keras fixtures' weights are."""
+        import h5py
+
+        from baselines.published import get_checkpoint
+        from baselines.weight_manifests import load_manifest
+
+        manifest = load_manifest(get_checkpoint(name).manifests[0])
+        keys = [key for key, *_ in manifest["tensors"]]
+
+        def edit(path):
+            with h5py.File(path, "a") as f:
+                scaled = self.keras_writer().he_scaled(manifest, [f[k][()] for k in keys])
+                for key, arr in zip(keys, scaled, strict=True):
+                    f[key][...] = arr
+
+        return edit
+
+
+@pytest.fixture(scope="session")
+def golden():
+    return Golden()

@@ -7,18 +7,12 @@ fake file in the published training form, read by ``load_published`` and the reg
 folds it).
 """
 
-from pathlib import Path
+import functools
 
-import numpy as np
 import pytest
 import torch
 
-from baselines.published import get_checkpoint
-from baselines.weight_manifests import random_views, write_fake_checkpoint
-from k3dn.checkpoint import load_published
-from k3dn.registry import create_model
-
-FIXTURES = Path(__file__).parent / "fixtures" / "golden"
+SOURCE = "INVOKERer/DeepRFT@4bf63db9a41bbf73760d79dd67179d2b7c767a55"
 # fp32 on CPU; the measured difference is 0 for both arrays (same ops in the same order). ``output`` uses the
 # weights as drawn (std 0.02), which leave DeepRFT's residual below 1e-7, so it pins only the input and output
 # handling (feeding BGR moves it by 1.0, but dropping the FFT branch changes nothing); ``output_scaled``
@@ -27,28 +21,16 @@ FIXTURES = Path(__file__).parent / "fixtures" / "golden"
 TOLERANCE = 1e-5
 
 
-def _scale_checkpoint(path: Path, scale: float) -> None:
+def _scale_checkpoint(path, scale: float) -> None:
     raw = torch.load(path, weights_only=True)
     raw["state_dict"] = {k: v * scale if v.is_floating_point() else v for k, v in raw["state_dict"].items()}
     torch.save(raw, path)
 
 
 @pytest.mark.parametrize("name,array", [("deeprft", "output"), ("deeprft", "output_scaled")])
-def test_port_reproduces_official_output(name, array, tmp_path):
-    fixture = np.load(FIXTURES / f"{name}.npz")
-    assert str(fixture["source"]).startswith("INVOKERer/DeepRFT@4bf63db9a41bbf73760d79dd67179d2b7c767a55 ")
-    ck = get_checkpoint(name)
-    path = write_fake_checkpoint(ck.manifests[0], tmp_path / ck.files[0], seed=int(fixture["weights_seed"]))
-    if array == "output_scaled":
-        _scale_checkpoint(path, float(fixture["weights_scale"]))
-    model = load_published(create_model(ck.model, tile=int(fixture["win_size"])), path).eval()
-
-    views = random_views(int(fixture["input_seed"]), int(fixture["height"]), int(fixture["width"]))
-    batch = {k: torch.from_numpy(views[k]).permute(2, 0, 1)[None] for k in ("left", "right", "center")}
-    with torch.no_grad():
-        ours = model(batch)["output"][0].permute(1, 2, 0).numpy()
-
-    want = fixture[array]
-    assert ours.shape == want.shape
-    diff = float(np.abs(ours - want).max())
-    assert diff <= TOLERANCE, f"{name} {array}: max |port - official| = {diff:.3g} > {TOLERANCE}"
+def test_port_reproduces_official_output(name, array, golden, tmp_path):
+    fixture = golden.load(name, SOURCE)
+    scale = functools.partial(_scale_checkpoint, scale=float(fixture["weights_scale"]))
+    edit = scale if array == "output_scaled" else None
+    model = golden.published_model(name, tmp_path, fixture, edit=edit, tile=int(fixture["win_size"]))
+    golden.assert_matches(f"{name} {array}", golden.output(model, fixture), fixture[array], TOLERANCE)

@@ -13,89 +13,39 @@ the sha256 of its uint8 array, a few pixels, and the official resize at two othe
 """
 
 import hashlib
-import importlib.util
 import json
-from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
-import torch
 
 import baselines.rdpd as rd
-from baselines.published import get_checkpoint
-from baselines.weight_manifests import MANIFEST_DIR, load_manifest, random_tensors, random_views, write_fake_checkpoint
-from k3dn.checkpoint import load_published
-from k3dn.registry import create_model
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "golden"
 NAME = "rdpd_plus"
-SOURCE = "Abdullah-Abuolaim/recurrent-defocus-deblurring-synth-dual-pixel@03d592a8ec970843ae49579bc8a87ce019043092 "
+SOURCE = "Abdullah-Abuolaim/recurrent-defocus-deblurring-synth-dual-pixel@03d592a8ec970843ae49579bc8a87ce019043092"
 # fp32 on CPU, TF and PyTorch sum in different orders: measured 4.3e-6 from either file, while swapping L and R moves
 # the output by 0.79, RGB input by 0.69, the mask drawn at 64 x 96 by the formula instead of resized by 0.019, and
 # the previous stand-in mask (centre at ((h-1)/2, (w-1)/2), drawn at 64 x 96) by 0.014.
 TOLERANCE = 1e-5
-NO_TF = (
-    "TensorFlow not installed: set K3DN_TF_PYTHON to a python with tensorflow-cpu==2.15.1 "
-    "(the checkpoint must be written by real Keras)"
-)
-
-_spec = importlib.util.spec_from_file_location(
-    "k3dn_golden_keras_writer", ROOT / "scripts" / "golden" / "keras_writer.py"
-)
-keras_writer = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(keras_writer)
 
 
 @pytest.fixture(scope="module")
-def fixture():
-    f = np.load(FIXTURES / f"{NAME}.npz")
-    assert str(f["source"]).startswith(SOURCE)
-    return f
+def fixture(golden):
+    return golden.load(NAME, SOURCE)
 
 
 @pytest.fixture(scope="module")
-def mask_facts():
-    return json.loads((FIXTURES / "rdpd_real_radial_mask.json").read_text())
+def mask_facts(golden):
+    return json.loads((golden.fixtures / "rdpd_real_radial_mask.json").read_text())
 
 
-def _check_port(path, fixture):
-    model = load_published(create_model(NAME), path).eval()
-    views = random_views(int(fixture["input_seed"]), int(fixture["height"]), int(fixture["width"]))
-    batch = {k: torch.from_numpy(views[k]).permute(2, 0, 1)[None] for k in ("left", "right", "center")}
-    with torch.no_grad():
-        ours = model(batch)["output"][0].permute(1, 2, 0).numpy()
-    want = fixture["output"]
-    assert ours.shape == want.shape
-    diff = float(np.abs(ours - want).max())
-    assert diff <= TOLERANCE, f"{NAME}: max |port - official| = {diff:.3g} > {TOLERANCE}"
+def test_port_reproduces_official_output_from_keras_written_file(fixture, golden, tmp_path):
+    model = golden.model(NAME, golden.keras_written(NAME, tmp_path, fixture))
+    golden.assert_matches(NAME, golden.output(model, fixture), fixture["output"], TOLERANCE)
 
 
-def test_port_reproduces_official_output_from_keras_written_file(fixture, tmp_path):
-    python = keras_writer.tf_python()
-    if python is None:
-        pytest.skip(NO_TF)
-    ck = get_checkpoint(NAME)
-    manifest = load_manifest(ck.manifests[0])
-    arrays = keras_writer.he_scaled(manifest, [a for _, a in random_tensors(manifest, int(fixture["weights_seed"]))])
-    path = keras_writer.write_with(
-        python, MANIFEST_DIR / f"{ck.manifests[0]}.json", arrays, tmp_path / Path(ck.files[0]).name
-    )
-    with h5py.File(path, "r") as f:  # written by Keras' own saver, not by ours (which stores no model_config)
-        assert "model_config" in f.attrs and "layer_names" in f["model_weights"].attrs
-    _check_port(path, fixture)
-
-
-def test_port_reproduces_official_output_from_own_writer(fixture, tmp_path):
-    ck = get_checkpoint(NAME)
-    manifest = load_manifest(ck.manifests[0])
-    path = write_fake_checkpoint(ck.manifests[0], tmp_path / Path(ck.files[0]).name, seed=int(fixture["weights_seed"]))
-    keys = [key for key, *_ in manifest["tensors"]]
-    with h5py.File(path, "a") as f:  # the file holds random_tensors(seed): rescale its kernels as the fixture's
-        for key, arr in zip(keys, keras_writer.he_scaled(manifest, [f[k][()] for k in keys]), strict=True):
-            f[key][...] = arr
-    _check_port(path, fixture)
+def test_port_reproduces_official_output_from_own_writer(fixture, golden, tmp_path):
+    model = golden.published_model(NAME, tmp_path, fixture, edit=golden.he_scale(NAME))
+    golden.assert_matches(NAME, golden.output(model, fixture), fixture["output"], TOLERANCE)
 
 
 def test_radial_mask_is_the_official_png(mask_facts):

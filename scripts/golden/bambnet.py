@@ -19,21 +19,19 @@ portrait images does not apply. Nothing is stubbed (the network imports only tor
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import FIXTURES, INPUT_SEED, WEIGHTS_SEED, fixture, save_fixture, warn_unless_at
 
 from baselines.weight_manifests import random_views, write_fake_checkpoint
 
 REPO, COMMIT = "junjun-jiang/BaMBNet", "211a90a59b94b3d3cde2d2d0c5464ad548c64903"
 CHECKPOINT, MANIFEST = "bambnet", "bambnet"
-WEIGHTS_SEED, INPUT_SEED = 0, 1
 HEIGHT, WIDTH = 64, 96
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def official_output(official: Path) -> np.ndarray:
@@ -60,22 +58,11 @@ def official_output(official: Path) -> np.ndarray:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", type=Path, required=True, help="checkout of junjun-jiang/BaMBNet at COMMIT")
-    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "golden" / f"{CHECKPOINT}.npz")
+    ap.add_argument("--out", type=Path, default=FIXTURES / f"{CHECKPOINT}.npz")
     args = ap.parse_args(argv)
-    head = subprocess.run(["git", "-C", str(args.official), "rev-parse", "HEAD"], capture_output=True, text=True)
-    if head.returncode == 0 and head.stdout.strip() != COMMIT:
-        print(f"warning: {args.official} is at {head.stdout.strip()}, not {COMMIT}", file=sys.stderr)
+    warn_unless_at(args.official, COMMIT)
     out = official_output(args.official.resolve())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        args.out,
-        output=out,
-        input_seed=np.int64(INPUT_SEED),
-        weights_seed=np.int64(WEIGHTS_SEED),
-        height=np.int64(HEIGHT),
-        width=np.int64(WIDTH),
-        source=np.str_(f"{REPO}@{COMMIT} test.py"),
-    )
+    save_fixture(args.out, fixture(out, f"{REPO}@{COMMIT} test.py", HEIGHT, WIDTH))
     print(f"output {out.shape}: range [{out.min():.4g}, {out.max():.4g}], std {out.std():.3g}")
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+from common import FIXTURES, INPUT_SEED, WEIGHTS_SEED, fixture, save_fixture, warn_unless_at
 
 from baselines.weight_manifests import random_views, write_fake_checkpoint
 
@@ -40,9 +40,9 @@ REPO = "panpanfei/Dual-Pixel-Exploration-Simultaneous-Depth-Estimation-and-Image
 COMMIT = "9fb81c17d30e3b4b5e111d4f7e965ca712bb8718"
 CHECKPOINT = "dddnet"
 PARTS = (("dddnet_dpd_Estd", "Estd.pkl"), ("dddnet_dpd_Esti", "Esti.pkl"))
-WEIGHTS_SEED, INPUT_SEED = 0, 1
 HEIGHT, WIDTH = 72, 128
-ROOT = Path(__file__).resolve().parents[2]
+# The committed fixture's member order (np.savez writes them in dict order).
+MEMBERS = "output disparity input_seed weights_seed height width source".split()
 
 
 @contextlib.contextmanager
@@ -84,23 +84,12 @@ def official_outputs(official: Path) -> tuple[np.ndarray, np.ndarray]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", type=Path, required=True, help="checkout of the official repository at COMMIT")
-    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "golden" / f"{CHECKPOINT}.npz")
+    ap.add_argument("--out", type=Path, default=FIXTURES / f"{CHECKPOINT}.npz")
     args = ap.parse_args(argv)
-    head = subprocess.run(["git", "-C", str(args.official), "rev-parse", "HEAD"], capture_output=True, text=True)
-    if head.returncode == 0 and head.stdout.strip() != COMMIT:
-        print(f"warning: {args.official} is at {head.stdout.strip()}, not {COMMIT}", file=sys.stderr)
+    warn_unless_at(args.official, COMMIT)
     out, disp = official_outputs(args.official.resolve())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        args.out,
-        output=out,
-        disparity=disp,
-        input_seed=np.int64(INPUT_SEED),
-        weights_seed=np.int64(WEIGHTS_SEED),
-        height=np.int64(HEIGHT),
-        width=np.int64(WIDTH),
-        source=np.str_(f"{REPO}@{COMMIT} DDDNet/dual_pixel_test_MB.py"),
-    )
+    arrays = fixture(out, f"{REPO}@{COMMIT} DDDNet/dual_pixel_test_MB.py", HEIGHT, WIDTH, disparity=disp)
+    save_fixture(args.out, {k: arrays[k] for k in MEMBERS})
     print(
         f"output {out.shape}: range [{out.min():.4g}, {out.max():.4g}], std {out.std():.3g}, "
         f"{np.mean(out <= 0) * 100:.0f}% clamped to 0; disparity {disp.shape}: range [{disp.min():.4g}, "

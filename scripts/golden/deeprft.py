@@ -28,7 +28,6 @@ Stubbed: ``natsort`` (imported by ``utils/dir_utils.py``; the loader does not us
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import types
@@ -36,15 +35,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import FIXTURES, INPUT_SEED, WEIGHTS_SEED, fixture, save_fixture, warn_unless_at
 
 from baselines.weight_manifests import random_views, write_fake_checkpoint
 
 REPO, COMMIT = "INVOKERer/DeepRFT", "4bf63db9a41bbf73760d79dd67179d2b7c767a55"
 CHECKPOINT, MANIFEST = "deeprft", "deeprft_defocus_saved"
-WEIGHTS_SEED, INPUT_SEED = 0, 1
 HEIGHT, WIDTH, WIN = 72, 104, 32
 WEIGHTS_SCALE = 3.7
-ROOT = Path(__file__).resolve().parents[2]
+# The committed fixture's member order (np.savez writes them in dict order).
+MEMBERS = "output output_scaled weights_scale input_seed weights_seed height width win_size source".split()
 
 
 def scale_checkpoint(path: Path, scale: float) -> None:
@@ -78,26 +78,21 @@ def official_output(official: Path, scale: float = 1.0) -> np.ndarray:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", type=Path, required=True, help="checkout of INVOKERer/DeepRFT at COMMIT")
-    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "golden" / f"{CHECKPOINT}.npz")
+    ap.add_argument("--out", type=Path, default=FIXTURES / f"{CHECKPOINT}.npz")
     args = ap.parse_args(argv)
-    head = subprocess.run(["git", "-C", str(args.official), "rev-parse", "HEAD"], capture_output=True, text=True)
-    if head.returncode == 0 and head.stdout.strip() != COMMIT:
-        print(f"warning: {args.official} is at {head.stdout.strip()}, not {COMMIT}", file=sys.stderr)
+    warn_unless_at(args.official, COMMIT)
     out = official_output(args.official.resolve())
     out_scaled = official_output(args.official.resolve(), WEIGHTS_SCALE)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        args.out,
-        output=out,
+    arrays = fixture(
+        out,
+        f"{REPO}@{COMMIT} test.py",
+        HEIGHT,
+        WIDTH,
         output_scaled=out_scaled,
         weights_scale=np.float64(WEIGHTS_SCALE),
-        input_seed=np.int64(INPUT_SEED),
-        weights_seed=np.int64(WEIGHTS_SEED),
-        height=np.int64(HEIGHT),
-        width=np.int64(WIDTH),
         win_size=np.int64(WIN),
-        source=np.str_(f"{REPO}@{COMMIT} test.py"),
     )
+    save_fixture(args.out, {k: arrays[k] for k in MEMBERS})
     x = random_views(INPUT_SEED, HEIGHT, WIDTH)["center"]
     for name, o in (("output", out), ("output_scaled", out_scaled)):
         print(

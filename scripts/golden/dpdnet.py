@@ -36,18 +36,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+import keras_writer
 import numpy as np
+from common import FIXTURES, INPUT_SEED, WEIGHTS_SEED, fixture, save_fixture
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).parent))
+from baselines.published import get_checkpoint
+from baselines.weight_manifests import load_manifest, random_tensors, random_views
 
-import keras_writer  # noqa: E402
-
-from baselines.published import get_checkpoint  # noqa: E402
-from baselines.weight_manifests import load_manifest, random_tensors, random_views  # noqa: E402
-
-WEIGHTS_SEED, INPUT_SEED = 0, 1
 # Multiples of 16 (four 2x2 max-pools), 4 x 6 at 1/16; unequal so that an H/W mix-up changes the output's shape.
 HEIGHT, WIDTH = 64, 96
 # checkpoint -> (source, subfolder of the checkout with model.py/config.py, folders config.py lists, views)
@@ -116,31 +111,18 @@ def golden(name: str, checkout: Path, check_writer: bool, keras_out: Path | None
         keras_out.mkdir(parents=True, exist_ok=True)
         net.save(keras_out / f"{name}.hdf5", save_format="h5")
     if check_writer:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = keras_writer.write(manifest, arrays, Path(tmp) / "w.hdf5")
-            fresh = build(official, channels)
-            fresh.load_weights(path)  # topological, as Keras reads a full-model file's weights
-            for a, b in zip(net.weights, fresh.weights, strict=True):
-                assert np.array_equal(a.numpy(), b.numpy()), a.name
-            diff = float(np.abs(fresh.predict(x, batch_size=1, verbose=0)[0] - out).max())
+        diff = keras_writer.check_loads_into(build(official, channels), net, manifest, arrays, x)
         print(f"{name}: keras_writer file -> official load_weights: weights identical, max |output diff| {diff}")
         assert diff == 0.0
-    return {
-        "output": np.ascontiguousarray(out[..., ::-1], np.float32),  # BGR -> RGB
-        "input_seed": np.int64(INPUT_SEED),
-        "weights_seed": np.int64(WEIGHTS_SEED),
-        "height": np.int64(HEIGHT),
-        "width": np.int64(WIDTH),
-        "source": np.str_(f"{source} main.py"),
-        "weights": np.str_("random_tensors(manifest, weights_seed), kernels x sqrt(2/fan_in)/0.02 (he_scaled)"),
-    }
+    output = np.ascontiguousarray(out[..., ::-1], np.float32)  # BGR -> RGB
+    return fixture(output, f"{source} main.py", HEIGHT, WIDTH, weights=np.str_(keras_writer.HE_SCALED_WEIGHTS))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--official", type=Path, help="checkout of Abdullah-Abuolaim/defocus-deblurring-dual-pixel")
     p.add_argument("--official-retrained", type=Path, help="checkout of lingyanruan/DPDNet")
-    p.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "golden")
+    p.add_argument("--out", type=Path, default=FIXTURES)
     p.add_argument("--check-writer", action="store_true", help="also check keras_writer's file against load_weights")
     p.add_argument("--keras-out", type=Path, help="also save each official model here (model.save, HDF5)")
     a = p.parse_args()
@@ -151,8 +133,7 @@ def main() -> None:
         if checkout is None:
             continue
         arrays = golden(name, checkout.resolve(), a.check_writer, a.keras_out)
-        a.out.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(a.out / f"{name}.npz", **arrays)
+        save_fixture(a.out / f"{name}.npz", arrays, compressed=True)
         print(
             f"{name}: wrote {a.out / name}.npz, output range [{arrays['output'].min():.4f}, "
             f"{arrays['output'].max():.4f}]"

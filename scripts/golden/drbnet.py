@@ -28,17 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from common import FIXTURES, INPUT_SEED, fixture, save_fixture, seeded_state_dict
 
 from baselines.published import get_checkpoint
-from baselines.weight_manifests import load_manifest, random_tensors, random_views
+from baselines.weight_manifests import load_manifest, random_views
 
 SOURCE = "lingyanruan/DRBNet@0fa89a56381130637ca44bf10b023a2d66a71d87"
 CHECKPOINTS = ("drbnet_single", "drbnet_dual")
-WEIGHTS_SEED = 0
-INPUT_SEED = 1
 # Multiples of 16 (run.py's crop), 3 x 5 at 1/16; unequal so that an H/W mix-up changes the output's shape.
 HEIGHT, WIDTH = 48, 80
 
@@ -59,7 +55,7 @@ def golden(name: str, drbnet_module) -> dict:
     manifest = load_manifest(get_checkpoint(name).manifests[0])
     ctor = manifest["constructor"]
     net = getattr(drbnet_module, ctor["class"])(**ctor["kwargs"])
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in random_tensors(manifest, seed=WEIGHTS_SEED)}, strict=True)
+    net.load_state_dict(seeded_state_dict(manifest), strict=True)
     net.eval()
 
     views = random_views(INPUT_SEED, HEIGHT, WIDTH)
@@ -71,28 +67,13 @@ def golden(name: str, drbnet_module) -> dict:
     with torch.no_grad():
         output = net(C, R, L) if ctor["class"] == "DeblurNet_dual" else net(C)
     output = (output.numpy()[0].transpose(1, 2, 0) + 1.0) / 2.0
-    return {
-        "output": output.astype(np.float32),
-        "input_seed": np.int64(INPUT_SEED),
-        "weights_seed": np.int64(WEIGHTS_SEED),
-        "height": np.int64(HEIGHT),
-        "width": np.int64(WIDTH),
-        "source": np.str_(f"{SOURCE} run.py"),
-    }
-
-
-def save(path: Path, arrays: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    return fixture(output.astype(np.float32), f"{SOURCE} run.py", HEIGHT, WIDTH)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", required=True, type=Path, help="checkout of " + SOURCE)
-    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "golden")
+    ap.add_argument("--out", type=Path, default=FIXTURES)
     args = ap.parse_args()
     stubbed = stub_unused_imports()
     if stubbed:
@@ -103,7 +84,7 @@ def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     for name in CHECKPOINTS:
         arrays = golden(name, drbnet_module)
-        save(args.out / f"{name}.npz", arrays)
+        save_fixture(args.out / f"{name}.npz", arrays)
         out = arrays["output"]
         print(f"{name}: output {out.shape} range [{out.min():.4f}, {out.max():.4f}] -> {args.out / name}.npz")
 

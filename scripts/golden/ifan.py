@@ -34,17 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from common import FIXTURES, INPUT_SEED, fixture, save_fixture, seeded_state_dict
 
 from baselines.published import get_checkpoint
-from baselines.weight_manifests import load_manifest, random_tensors, random_views
+from baselines.weight_manifests import load_manifest, random_views
 
 SOURCE = "codeslake/IFAN@66bf136315360da7dfb2ff9b898460d24cb68ff1"
 ARCHS = {"ifan_single": "IFAN", "ifan_dual": "IFAN_dual"}  # --network of the README's eval commands
-WEIGHTS_SEED = 0
-INPUT_SEED = 1
 # Multiples of 8 (three stride-2 convs), 5 x 7 at 1/8; unequal so that an H/W mix-up changes the output's shape.
 HEIGHT, WIDTH = 40, 56
 PROBE = "kconv2_3"
@@ -58,9 +54,7 @@ def golden(name: str, get_config) -> dict:
             want = manifest["constructor"][key]
             raise SystemExit(f"{name}: config_IFAN has {key}={config[key]}, the manifest {want}")
     net = importlib.import_module(f"models.archs.{ARCHS[name]}").Network(config)
-    prefix = manifest["key_prefix"]
-    sd = {k[len(prefix) :]: torch.from_numpy(v) for k, v in random_tensors(manifest, seed=WEIGHTS_SEED)}
-    net.load_state_dict(sd, strict=True)
+    net.load_state_dict(seeded_state_dict(manifest, manifest["key_prefix"]), strict=True)
     net.eval()
 
     views = random_views(INPUT_SEED, HEIGHT, WIDTH)
@@ -69,31 +63,16 @@ def golden(name: str, get_config) -> dict:
     getattr(net, PROBE).register_forward_hook(lambda m, i, o: probe.__setitem__(PROBE, o.detach().clone()))
     with torch.no_grad():
         out = net(C, R, L, is_train=False) if "dual" in ARCHS[name] else net(C, is_train=False)
-    arrays = {
-        "output": out["result"].numpy()[0].transpose(1, 2, 0).astype(np.float32),
-        "input_seed": np.int64(INPUT_SEED),
-        "weights_seed": np.int64(WEIGHTS_SEED),
-        "height": np.int64(HEIGHT),
-        "width": np.int64(WIDTH),
-        "source": np.str_(f"{SOURCE} eval.py"),
-    }
+    arrays = fixture(out["result"].numpy()[0].transpose(1, 2, 0).astype(np.float32), f"{SOURCE} eval.py", HEIGHT, WIDTH)
     if "dual" in ARCHS[name]:
         arrays[PROBE] = probe[PROBE].numpy()[0].astype(np.float32)
     return arrays
 
 
-def save(path: Path, arrays: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", required=True, type=Path, help="checkout of " + SOURCE)
-    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "golden")
+    ap.add_argument("--out", type=Path, default=FIXTURES)
     args = ap.parse_args()
     sys.path.insert(0, str(args.official))
     from configs.config_IFAN import get_config
@@ -101,7 +80,7 @@ def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     for name in ARCHS:
         arrays = golden(name, get_config)
-        save(args.out / f"{name}.npz", arrays)
+        save_fixture(args.out / f"{name}.npz", arrays)
         out = arrays["output"]
         print(f"{name}: output {out.shape} range [{out.min():.4f}, {out.max():.4f}] -> {args.out / name}.npz")
 

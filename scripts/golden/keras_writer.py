@@ -46,6 +46,8 @@ def layer_specs(manifest: dict) -> list[tuple[str, list[tuple[str, list[int]]]]]
 # nothing of its input to the output (swapping L and R moves it by ~1e-5), so the golden weights rescale every kernel
 # to He-normal's standard deviation sqrt(2 / fan_in), the scale of the official ``kernel_initializer='he_normal'``.
 RANDOM_TENSORS_STD = 0.02
+# How the Keras golden fixtures' weights were made (their ``weights`` entry).
+HE_SCALED_WEIGHTS = "random_tensors(manifest, weights_seed), kernels x sqrt(2/fan_in)/0.02 (he_scaled)"
 
 
 def he_scaled(manifest: dict, arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -130,6 +132,20 @@ def write(manifest: dict, arrays: list[np.ndarray], path) -> Path:
         raise RuntimeError(f"{manifest['method']}: the saved file's weighted layers differ from the manifest")
     os.replace(tmp, path)
     return path
+
+
+def check_loads_into(fresh, net, manifest: dict, arrays: list[np.ndarray], x: np.ndarray) -> float:
+    """Save ``arrays`` with :func:`write`, read that file into ``fresh`` (a new official model of ``net``'s graph;
+    ``net`` holds ``arrays``) with Keras' topological ``load_weights``, and require the same weights. Returns the
+    largest difference between the two models' predictions on ``x`` (the golden scripts' ``--check-writer``)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh.load_weights(write(manifest, arrays, Path(tmp) / "w.hdf5"))
+    for a, b in zip(net.weights, fresh.weights, strict=True):
+        if not np.array_equal(a.numpy(), b.numpy()):
+            raise AssertionError(f"{a.name}: the weights read back differ from those written")
+    return float(np.abs(fresh.predict(x, batch_size=1, verbose=0) - net.predict(x, batch_size=1, verbose=0)).max())
 
 
 # ----------------------------------------------------------------------------------------------------------

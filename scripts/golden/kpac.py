@@ -38,10 +38,10 @@ import types
 from pathlib import Path
 
 import numpy as np
+from common import FIXTURES, INPUT_SEED, ROOT, WEIGHTS_SEED, fixture, save_fixture
 
-REPO = Path(__file__).resolve().parents[2]
 COMMIT = "8603ec3ac56b5a416be6b996165b552aff1c4b0f"
-WEIGHTS_SEED, INPUT_SEED, H, W = 0, 1, 64, 96
+H, W = 64, 96
 # checkpoint -> (official eval script, the model.py function it builds, its placeholders' views in argument order,
 # its keyword arguments besides is_train, hrg, wrg)
 GRAPHS = {
@@ -77,7 +77,7 @@ class _Numpy2017(types.ModuleType):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--official", required=True, type=Path, help="checkout of HyeongseokSon1/KPAC@" + COMMIT[:7])
-    p.add_argument("--out", type=Path, default=REPO / "tests" / "fixtures" / "golden")
+    p.add_argument("--out", type=Path, default=FIXTURES)
     p.add_argument("--tl-npz-dir", type=Path, default=None, help="also write tl.files.save_npz files here")
     args = p.parse_args()
 
@@ -87,7 +87,7 @@ def main() -> None:
 
     tf.disable_v2_behavior()
     sys.modules["tensorflow"] = tf
-    sys.path[:0] = [str(args.official.resolve()), str(REPO)]
+    sys.path.insert(0, str(args.official.resolve()))
     import model as official
     import tensorlayer as tl
     import utils as official_utils
@@ -99,9 +99,8 @@ def main() -> None:
     )
 
     tl.files.np = _Numpy2017("numpy")
-    registry = yaml.safe_load((REPO / "baselines" / "checkpoints.yaml").read_text())["checkpoints"]
+    registry = yaml.safe_load((ROOT / "baselines" / "checkpoints.yaml").read_text())["checkpoints"]
     views = random_views(INPUT_SEED, H, W)
-    args.out.mkdir(parents=True, exist_ok=True)
     for name, (script, function, inputs, kwargs) in GRAPHS.items():
         entry = registry[name]
         manifest = load_manifest(entry["manifest"])
@@ -128,16 +127,7 @@ def main() -> None:
                 args.tl_npz_dir.mkdir(parents=True, exist_ok=True)
                 tl.files.save_npz(net.all_params, name=str(args.tl_npz_dir / f"{name}_tensorlayer.npz"), sess=sess)
             sess.close()
-        dest = args.out / f"{name}.npz"
-        np.savez(
-            dest,
-            output=output,
-            input_seed=np.int64(INPUT_SEED),
-            weights_seed=np.int64(WEIGHTS_SEED),
-            height=np.int64(H),
-            width=np.int64(W),
-            source=np.str_(f"HyeongseokSon1/KPAC@{COMMIT} {script}"),
-        )
+        dest = save_fixture(args.out / f"{name}.npz", fixture(output, f"HyeongseokSon1/KPAC@{COMMIT} {script}", H, W))
         print(
             f"{name}: {function}, output {output.shape} range [{output.min():.4f}, {output.max():.4f}] "
             f"residual std {np.std(out[0] - feed[ph[0]][0]):.3g} -> {dest}"

@@ -35,20 +35,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import keras_writer
 import numpy as np
+from common import FIXTURES, INPUT_SEED, WEIGHTS_SEED, fixture, save_fixture
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).parent))
-
-import keras_writer  # noqa: E402
-
-from baselines.published import get_checkpoint  # noqa: E402
-from baselines.weight_manifests import load_manifest, random_tensors, random_views  # noqa: E402
+from baselines.published import get_checkpoint
+from baselines.weight_manifests import load_manifest, random_tensors, random_views
 
 SOURCE = "Abdullah-Abuolaim/recurrent-defocus-deblurring-synth-dual-pixel@03d592a8ec970843ae49579bc8a87ce019043092"
 NAME = "rdpd_plus"
-WEIGHTS_SEED, INPUT_SEED = 0, 1
 # Multiples of 16 (four 2x2 max-pools), 4 x 6 at 1/16; unequal so that an H/W mix-up changes the output's shape.
 HEIGHT, WIDTH = 64, 96
 DATA_FOLDERS = [
@@ -101,24 +96,11 @@ def golden(checkout: Path, check_writer: bool, keras_out: Path | None) -> dict:
         keras_out.mkdir(parents=True, exist_ok=True)
         net.save(keras_out / f"{NAME}.hdf5", save_format="h5")
     if check_writer:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = keras_writer.write(manifest, arrays, Path(tmp) / "w.hdf5")
-            fresh = build(official)
-            fresh.load_weights(path)
-            for a, b in zip(net.weights, fresh.weights, strict=True):
-                assert np.array_equal(a.numpy(), b.numpy()), a.name
-            diff = float(np.abs(fresh.predict(x, batch_size=1, verbose=0)[0, 0] - out).max())
+        diff = keras_writer.check_loads_into(build(official), net, manifest, arrays, x)
         print(f"{NAME}: keras_writer file -> official load_weights: weights identical, max |output diff| {diff}")
         assert diff == 0.0
-    return {
-        "output": np.ascontiguousarray(out[..., ::-1], np.float32),  # BGR -> RGB
-        "input_seed": np.int64(INPUT_SEED),
-        "weights_seed": np.int64(WEIGHTS_SEED),
-        "height": np.int64(HEIGHT),
-        "width": np.int64(WIDTH),
-        "source": np.str_(f"{SOURCE} main.py"),
-        "weights": np.str_("random_tensors(manifest, weights_seed), kernels x sqrt(2/fan_in)/0.02 (he_scaled)"),
-    }
+    output = np.ascontiguousarray(out[..., ::-1], np.float32)  # BGR -> RGB
+    return fixture(output, f"{SOURCE} main.py", HEIGHT, WIDTH, weights=np.str_(keras_writer.HE_SCALED_WEIGHTS))
 
 
 def main() -> None:
@@ -129,13 +111,12 @@ def main() -> None:
         required=True,
         help="checkout of Abdullah-Abuolaim/recurrent-defocus-deblurring-synth-dual-pixel",
     )
-    p.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "golden")
+    p.add_argument("--out", type=Path, default=FIXTURES)
     p.add_argument("--check-writer", action="store_true", help="also check keras_writer's file against load_weights")
     p.add_argument("--keras-out", type=Path, help="also save the official model here (model.save, HDF5)")
     a = p.parse_args()
     arrays = golden(a.official.resolve(), a.check_writer, a.keras_out)
-    a.out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(a.out / f"{NAME}.npz", **arrays)
+    save_fixture(a.out / f"{NAME}.npz", arrays, compressed=True)
     print(
         f"{NAME}: wrote {a.out / NAME}.npz, output range [{arrays['output'].min():.4f}, {arrays['output'].max():.4f}]"
     )

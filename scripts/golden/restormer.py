@@ -28,20 +28,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from common import FIXTURES, INPUT_SEED, fixture, save_fixture, seeded_state_dict
 
 from baselines.published import get_checkpoint
-from baselines.weight_manifests import load_manifest, random_tensors, random_views
+from baselines.weight_manifests import load_manifest, random_views
 
 SOURCE = "swz30/Restormer@df766d5521afd21cce56e24159f300b30ebf3fb0"
 SCRIPTS = {
     "restormer_dual": "Defocus_Deblurring/test_dual_pixel_defocus_deblur.py",
     "restormer_single": "Defocus_Deblurring/test_single_image_defocus_deblur.py",
 }
-WEIGHTS_SEED = 0
-INPUT_SEED = 1
 # Multiples of 8 (three PixelUnshuffle(2)); unequal so that an H/W mix-up changes the output's shape.
 HEIGHT, WIDTH = 48, 80
 
@@ -49,7 +45,7 @@ HEIGHT, WIDTH = 48, 80
 def golden(name: str, net_cls) -> dict:
     manifest = load_manifest(get_checkpoint(name).manifests[0])
     net = net_cls(**manifest["constructor"])
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in random_tensors(manifest, seed=WEIGHTS_SEED)}, strict=True)
+    net.load_state_dict(seeded_state_dict(manifest), strict=True)
     net.eval()
 
     views = random_views(INPUT_SEED, HEIGHT, WIDTH)
@@ -61,28 +57,13 @@ def golden(name: str, net_cls) -> dict:
     with torch.no_grad():
         restored = torch.clamp(net(inp), 0, 1)
     output = restored.permute(0, 2, 3, 1).squeeze(0).numpy().astype(np.float32)
-    return {
-        "output": output,
-        "input_seed": np.int64(INPUT_SEED),
-        "weights_seed": np.int64(WEIGHTS_SEED),
-        "height": np.int64(HEIGHT),
-        "width": np.int64(WIDTH),
-        "source": np.str_(f"{SOURCE} {SCRIPTS[name]}"),
-    }
-
-
-def save(path: Path, arrays: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+    return fixture(output, f"{SOURCE} {SCRIPTS[name]}", HEIGHT, WIDTH)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--official", required=True, type=Path, help="checkout of " + SOURCE)
-    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "golden")
+    ap.add_argument("--out", type=Path, default=FIXTURES)
     args = ap.parse_args()
     sys.path.insert(0, str(args.official / "basicsr" / "models" / "archs"))
     from restormer_arch import Restormer
@@ -90,7 +71,7 @@ def main() -> None:
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     for name in SCRIPTS:
         arrays = golden(name, Restormer)
-        save(args.out / f"{name}.npz", arrays)
+        save_fixture(args.out / f"{name}.npz", arrays)
         out = arrays["output"]
         print(f"{name}: output {out.shape} range [{out.min():.4f}, {out.max():.4f}] -> {args.out / name}.npz")
 
