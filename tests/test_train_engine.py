@@ -92,6 +92,17 @@ def test_resume_is_bit_exact(data, tmp_path, stop):
     assert keep(ra) == keep(rb) and len(ra) == len(rb)
 
 
+def test_keep_state_false_deletes_the_resume_state_only_once_the_run_is_finished(data, tmp_path):
+    with P.probe_registered():
+        train(_cfg(data, tmp_path), tmp_path / "kept")
+        s = train(_cfg(data, tmp_path, engine__keep_state=False, engine__stop_after=5), tmp_path / "dropped")
+        assert s["stopped"] and (tmp_path / "dropped/state/latest").is_file()  # an interrupted run keeps it
+        train(_cfg(data, tmp_path, engine__keep_state=False), tmp_path / "dropped")
+    assert (tmp_path / "kept/state/latest").is_file() and not (tmp_path / "dropped/state").exists()
+    a, b = _weights(tmp_path / "kept/model.safetensors"), _weights(tmp_path / "dropped/model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_resume_refuses_a_different_recipe(data, tmp_path):
     from k3dn.train.loop import TrainingError
 

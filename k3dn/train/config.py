@@ -49,6 +49,7 @@ DEFAULTS: dict = {
         "val_every": 1000,
         "ckpt_every": 500,
         "keep_checkpoints": 2,
+        "keep_state": True,  # keep state/ once the run has finished (to train on from it); model.safetensors stays
         "stop_after": None,  # stop (with a checkpoint) after this global iteration; for time-limited jobs
         "progress": True,
     },

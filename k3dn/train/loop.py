@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -309,6 +310,8 @@ def _train(cfg: dict, out: Path, resume: str, info: DistInfo) -> dict:
 
     if info.is_main:
         _write_final_outputs(run)
+        if not run.eng["keep_state"]:
+            shutil.rmtree(run.state_dir, ignore_errors=True)  # only after model.safetensors is complete
     barrier(info)
     return run.summary(iteration, stopped=False)
 
