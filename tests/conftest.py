@@ -49,6 +49,17 @@ def rng():
     return np.random.default_rng(0)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of many small forward passes: on a busy 2-core machine a second OpenMP
+    thread mostly waits for the first (the contract test's model half: 149 s with two threads, 24 s with one).
+    Results do not depend on it. Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

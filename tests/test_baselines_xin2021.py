@@ -36,13 +36,7 @@ from k3dn.metrics import psnr
 from k3dn.synth.psf import half_aperture_psfs
 from k3dn.synth.render import render_layers
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _texture(h, w):

@@ -48,14 +48,7 @@ FAINT = {"ifan_dual": {"left", "right"}}
 FOLDED = {"deeprft_defocus_saved": "deeprft_defocus_inference"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Small tensors: on a busy machine a second OpenMP thread mostly waits for the first (measured here: the
-    # model half took 149 s with two threads, 24 s with one). Results do not depend on it.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def overrides(name: str) -> dict:

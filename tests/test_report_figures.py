@@ -19,18 +19,11 @@ from k3dn.metrics import psnr
 from k3dn.report import figures
 from k3dn.report import model_figures as mf
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # ----------------------------------------------------------------------------------------------------------
 # fixtures
 # ----------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # these are many tiny forward passes: on a shared 2-core machine one thread runs them several times faster
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
