@@ -9,6 +9,15 @@ import pytest
 
 from k3dn.report.html import build_report, render_table
 
+PROVENANCE = {
+    "git_commit": "abc",
+    "device": "cpu",
+    "dtype": "float32",
+    "protocol": "16bit",
+    "config_hash": "c1",
+    "data_sha256": "d" * 8,
+}
+
 
 def _table(tmp_path):
     df = pd.DataFrame(
@@ -21,12 +30,7 @@ def _table(tmp_path):
                 "psnr_ci95_low": 23.0,
                 "psnr_ci95_high": 25.0,
                 "diff_note": "",
-                "git_commit": "abc",
-                "device": "cpu",
-                "dtype": "float32",
-                "protocol": "16bit",
-                "config_hash": "c1",
-                "data_sha256": "d" * 8,
+                **PROVENANCE,
             },
             {
                 "row": "Ours",
@@ -36,12 +40,7 @@ def _table(tmp_path):
                 "psnr_ci95_low": 25.5,
                 "psnr_ci95_high": 26.5,
                 "diff_note": "",
-                "git_commit": "abc",
-                "device": "cpu",
-                "dtype": "float32",
-                "protocol": "16bit",
-                "config_hash": "c1",
-                "data_sha256": "d" * 8,
+                **PROVENANCE,
             },
             {
                 "row": "IFAN",
@@ -51,12 +50,7 @@ def _table(tmp_path):
                 "psnr_ci95_low": 23.0,
                 "psnr_ci95_high": 27.0,
                 "diff_note": "published under 8bit, ours under 16bit",
-                "git_commit": "abc",
-                "device": "cpu",
-                "dtype": "float32",
-                "protocol": "16bit",
-                "config_hash": "c1",
-                "data_sha256": "d" * 8,
+                **PROVENANCE,
             },
         ]
     )
