@@ -31,6 +31,7 @@ It writes ``tests/fixtures/golden/dpdnet_dual.npz`` and ``dpdnet_single_retraine
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -104,16 +105,8 @@ def golden(name: str, checkout: Path, check_writer: bool, keras_out: Path | None
     for i, v in enumerate(views_read):
         x[0, :, :, 3 * i : 3 * i + 3] = views[v][..., ::-1]  # RGB -> cv2's BGR
 
-    net = build(official, channels)
-    keras_writer.assign_in_file_order(net, manifest, arrays)
-    out = net.predict(x, batch_size=1, verbose=0)[0]
-    if keras_out is not None:
-        keras_out.mkdir(parents=True, exist_ok=True)
-        net.save(keras_out / f"{name}.hdf5", save_format="h5")
-    if check_writer:
-        diff = keras_writer.check_loads_into(build(official, channels), net, manifest, arrays, x)
-        print(f"{name}: keras_writer file -> official load_weights: weights identical, max |output diff| {diff}")
-        assert diff == 0.0
+    build_net = functools.partial(build, official, channels)
+    out = keras_writer.run_official(build_net, manifest, arrays, x, name, keras_out, check_writer)
     output = np.ascontiguousarray(out[..., ::-1], np.float32)  # BGR -> RGB
     return fixture(output, f"{source} main.py", HEIGHT, WIDTH, weights=np.str_(keras_writer.HE_SCALED_WEIGHTS))
 

@@ -148,6 +148,24 @@ def check_loads_into(fresh, net, manifest: dict, arrays: list[np.ndarray], x: np
     return float(np.abs(fresh.predict(x, batch_size=1, verbose=0) - net.predict(x, batch_size=1, verbose=0)).max())
 
 
+def run_official(build, manifest: dict, arrays: list[np.ndarray], x: np.ndarray, name: str, keras_out, check_writer):
+    """What both Keras golden scripts do with the official model ``build()`` returns: assign ``arrays`` in file order,
+    predict ``x`` (batch of one); with ``keras_out`` also ``model.save`` it there as ``<name>.hdf5``; with
+    ``check_writer`` require :func:`check_loads_into` a second ``build()`` to give the same output. Returns the
+    prediction's item 0."""
+    net = build()
+    assign_in_file_order(net, manifest, arrays)
+    out = net.predict(x, batch_size=1, verbose=0)[0]
+    if keras_out is not None:
+        keras_out.mkdir(parents=True, exist_ok=True)
+        net.save(keras_out / f"{name}.hdf5", save_format="h5")
+    if check_writer:
+        diff = check_loads_into(build(), net, manifest, arrays, x)
+        print(f"{name}: keras_writer file -> official load_weights: weights identical, max |output diff| {diff}")
+        assert diff == 0.0
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Caller side (the suite's interpreter, which has no TensorFlow): run this script in one that has
 # ----------------------------------------------------------------------------------------------------------

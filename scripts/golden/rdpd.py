@@ -30,6 +30,7 @@ It writes ``tests/fixtures/golden/rdpd_plus.npz`` (``tests/test_golden_rdpd.py``
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import tempfile
@@ -89,16 +90,8 @@ def golden(checkout: Path, check_writer: bool, keras_out: Path | None) -> dict:
     x[0, 0, :, :, 3:6] = views["right"][..., ::-1]
     x[0, 0, :, :, 6] = cv2.resize(official.img_real_rd_mask, (WIDTH, HEIGHT))
 
-    net = build(official)
-    keras_writer.assign_in_file_order(net, manifest, arrays)
-    out = net.predict(x, batch_size=1, verbose=0)[0, 0]
-    if keras_out is not None:
-        keras_out.mkdir(parents=True, exist_ok=True)
-        net.save(keras_out / f"{NAME}.hdf5", save_format="h5")
-    if check_writer:
-        diff = keras_writer.check_loads_into(build(official), net, manifest, arrays, x)
-        print(f"{NAME}: keras_writer file -> official load_weights: weights identical, max |output diff| {diff}")
-        assert diff == 0.0
+    build_net = functools.partial(build, official)
+    out = keras_writer.run_official(build_net, manifest, arrays, x, NAME, keras_out, check_writer)[0]  # frame 0
     output = np.ascontiguousarray(out[..., ::-1], np.float32)  # BGR -> RGB
     return fixture(output, f"{SOURCE} main.py", HEIGHT, WIDTH, weights=np.str_(keras_writer.HE_SCALED_WEIGHTS))
 
