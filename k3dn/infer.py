@@ -16,11 +16,14 @@ channels. Every write is atomic.
 
 Precision: float32 unless ``dtype="bfloat16"`` is asked for (bf16 autocast, CUDA only).
 
-Predictions belong to the weights that made them. ``<out>/.key.json`` holds what determines them (model name
+Predictions belong to the weights and the code that made them. The key holds what determines them (model name
 and overrides, the weights' sha256, the run's training-config hash, the manifest, input protocol, size mode,
-dtype); ``<out>/predictions.json`` is that key plus provenance, written when every image is done (the
-workflow's output). A rerun with the same key resumes (finished images are kept); another key (retrained
-weights, another ablation knob) deletes the old images first and redoes them all.
+dtype, and the sha256 of the source files the prediction runs: :func:`code_identity`, committed or not).
+``<out>/.key.json`` holds it while a prediction is under way and goes when it is finished;
+``<out>/predictions.json`` is that key plus provenance, written when every image is done (the workflow's output).
+So only an interrupted prediction of the same key resumes (its finished images are kept). Anything else starts
+over: another key (retrained weights, another ablation knob, edited model code), or a finished folder predicted
+again (``snakemake --forcerun predict`` deletes ``predictions.json`` and runs it again: every image is redone).
 """
 
 from __future__ import annotations
@@ -274,11 +277,29 @@ def weights_identity(model, weights=None, run=None) -> dict:
     return ident
 
 
+#: Modules every prediction runs besides the model's own: size fitting, image I/O, weight loading.
+PREDICTION_PATH = ("k3dn.infer", "k3dn.io", "k3dn.models.blocks", "k3dn.checkpoint")
+
+
+def code_identity(model) -> dict:
+    """``{"code_sha256", "code_files"}`` of the code a prediction with ``model`` runs: the modules of its classes,
+    factory and checkpoint filter (with every first-party module they import), and :data:`PREDICTION_PATH`
+    (:func:`k3dn.provenance.source_closure`). torch itself is pinned by its version, not hashed."""
+    from k3dn.provenance import code_identity as identity_of
+    from k3dn.registry import model_modules
+
+    roots = {type(m).__module__ for m in model.modules()}
+    if getattr(model, "registry_name", None):
+        roots |= model_modules(model.registry_name)
+    return identity_of(sorted(r for r in roots if r.split(".", 1)[0] != "torch"), PREDICTION_PATH)
+
+
 def _prediction_key(model, manifest, identity: dict, size_mode, dtype: str, input_encoding: str) -> dict:
     from k3dn.provenance import sha256_file
 
     return {
         **identity,
+        **code_identity(model),
         "manifest": str(Path(manifest).resolve()),
         "manifest_sha256": sha256_file(manifest),
         "input_protocol": getattr(model, "input_protocol", None),
@@ -312,7 +333,8 @@ def merge_predictions(parts, out_dir) -> Path:
         if not rec_path.is_file():
             raise ValueError(f"{rec_path}: missing; that image's prediction is not finished")
         records.append(json.loads(rec_path.read_text()))
-    shared = ("model", "weights_sha256", "manifest_sha256", "dtype", "size_mode", "input_encoding")
+    shared = ("model", "weights_sha256", "code_sha256", "code_files", "manifest_sha256", "dtype", "size_mode")
+    shared += ("input_encoding",)
     for k in shared:
         values = {json.dumps(r.get(k)) for r in records}
         if len(values) > 1:
@@ -426,7 +448,8 @@ def predict_manifest(
     key_path, done_path = out_dir / ".key.json", out_dir / "predictions.json"
     old = json.loads(key_path.read_text()) if key_path.is_file() else None
     if old != key:
-        # Images of other weights (or of unknown origin) must not be scored as these: start over.
+        # Only an interrupted prediction of this very key resumes. Images of other weights or code, of unknown
+        # origin, or of a finished prediction run again (a forced rerun) must not be taken as these: start over.
         for p in [*out_dir.glob("*.png"), *out_dir.glob("*.npy")]:
             p.unlink()
         done_path.unlink(missing_ok=True)
@@ -465,6 +488,7 @@ def predict_manifest(
             "inference": inference,
         },
     )
+    key_path.unlink()  # finished: a later run into this folder is a new prediction, not a resume
     return paths
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -50,6 +52,65 @@ def sha256_files(paths) -> str:
     for p in sorted(str(p) for p in paths):
         h.update(sha256_file(p).encode())
     return h.hexdigest()
+
+
+#: Packages whose modules :func:`source_closure` follows, besides a root's own; anything else (torch, numpy) is
+#: pinned by its version.
+FIRST_PARTY = ("k3dn", "baselines")
+
+
+def _module_file(name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def _imports(name: str, path: Path, top_level_only: bool) -> set[str]:
+    """Modules ``name`` imports (``from a.b import c`` names a.b.c too where c is a submodule)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in tree.body if top_level_only else ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found |= {base, *(f"{base}.{a.name}" for a in node.names)}
+    return {m for m in found if m}
+
+
+def source_closure(roots=(), path_roots=()) -> dict[str, Path]:
+    """``{module: file}`` of the code behind ``roots`` and ``path_roots`` (module names): a root with every import
+    it makes, a path root (shared plumbing, e.g. image I/O) and every module reached with their top-level imports
+    only, since their function-local imports are command plumbing (downloads, CLI), not the computation. Only
+    modules of :data:`FIRST_PARTY` and of the roots' own packages are followed."""
+    packages = set(FIRST_PARTY) | {r.split(".", 1)[0] for r in roots}
+    files: dict[str, Path] = {}
+    todo = [(m, False) for m in roots] + [(m, True) for m in path_roots]
+    while todo:
+        name, top_only = todo.pop()
+        path = None if name in files or name.split(".", 1)[0] not in packages else _module_file(name)
+        if path is None:
+            continue
+        files[name] = path
+        todo += [(m, True) for m in _imports(name, path, top_only)]
+    return dict(sorted(files.items()))
+
+
+def code_identity(roots=(), path_roots=()) -> dict:
+    """``{"code_sha256", "code_files"}``: one checksum of :func:`source_closure`'s files (module names and
+    contents, so a moved checkout keeps it; committed or not) and the modules it covers."""
+    files = source_closure(roots, path_roots)
+    h = hashlib.sha256()
+    for name, path in files.items():
+        h.update(f"{name}\0{sha256_file(path)}\n".encode())
+    return {"code_sha256": h.hexdigest(), "code_files": list(files)}
 
 
 def device_name(device=None) -> str:

@@ -104,6 +104,13 @@ def create_model(name: str, **overrides) -> nn.Module:
     return model
 
 
+def model_modules(name: str) -> set[str]:
+    """The modules that define model ``name``'s factory and checkpoint filter (its tag ignored)."""
+    _load_all()
+    arch = split_tag(name)[0]
+    return {f.__module__ for f in (_REGISTRY.get(arch), _FILTERS.get(arch)) if f is not None}
+
+
 def checkpoint_filter(name: str) -> Callable[[dict, nn.Module], dict] | None:
     """The ``checkpoint_filter_fn`` registered with model ``name`` (its tag ignored), or None."""
     _load_all()

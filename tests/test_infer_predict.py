@@ -56,32 +56,157 @@ def test_predict_writes_every_row_at_the_target_size_and_resumes(tmp_path):
         want = cv2.imread(str(tmp_path / "d" / p.name.replace(".png", "_center.png")), cv2.IMREAD_UNCHANGED)
         assert got.dtype == np.uint16 and got.shape == (20, 28, 3)
         assert np.array_equal(got, want)  # output == centre, bit for bit through pad/crop and 16-bit I/O
-    # an interrupted run resumes: existing outputs are left alone, missing ones are written
-    paths[0].write_bytes(b"sentinel")
-    paths[1].unlink()
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _StopsAfter(torch.nn.Module):
+    """``inner`` that raises once it has made ``limit`` outputs: a prediction killed part-way (same key on every
+    call, since the limit is an attribute, not a weight)."""
+
+    def __init__(self, inner, limit=None):
+        super().__init__()
+        self.inner, self.limit, self.calls = inner, limit, 0
+        self.input_views, self.size_multiple, self.size_mode = inner.input_views, inner.size_multiple, "pad"
+
+    def forward(self, batch):
+        if self.limit is not None and self.calls >= self.limit:
+            raise _Interrupted
+        self.calls += 1
+        return self.inner(batch)
+
+
+def _interrupted(model, manifest, out, limit, **kw):
+    """Run ``predict_manifest`` until ``model`` stops after ``limit`` images; returns the model for the resume."""
+    stops = _StopsAfter(model, limit)
+    with pytest.raises(_Interrupted):
+        predict_manifest(stops, manifest, out, device="cpu", progress=False, **kw)
+    stops.limit = None
+    return stops
+
+
+def test_an_interrupted_prediction_resumes(tmp_path):
+    """Killed after one image: the same key resumes, keeping the finished image and writing the rest."""
+    manifest = P.write_dp_set(tmp_path / "d", 3, 16, 16, split="test")
+    out = tmp_path / "pred"
+    model = _interrupted(_identity_probe(), manifest, out, 1)
+    assert [p.name for p in out.glob("*.png")] == ["test000.png"] and (out / ".key.json").is_file()
+    assert not (out / "predictions.json").exists()
+    (out / "test000.png").write_bytes(b"sentinel")  # finished work is kept, not recomputed
+    predict_manifest(model, manifest, out, device="cpu", progress=False)
+    assert (out / "test000.png").read_bytes() == b"sentinel" and model.calls == 3
+    assert (out / "predictions.json").is_file() and not (out / ".key.json").exists()
+
+
+def test_a_finished_prediction_run_again_redoes_every_image(tmp_path):
+    """What `snakemake --forcerun predict` does: delete predictions.json and run the job again. Its old images
+    (possibly of other code) must not be taken as finished work."""
+    manifest = P.write_dp_set(tmp_path / "d", 2, 16, 16, split="test")
+    out = tmp_path / "pred"
+    paths = predict_manifest(_identity_probe(), manifest, out, device="cpu", progress=False)
+    good = paths[0].read_bytes()
+    paths[0].write_bytes(b"stale")
+    (out / "predictions.json").unlink()
     predict_manifest(_identity_probe(), manifest, out, device="cpu", progress=False)
-    assert paths[0].read_bytes() == b"sentinel" and paths[1].is_file()
+    assert paths[0].read_bytes() == good
 
 
 def test_new_weights_discard_the_old_predictions(tmp_path):
-    """A retrained run (new weights, same output folder) must not have its predecessor's images scored as its own."""
+    """A retrained run (new weights, same output folder) must not have its predecessor's images scored as its own,
+    even where the predecessor was interrupted (a resume of its key would have kept them)."""
     manifest = P.write_dp_set(tmp_path / "d", 2, 16, 16, split="test")
     out = tmp_path / "pred"
-    model = _identity_probe()
-    predict_manifest(
-        model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "a"}, progress=False
-    )
+    _interrupted(_identity_probe(), manifest, out, 1, identity={"model": "probe", "weights_sha256": "a"})
     (out / "test000.png").write_bytes(b"stale")
-    # same key: resumes, the stale file stays (it is taken as finished work)
     predict_manifest(
-        model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "a"}, progress=False
-    )
-    assert (out / "test000.png").read_bytes() == b"stale"
-    predict_manifest(
-        model, manifest, out, device="cpu", identity={"model": "probe", "weights_sha256": "b"}, progress=False
+        _identity_probe(),
+        manifest,
+        out,
+        device="cpu",
+        identity={"model": "probe", "weights_sha256": "b"},
+        progress=False,
     )
     assert (out / "test000.png").read_bytes() != b"stale"
     assert json.loads((out / "predictions.json").read_text())["weights_sha256"] == "b"
+
+
+_CODE = """
+import torch
+
+
+class Model(torch.nn.Module):
+    input_views = ("center",)
+    size_multiple = (1, 1)
+    size_mode = "pad"
+
+    def forward(self, batch):
+        return {"output": OUTPUT}
+"""
+
+
+def _code_module(folder, output: str):
+    """A fresh module ``codeprobe_model`` (in ``folder``, which is on sys.path) whose model returns ``output``."""
+    import importlib
+    import sys
+
+    folder.mkdir(exist_ok=True)
+    (folder / "codeprobe_model.py").write_text(_CODE.replace("OUTPUT", output))
+    sys.modules.pop("codeprobe_model", None)
+    importlib.invalidate_caches()
+    return importlib.import_module("codeprobe_model")
+
+
+def test_a_code_change_predicts_again(tmp_path, monkeypatch):
+    """The same weights under edited model code (a fixed port, an edited working tree): an interrupted prediction
+    must not resume with the old code's images, and predictions.json names the code it hashed."""
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    manifest = P.write_dp_set(tmp_path / "d", 2, 16, 16, split="test")
+    out = tmp_path / "pred"
+    ident = {"model": "codeprobe", "weights_sha256": None}
+    old = _code_module(tmp_path / "code", 'batch["center"]')
+    _interrupted(old.Model(), manifest, out, 1, identity=ident)
+    old_key = json.loads((out / ".key.json").read_text())
+    new = _code_module(tmp_path / "code", '1 - batch["center"]')
+    [first, _] = predict_manifest(new.Model(), manifest, out, device="cpu", progress=False, identity=ident)
+    got = cv2.imread(str(first), cv2.IMREAD_UNCHANGED).astype(int)
+    center = cv2.imread(str(tmp_path / "d/test000_center.png"), cv2.IMREAD_UNCHANGED).astype(int)
+    assert np.abs(got - (65535 - center)).max() <= 1  # redone with the new code, not kept from the old
+    done = json.loads((out / "predictions.json").read_text())
+    assert done["code_sha256"] != old_key["code_sha256"]
+    assert "codeprobe_model" in done["code_files"] and "k3dn.infer" in done["code_files"]
+
+
+def test_code_identity_covers_the_models_imports_and_the_prediction_path():
+    """K3DN's hash covers its blocks (imported by its module) and the I/O it is read and written with; a baseline's
+    covers its own module and the shared port helpers, not another baseline's."""
+    from k3dn.infer import code_identity
+    from k3dn.registry import create_model
+
+    k3dn_files = code_identity(create_model("k3dn_tiny"))["code_files"]
+    assert {"k3dn.models.k3dn", "k3dn.models.psf", "k3dn.models.srp", "k3dn.models.disparity"} <= set(k3dn_files)
+    assert {"k3dn.infer", "k3dn.io", "k3dn.checkpoint", "k3dn.models.blocks"} <= set(k3dn_files)
+    restormer = code_identity(create_model("restormer_dual"))
+    assert {"baselines.restormer", "baselines.common"} <= set(restormer["code_files"])
+    assert not {"baselines.ifan", "k3dn.models.k3dn", "k3dn.data.downloads"} & set(restormer["code_files"])
+    assert restormer["code_sha256"] != code_identity(create_model("ifan_dual"))["code_sha256"]
+
+
+def test_code_identity_follows_imports_inside_the_models_package(tmp_path, monkeypatch):
+    """A helper module the model's module imports is part of its code: editing it changes the hash."""
+    from k3dn.provenance import code_identity
+
+    pkg = tmp_path / "codeprobe_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "net.py").write_text("from codeprobe_pkg.helper import SCALE\n")
+    (pkg / "helper.py").write_text("SCALE = 1.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = code_identity(["codeprobe_pkg.net"])
+    assert before["code_files"] == ["codeprobe_pkg.helper", "codeprobe_pkg.net"]
+    (pkg / "helper.py").write_text("SCALE = 2.0\n")
+    assert code_identity(["codeprobe_pkg.net"])["code_sha256"] != before["code_sha256"]
 
 
 def test_an_8bit_checkpoint_gets_its_inputs_truncated_to_8_bits(tmp_path):
@@ -217,3 +342,29 @@ def test_bf16_is_really_bf16_on_the_cpu(tmp_path):
     [b] = predict_manifest(m, manifest, tmp_path / "b", device="cpu", progress=False, dtype="bfloat16")
     a, b = (cv2.imread(str(x), cv2.IMREAD_UNCHANGED).astype(int) for x in (a, b))
     assert 0 < np.abs(a - b).max() < 2000  # bf16 rounding shows, and stays small
+
+
+def test_snakemake_forcerun_predict_redoes_the_images(tmp_path):
+    """Through Snakemake itself: a rule around `k3dn predict`, run, then rerun with --forcerun. The second run
+    must write every image again, not keep the first run's (here replaced by a stale file)."""
+    import subprocess
+    import sys
+
+    manifest = P.write_dp_set(tmp_path / "d", 2, 16, 16, split="test")
+    (tmp_path / "Snakefile").write_text(
+        "rule predict:\n"
+        '    output: "pred/predictions.json"\n'
+        f'    shell: "{sys.executable} -m k3dn.cli predict --model identity --manifest {manifest} --out pred'
+        ' --device cpu"\n'
+    )
+
+    def snakemake(*extra):
+        cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "-q", *extra]
+        done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+
+    snakemake()
+    good = (tmp_path / "pred/test000.png").read_bytes()
+    (tmp_path / "pred/test000.png").write_bytes(b"stale")
+    snakemake("--forcerun", "predict")
+    assert (tmp_path / "pred/test000.png").read_bytes() == good
