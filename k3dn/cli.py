@@ -61,7 +61,7 @@ EXPECTED = (
     ("k3dn.data.layouts", "LayoutError"),
     ("k3dn.data.datasets", "DatasetError"),
     ("k3dn.data.archives", "ArchiveError"),
-    ("k3dn.data.check", "ProbeError"),
+    ("k3dn.data.probe", "ProbeError"),
     ("k3dn.evaluate", "EvaluationError"),
     ("k3dn.train.loop", "TrainingError"),
     ("k3dn.train.loop", "NonFiniteLoss"),

@@ -95,7 +95,7 @@ class Plan:
 
     # ---- partial runs --------------------------------------------------------------------------------
     def _missing_inputs(self) -> dict:
-        from k3dn.preflight import manual_blockers
+        from k3dn.manual_inputs import manual_blockers
 
         items = [("dataset", d) for d in self.downloads()] + [("checkpoint", c) for c in self.needed_checkpoints()]
         out = {}

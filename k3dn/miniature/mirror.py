@@ -17,9 +17,11 @@ program can fetch; where there is none, the first manual one) plus its optional 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import urllib.parse
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -64,6 +66,25 @@ def standin_file(root: Path, item: str, source: dict, f: dict) -> Path:
     if source["method"] == "manual":
         return Path(root) / "manual" / item / f["path"]
     return Path(root) / "www" / served_path(file_url(source, f))
+
+
+def write_file(path: Path, data: bytes) -> Path:
+    """Write one stand-in file (atomically: a killed job leaves no half file that looks finished)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    """A stand-in archive of ``members`` (name -> bytes), in name order whatever order they were collected in (the
+    member headers still carry the time of writing, so two writes differ in those bytes)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(members):
+            z.writestr(name, members[name])
+    return write_file(path, buf.getvalue())
 
 
 def load_entries(registry: Path, kind: str) -> dict:

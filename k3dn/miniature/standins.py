@@ -10,14 +10,12 @@ download, unpacking, layout adapters and the whole DAG, not any method.
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from k3dn.miniature.mirror import chosen_sources, standin_file
+from k3dn.miniature.mirror import chosen_sources, standin_file, write_file, write_zip
 
 #: |CoC| clip of the stand-ins' scenes, in pixels: a few pixels of blur at the miniature's sizes.
 MAX_COC_PX = 6.0
@@ -77,22 +75,6 @@ def _raw_png(counts: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-
-def _zip(path: Path, members: dict[str, bytes]) -> Path:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name in sorted(members):
-            z.writestr(name, members[name])
-    return _write(path, buf.getvalue())
-
-
 def _npy(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, a, allow_pickle=False)
@@ -150,7 +132,7 @@ def write_pixel(out_dir: Path, spec: dict, crop) -> list[Path]:
 
     written = []
     for side in ("left", "right"):
-        written.append(_write(base / "calibration" / f"white_sheet_{side}.png", _raw_png(raw(0.9 * vig[side]))))
+        written.append(write_file(base / "calibration" / f"white_sheet_{side}.png", _raw_png(raw(0.9 * vig[side]))))
     radii = 1.5 + 1.5 * np.hypot(*np.meshgrid(np.linspace(-1, 1, 8), np.linspace(-1, 1, 6))).ravel() / np.sqrt(2)
     size = 2 * int(np.ceil(radii.max())) + 3
     kernels = {
@@ -158,19 +140,19 @@ def write_pixel(out_dir: Path, spec: dict, crop) -> list[Path]:
         for i, s in enumerate(("left", "right"))
     }
     for side, k in kernels.items():
-        written.append(_write(base / "calibration" / f"blur_kernels_{side}.npy", _npy(k)))
+        written.append(write_file(base / "calibration" / f"blur_kernels_{side}.npy", _npy(k)))
     for n in range(1, int(spec["scenes"]) + 1):
         s = render_scene((fh, fw), seed=23, index=n - 1, linear=True)
         grey = {k: 0.5 * s[k].mean(axis=-1) for k in ("l", "r", "target")}  # raw green is dark: half exposure
-        written.append(_write(base / f"{n:03d}_left.png", _raw_png(raw(grey["l"] * vig["left"]))))
-        written.append(_write(base / f"{n:03d}_right.png", _raw_png(raw(grey["r"] * vig["right"]))))
+        written.append(write_file(base / f"{n:03d}_left.png", _raw_png(raw(grey["l"] * vig["left"]))))
+        written.append(write_file(base / f"{n:03d}_right.png", _raw_png(raw(grey["r"] * vig["right"]))))
         cut = (slice(oy, oy + ch), slice(ox, ox + cw))
         gt = (grey["target"] * vig["left"])[cut]
-        written.append(_write(base / "gt_all_in_focus_im" / f"{n:03d}_gt.png", _png(gt, 16)))
+        written.append(write_file(base / "gt_all_in_focus_im" / f"{n:03d}_gt.png", _png(gt, 16)))
         # min-max over the frame, in 1..255: 0 means "unlabelled" in the published maps
         d = np.abs(s["coc"])
         d = (1 + 254 * (d - d.min()) / max(float(d.max() - d.min()), 1e-9)) / 255
-        written.append(_write(base / "gt_defocus_map" / f"{n:03d}_gt.png", _png(d[cut], 8)))
+        written.append(write_file(base / "gt_defocus_map" / f"{n:03d}_gt.png", _png(d[cut], 8)))
     assert black == 1024
     return written
 
@@ -184,7 +166,7 @@ def dpd_disp_repo(out_dir: Path, spec: dict) -> list[Path]:
             s = render_scene(spec["size"], seed=31, index=len(written) // 3)
             sid = f"{first + i:04d}"
             for key, view in (("B", "c"), ("L", "l"), ("R", "r")):
-                written.append(_write(Path(out_dir) / folder / f"{sid}_{key}.png", _png(s[view])))
+                written.append(write_file(Path(out_dir) / folder / f"{sid}_{key}.png", _png(s[view])))
     return written
 
 
@@ -234,14 +216,14 @@ def write_dataset_standin(item: str, spec: dict, dataset_config: dict, entry: di
             members, labels = dpdd_members(spec, dataset_config["image_size"])
             for path, dest in files.items():
                 if path.endswith(".zip"):
-                    written.append(_zip(dest, members))
+                    written.append(write_zip(dest, members))
                 elif path in labels:
-                    written.append(_write(dest, labels[path]))
+                    written.append(write_file(dest, labels[path]))
         elif item == "pixel":
             written += _place_tree(build, write_pixel(build, spec, dataset_config["crop"]), files)
         elif item == "dpd_disp":
             if source["method"] == "gdrive" or any(p.endswith(".zip") for p in files):
-                written += [_zip(d, dpd_disp_archive_members(spec)) for d in files.values()]
+                written += [write_zip(d, dpd_disp_archive_members(spec)) for d in files.values()]
             else:
                 written += _place_tree(build, dpd_disp_repo(build, spec), files)
         elif item == "nyu_depth_v2_labeled":
@@ -256,13 +238,13 @@ def write_dataset_standin(item: str, spec: dict, dataset_config: dict, entry: di
                 seed=43,
             )
             members = {str(p.relative_to(build)): p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
-            written += [_zip(d, members) for d in files.values()]
+            written += [write_zip(d, members) for d in files.values()]
         elif item == "lpips_weights":
             from k3dn.miniature.weights import lpips_standins
 
             made = lpips_standins()
             for path, dest in files.items():
-                written.append(_write(dest, made[path]))
+                written.append(write_file(dest, made[path]))
         else:
             raise ValueError(f"no miniature stand-in for data set {item!r}")
     if build.exists():
@@ -272,4 +254,4 @@ def write_dataset_standin(item: str, spec: dict, dataset_config: dict, entry: di
 
 def write_dpd_disp_archive(dest: Path, spec: dict) -> Path:
     """The Drive archive layout alone (tests of the second DPD-disp source)."""
-    return _zip(Path(dest), dpd_disp_archive_members(spec))
+    return write_zip(Path(dest), dpd_disp_archive_members(spec))

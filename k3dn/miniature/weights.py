@@ -13,8 +13,7 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from k3dn.miniature.mirror import chosen_sources, standin_file
-from k3dn.miniature.standins import _write, _zip
+from k3dn.miniature.mirror import chosen_sources, standin_file, write_file, write_zip
 
 
 def _seed(*names: str) -> int:
@@ -43,7 +42,7 @@ def write_weight_standins(entries: dict, names, root: Path) -> list[Path]:
                 dest = standin_file(root, name, source, f)
                 if f["path"] in files:
                     m = manifests[files.index(f["path"])]
-                    written.append(_write(dest, _fake_bytes(m, _seed(name, f["path"]), Path(f["path"]).suffix)))
+                    written.append(write_file(dest, _fake_bytes(m, _seed(name, f["path"]), Path(f["path"]).suffix)))
                 elif f.get("unpack") and e.get("member"):
                     archives.setdefault(dest, {})[e["member"]] = _fake_bytes(
                         manifests[0], _seed(name, e["member"]), Path(e["member"]).suffix
@@ -54,7 +53,7 @@ def write_weight_standins(entries: dict, names, root: Path) -> list[Path]:
                         f"{files} nor an archive holding member {e.get('member')!r}"
                     )
     for dest, members in archives.items():
-        written.append(_zip(dest, members))
+        written.append(write_zip(dest, members))
     return written
 
 
@@ -82,5 +81,5 @@ def lpips_standins() -> dict[str, bytes]:
         "lpips/weights/v0.1/alex.pth": buf_h.getvalue(),
     }
     with tempfile.TemporaryDirectory() as d:
-        whl = _zip(Path(d) / "lpips.whl", wheel).read_bytes()
+        whl = write_zip(Path(d) / "lpips.whl", wheel).read_bytes()
     return {"lpips-0.1.4-py3-none-any.whl": whl, "alexnet-owt-7be5be79.pth": buf_b.getvalue()}

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from k3dn.data.check import IMAGE_EXTS, ImageInfo, ProbeError, probe_image
+from k3dn.data.probe import IMAGE_EXTS, ImageInfo, ProbeError, probe_image
 
 # One logger for the package, as when it was one module.
 log = logging.getLogger("k3dn.data.layouts")
