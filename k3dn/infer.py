@@ -199,12 +199,13 @@ def _published_protocol(name: str) -> str | None:
 
 
 def parse_overrides(items) -> dict:
+    from k3dn.errors import InputError
     from k3dn.train.config import parse_value
 
     out = {}
     for it in items or ():
         if "=" not in it:
-            raise ValueError(f"override {it!r} is not key=value")
+            raise InputError(f"not KEY=VALUE; write it as --override {it}=VALUE", where=f"--override {it!r}")
         k, v = it.split("=", 1)
         out[k.strip()] = parse_value(v)
     return out
@@ -376,10 +377,10 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _check_inputs(model, manifest, rows) -> None:
-    """Every row's views, files and sizes from the file headers (:func:`k3dn.data.check.probe_image`), before the
+    """Every row's views, files and sizes from the file headers (:func:`k3dn.data.probe.probe_image`), before the
     output folder is touched: a missing, cut-off or mismatched file stops the job before it writes anything or
     deletes another key's images. Decoding can still fail later (corrupt data behind a valid header)."""
-    from k3dn.data.check import probe_image
+    from k3dn.data.probe import probe_image
     from k3dn.errors import InputError
     from k3dn.io import ImageError
 

@@ -1,23 +1,61 @@
-"""``k3dn report``: paper tables, their check, speed measurements and figures."""
+"""``k3dn report``: paper tables, their check, speed measurements and figures.
+
+Each handler reads its JSON spec and checks what the spec names (keys, files) before any work, so a wrong
+input stops with one ``error:`` line and no output file (:mod:`k3dn.report.specs`, :mod:`k3dn.cli`).
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+from k3dn.errors import InputError
+from k3dn.report.specs import parse_spec, require_keys, require_list
 
-def _spec(text: str) -> dict:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"--spec is not valid JSON: {e}") from None
+#: The figures that run a trained model (their --device is used).
+MODEL_FIGURES = ("reblur", "psf_kernels", "disparity_clusters")
+
+TABLE_HINT = "a table spec has test, groups, metrics and rows [{label, method}] (k3dn.report.tables)"
+
+
+def _table_inputs(spec, metrics_root, speed_root) -> None:
+    """The spec's keys, and every file the table reads, before anything is written."""
+    from k3dn.report.tables import metrics_path, speed_path
+
+    speed = isinstance(spec, dict) and spec.get("kind") == "speed"
+    require_keys(spec, ["groups", "metrics", "rows"] + ([] if speed else ["test"]), "--spec", TABLE_HINT)
+    for key in ("groups", "metrics", "rows"):
+        # a spec with no rows still gives its (empty) table, as it always did
+        require_list(spec[key], f"--spec: key {key!r}", TABLE_HINT, empty_ok=key == "rows")
+    for row in spec["rows"]:
+        require_keys(row, ["label"], "--spec: a row of 'rows'", TABLE_HINT)
+    published = spec.get("published")
+    if published and not Path(published).is_file():
+        raise InputError(
+            "published table not found; fix the spec's 'published' (relative to the working directory)",
+            where=published,
+        )
+    for row in spec["rows"]:
+        method = row.get("method")
+        if not method:
+            continue
+        if speed:
+            path, fix = speed_path(speed_root, method), f"measure it (`k3dn report speed --method {method}`)"
+            what = f"speed of {method!r}"
+        else:
+            path, fix = metrics_path(metrics_root, method, spec["test"]), "score its predictions (`k3dn evaluate`)"
+            what = f"per-image metrics of {method!r} on {spec['test']}"
+        if not path.is_file():
+            root = "--speed-root" if speed else "--metrics-root"
+            raise InputError(f"{what} not found; {fix}, or give the right {root}", where=path)
 
 
 def _table(args) -> int:
     from k3dn.report.tables import write_table
 
-    write_table(_spec(args.spec), args.out, metrics_root=args.metrics_root, speed_root=args.speed_root)
+    spec = parse_spec(args.spec)
+    _table_inputs(spec, args.metrics_root, args.speed_root)
+    write_table(spec, args.out, metrics_root=args.metrics_root, speed_root=args.speed_root)
     return 0
 
 
@@ -27,7 +65,13 @@ def _check(args) -> int:
 
     # The tables as the workflow planned them: the paper grid with any scale merged in, and rows it left out.
     specs = load_plan(args.workflow).tables
-    problems = [p for name, spec in specs.items() for p in check_table(f"{args.tables_dir}/{name}.csv", spec)]
+    problems = []
+    for name, spec in specs.items():
+        path = f"{args.tables_dir}/{name}.csv"
+        if Path(path).is_file():
+            problems += check_table(path, spec)
+        else:  # every missing table is listed, not only the first
+            problems.append(f"{path}: not found; run the workflow's tables (or give --tables-dir)")
     report = Path(args.report)
     if report.is_file():
         # the page must show every table and every figure the run drew
@@ -44,30 +88,53 @@ def _check(args) -> int:
 
 
 def _sensitivity(args) -> int:
+    from k3dn.evaluate import prediction_record
     from k3dn.report.sensitivity import write_sensitivity
 
+    hint = "each entry is {method, test, pred, manifest, variants: {name: pred_dir}}"
+    entries = require_list(parse_spec(args.spec), "--spec", hint)
+    for e in entries:
+        require_keys(e, ["method", "test", "pred", "manifest"], "--spec: an entry", hint)
+        if e.get("variants") is not None and not isinstance(e["variants"], dict):
+            raise InputError(
+                f"must be a JSON object {{name: pred_dir}}; {hint}", where=f"--spec: {e['method']} variants"
+            )
+        prediction_record(e["pred"])  # an unfinished prediction is named before any image is scored
     backend = "torch" if args.device != "cpu" else "skimage"
-    write_sensitivity(_spec(args.spec), args.out, backend=backend, device=_device(args.device))
+    write_sensitivity(entries, args.out, backend=backend, device=_device(args.device))
     return 0
 
 
 def _defocus(args) -> int:
     from k3dn.report.defocus import write_defocus_table
 
-    print(f"wrote {write_defocus_table(_spec(args.rows), args.manifest, args.out, device=_device(args.device))}")
+    rows = parse_spec(args.rows, "--rows")
+    print(f"wrote {write_defocus_table(rows, args.manifest, args.out, device=_device(args.device))}")
     return 0
 
 
-def _device(name: str) -> str:
+def _torch_device(name: str):
     from k3dn.infer import pick_device
 
-    return str(pick_device(name))
+    try:
+        return pick_device(name)
+    except RuntimeError:  # torch's message lists every device type it was built to know
+        raise InputError("not a device; use auto, cpu, cuda or cuda:N", where=f"--device {name!r}") from None
+
+
+def _device(name: str) -> str:
+    return str(_torch_device(name))
 
 
 def _html(args) -> int:
     from k3dn.report.html import build_report
 
-    spec = _spec(args.spec)
+    spec = parse_spec(args.spec)
+    hint = 'the spec is {"tables": {name: csv}, "figures": {name: png}, "note": str}'
+    require_keys(spec, ["tables", "figures"], "--spec", hint)
+    for key in ("tables", "figures"):
+        if not isinstance(spec[key], dict):
+            raise InputError(f"must be a JSON object {{name: path}}; {hint}", where=f"--spec: key {key!r}")
     out = build_report(spec["tables"], spec["figures"], args.out, note=spec.get("note", ""))
     print(f"wrote {out}")
     return 0
@@ -84,9 +151,10 @@ def _timings(args) -> int:
 
 
 def _speed(args) -> int:
-    from k3dn.infer import load_model, parse_overrides, pick_device
+    from k3dn.infer import load_model, parse_overrides
     from k3dn.report.speed import write_speed
 
+    device = _torch_device(args.device)
     model = load_model(run=args.run, name=args.model, weights=args.weights, overrides=parse_overrides(args.override))
     write_speed(
         model,
@@ -95,7 +163,7 @@ def _speed(args) -> int:
         size=tuple(args.size),
         warmup=args.warmup,
         runs=args.runs,
-        device=pick_device(args.device),
+        device=device,
         dtype=args.dtype,
         compile=args.compile,
     )
@@ -105,7 +173,10 @@ def _speed(args) -> int:
 def _figures(args) -> int:
     from k3dn.report.figures import make_figure
 
-    print(make_figure(args.name, _spec(args.spec), args.out, device=args.device))
+    spec = parse_spec(args.spec)
+    if args.name in MODEL_FIGURES:
+        _torch_device(args.device)  # a wrong --device before the model is loaded
+    print(make_figure(args.name, spec, args.out, device=args.device))
     return 0
 
 
@@ -156,8 +227,9 @@ def add_commands(subparsers) -> None:
 
     s = sub.add_parser("speed", help="seconds per image, Table 12 protocol")
     s.add_argument("--method", required=True, help="name written in the output")
-    s.add_argument("--run", help="a training run folder")
-    s.add_argument("--model", help="a registered model name")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="a training run folder")
+    which.add_argument("--model", help="a registered model name")
     s.add_argument("--weights")
     s.add_argument("--override", action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("--size", type=int, nargs=2, default=[1120, 1680], metavar=("H", "W"))

@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from k3dn.errors import InputError
+from k3dn.report.specs import require_keys, require_list
+
 RIDGE = 1e-5
 IRLS_ROUNDS = 5
 
@@ -60,12 +63,16 @@ def one_minus_spearman(pred, gt, w) -> float:
     return float(1.0 - abs(np.corrcoef(p, g)[0, 1]))
 
 
-def score_map(pred: np.ndarray, gt: np.ndarray) -> dict:
+def score_map(pred: np.ndarray, gt: np.ndarray, source: str = "defocus map") -> dict:
+    """The three metrics of ``pred`` against ``gt``; ``source`` (the files) names them in an error."""
     if pred.shape != gt.shape:
-        raise ValueError(f"defocus map {pred.shape} and ground truth {gt.shape} differ in size")
+        raise InputError(
+            f"defocus map {pred.shape} and ground truth {gt.shape} differ in size; make the map at the image's size",
+            where=source,
+        )
     w = (gt > 0).astype(np.float64).ravel()
     if w.sum() == 0:
-        raise ValueError("ground truth has no labelled pixel (all 0)")
+        raise InputError("ground truth has no labelled pixel (all 0); leave this image out", where=source)
     p, g = pred.astype(np.float64).ravel(), gt.astype(np.float64).ravel()
     return {"aiwe1": aiwe1(p, g, w), "aiwe2": aiwe2(p, g, w), "one_minus_spearman": one_minus_spearman(p, g, w)}
 
@@ -73,9 +80,11 @@ def score_map(pred: np.ndarray, gt: np.ndarray) -> dict:
 def read_truth(path) -> np.ndarray:
     import cv2
 
+    if not Path(path).is_file():
+        raise InputError("ground-truth defocus map not found; fix the manifest's disparity column", where=path)
     gt = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if gt is None:
-        raise ValueError(f"{path}: not a readable ground-truth defocus map")
+        raise InputError("not a readable ground-truth defocus map (an image file)", where=path)
     return (gt if gt.ndim == 2 else gt[..., 0]).astype(np.float64)
 
 
@@ -95,10 +104,25 @@ def defocus_table(rows: list[dict], manifest, device: str = "cpu") -> pd.DataFra
     from k3dn.data.manifest import read_manifest
     from k3dn.provenance import git_commit, sha256_files
 
+    hint = "each row is {label, kind: maps|k3dn|constant, pred (maps) | run (k3dn)}"
+    for spec in require_list(rows, "--rows", hint):
+        require_keys(spec, ["label", "kind"], "--rows: a row", hint)
+        need = {"maps": ["pred"], "k3dn": ["run"], "constant": []}.get(spec["kind"])
+        if need is None:
+            raise InputError(
+                f"unknown kind {spec['kind']!r}; expected maps, k3dn or constant",
+                where=f"--rows: row {spec['label']!r}",
+            )
+        require_keys(spec, need, f"--rows: row {spec['label']!r} (kind {spec['kind']})", hint)
     images = read_manifest(manifest).to_dict("records")
+    if not images:
+        raise InputError("manifest has no rows; give the Pixel test set's manifest", where=manifest)
     missing = [r["id"] for r in images if not r.get("disparity")]
     if missing:
-        raise ValueError(f"{manifest}: rows {missing[:3]} have no ground-truth defocus map (column disparity)")
+        raise InputError(
+            f"rows {missing[:3]} have no ground-truth defocus map (column disparity); give a manifest with one",
+            where=manifest,
+        )
     truths = {r["id"]: read_truth(r["disparity"]) for r in images}
     lines = []
     for spec in rows:
@@ -110,18 +134,23 @@ def defocus_table(rows: list[dict], manifest, device: str = "cpu") -> pd.DataFra
             model = load_k3dn_run(spec["run"], device=device)
         for r in images:
             gt = truths[r["id"]]
+            made = f"row {spec['label']!r}, image {r['id']}"
             if kind == "maps":
                 path = Path(spec["pred"]) / f"{r['id']}_defocus.npy"
                 if not path.is_file():
-                    raise ValueError(f"{path}: missing; the method's predictions carry no defocus map")
-                pred = np.load(path)
+                    raise InputError(
+                        "missing; the method's predictions carry no defocus map (predict it again)", where=path
+                    )
+                try:
+                    pred = np.load(path, allow_pickle=False)
+                except (OSError, ValueError) as e:
+                    raise InputError(f"not a readable .npy defocus map ({e}); predict it again", where=path) from e
+                made = str(path)
             elif kind == "k3dn":
                 pred = _k3dn_map(model, r, gt.shape)
             elif kind == "constant":
                 pred = np.zeros_like(gt)
-            else:
-                raise ValueError(f"defocus row {spec['label']!r}: unknown kind {kind!r}")
-            scores.append(score_map(pred, gt))
+            scores.append(score_map(pred, gt, source=f"{made} against {r['disparity']}"))
         df = pd.DataFrame(scores)
         lines.append(
             {

@@ -8,85 +8,22 @@ its own workflow rule. The figures that need a trained K3DN (reblurring, PSF ker
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # figures are files; never open a window (CI has no display)
 import matplotlib.patches as mpatches
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from k3dn.data.manifest import read_manifest
-from k3dn.io import read_image
+from k3dn.errors import InputError
 from k3dn.metrics import psnr
+from k3dn.report.plotting import manifest_rows, read_table, read_view, save_figure, show
+from k3dn.report.specs import int_key, require_keys, require_list, require_mapping
 
 FIGURE_NAMES = ("ablations", "speed_accuracy", "qualitative", "reblur", "psf_kernels", "disparity_clusters", "dpd_disp")
 
 #: Where the published timings (supplement Tab. 12) were measured.
 PUBLISHED_DEVICE = "A40"
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Shared helpers (also used by k3dn.report.model_figures)
-# ----------------------------------------------------------------------------------------------------------
-
-
-def save_figure(fig, out) -> Path:
-    """Write ``fig`` to ``out`` via ``<name>.tmp.png`` and a rename, so a killed job leaves no half PNG."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
-
-
-def read_table(path, columns, what: str = "table") -> pd.DataFrame:
-    """A CSV that must exist and have ``columns``; else a ValueError naming the file and what is missing."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: {what} not found")
-    df = pd.read_csv(path, keep_default_na=True, dtype={"row": str, "id": str})
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{path}: {what} has no column(s) {missing} (columns: {list(df.columns)})")
-    return df
-
-
-def require_keys(spec: dict, keys, name: str) -> None:
-    if not isinstance(spec, dict):
-        raise ValueError(f"figure {name}: the spec must be a JSON object, got {type(spec).__name__}")
-    missing = [k for k in keys if k not in spec]
-    if missing:
-        raise ValueError(f"figure {name}: the spec lacks key(s) {missing}")
-
-
-def manifest_rows(manifest, n: int | None = None, need=()) -> list[dict]:
-    """The first ``n`` rows of a manifest (all if None) as dicts; each must have the columns in ``need`` filled."""
-    rows = read_manifest(manifest).to_dict("records")
-    rows = rows if n is None else rows[: max(1, int(n))]
-    for c in need:
-        empty = [r["id"] for r in rows if not r.get(c)]
-        if empty:
-            raise ValueError(f"{manifest}: column {c!r} is empty for row(s) {empty[:5]}; this figure needs it")
-    return rows
-
-
-def read_view(path, protocol: str = "16bit") -> np.ndarray:
-    """An image as (H, W, 3) float in [0, 1]; a missing file is a ValueError naming it."""
-    if not path or not Path(path).is_file():
-        raise ValueError(f"{path}: image not found")
-    return read_image(path, protocol, channels=3)
-
-
-def show(ax, img, title: str = "", fontsize: int = 8) -> None:
-    ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
-    ax.set_title(title, fontsize=fontsize)
-    ax.axis("off")
 
 
 def _label_psnr(value: float) -> str:
@@ -101,7 +38,7 @@ def _label_psnr(value: float) -> str:
 def ablation_figure(tables: dict[str, str], out) -> Path:
     """One panel per ablation table: our PSNR and the paper's, per setting."""
     if not tables:
-        raise ValueError("figure ablations: no tables given")
+        raise InputError("no tables given; the spec's 'tables' maps a title to a table CSV", where="figure ablations")
     frames = {
         title: read_table(path, ["row", "psnr", "psnr_paper"], "ablation table") for title, path in tables.items()
     }
@@ -134,7 +71,9 @@ def speed_accuracy_figure(accuracy_csv, speed_csv, out, psnr_col="combined_psnr"
     if psnr_col not in acc.columns:
         psnr_col = "psnr"
     if psnr_col not in acc.columns:
-        raise ValueError(f"{accuracy_csv}: accuracy table has neither 'combined_psnr' nor 'psnr'")
+        raise InputError(
+            f"{accuracy_csv}: accuracy table has neither 'combined_psnr' nor 'psnr'; give a table with a PSNR column"
+        )
     spd = read_table(speed_csv, ["row", "seconds", "seconds_paper"], "speed table")
     both = acc.merge(spd, on="row", suffixes=("", "_speed"))
     paper_psnr = f"{psnr_col}_paper"
@@ -178,11 +117,17 @@ def choose_images(metrics: dict[str, str], reference: str, blurry: str) -> list[
     are the same image."""
     for label in (reference, blurry):
         if label not in metrics:
-            raise ValueError(f"figure qualitative: no per-image metrics for {label!r} (have {sorted(metrics)})")
+            raise InputError(
+                f"no per-image metrics for {label!r} (have {sorted(metrics)}); add it to the spec's 'metrics'",
+                where="figure qualitative",
+            )
     ref, blur = _per_image_psnr(metrics[reference], reference), _per_image_psnr(metrics[blurry], blurry)
     gain = (ref - blur.reindex(ref.index)).dropna().sort_values(kind="stable")
     if gain.empty:
-        raise ValueError(f"{metrics[reference]}: no image id in common with {metrics[blurry]} with finite PSNR")
+        raise InputError(
+            f"{metrics[reference]}: no image id in common with {metrics[blurry]} with finite PSNR; "
+            "give the per-image metrics of both methods on the same test set"
+        )
     best_id, median_id = gain.index[-1], gain.index[(len(gain) - 1) // 2]
     chosen = [("largest gain", best_id, float(gain[best_id]))]
     if median_id == best_id:
@@ -194,8 +139,10 @@ def best_crop(target: np.ndarray, blurry: np.ndarray, reference: np.ndarray, cro
     """``(y0, x0, ch, cw)``: the ``crop`` x ``crop`` window (clipped to the image) where the reference's absolute
     error improves most over the blurry input's, summed by a box filter (an integral image) over the error map."""
     if not (target.shape == blurry.shape == reference.shape):
-        raise ValueError(
-            f"best_crop: shapes differ: target {target.shape}, blurry {blurry.shape}, reference {reference.shape}"
+        raise InputError(
+            f"shapes differ: target {target.shape}, blurry {blurry.shape}, reference {reference.shape}; "
+            "the blurry view, the reference's prediction and the target must be one size",
+            where="figure qualitative",
         )
     gain = np.abs(blurry - target) - np.abs(reference - target)
     gain = gain.mean(axis=-1) if gain.ndim == 3 else gain
@@ -211,7 +158,10 @@ def _prediction(folder, image_id: str, shape, label: str) -> np.ndarray:
     path = Path(folder) / f"{image_id}.png"
     img = read_view(path)
     if img.shape != shape:
-        raise ValueError(f"{path}: prediction of {label!r} is {img.shape[:2]}, the target is {shape[:2]}")
+        raise InputError(
+            f"{path}: prediction of {label!r} is {img.shape[:2]}, the target is {shape[:2]}; "
+            "predict the manifest's images again at their own size"
+        )
     return img
 
 
@@ -221,7 +171,10 @@ def qualitative_figure(
     """For the images :func:`choose_images` picks: the full target with the crop drawn, then that crop of the blurry
     input, of every method and of the target, each with its PSNR on the crop. The crop is :func:`best_crop`'s."""
     if reference not in predictions:
-        raise ValueError(f"figure qualitative: reference {reference!r} has no predictions (have {sorted(predictions)})")
+        raise InputError(
+            f"reference {reference!r} has no predictions (have {sorted(predictions)}); add it to 'predictions'",
+            where="figure qualitative",
+        )
     rows = {r["id"]: r for r in manifest_rows(manifest, need=("target",))}
     chosen = choose_images(metrics, reference, blurry)
     methods = [m for m in predictions if m != blurry]
@@ -229,7 +182,10 @@ def qualitative_figure(
     fig, axes = plt.subplots(len(chosen), ncol, figsize=(2.3 * ncol, 2.6 * len(chosen)), squeeze=False)
     for ax_row, (rule, image_id, gain) in zip(axes, chosen):
         if image_id not in rows:
-            raise ValueError(f"{manifest}: no row with id {image_id!r} (chosen from {metrics[reference]})")
+            raise InputError(
+                f"{manifest}: no row with id {image_id!r} (chosen from {metrics[reference]}); give the manifest "
+                "the metrics were scored on"
+            )
         row = rows[image_id]
         target = read_view(row["target"], row["protocol"])
         blur_img = (
@@ -259,7 +215,7 @@ def qualitative_figure(
 def dpd_disp_figure(manifest, predictions: dict[str, str], out, n: int = 2) -> Path:
     """DPD-disp (no all-in-focus target): the left view and each method's output, side by side, for the first n."""
     if not predictions:
-        raise ValueError("figure dpd_disp: no predictions given")
+        raise InputError("no predictions given; 'predictions' maps a method to its folder", where="figure dpd_disp")
     rows = manifest_rows(manifest, n, need=("left",))
     ncol = 1 + len(predictions)
     fig, axes = plt.subplots(len(rows), ncol, figsize=(2.8 * ncol, 2.4 * len(rows)), squeeze=False)
@@ -277,47 +233,55 @@ def dpd_disp_figure(manifest, predictions: dict[str, str], out, n: int = 2) -> P
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _spec_keys(spec, keys, name: str) -> None:
+    require_keys(spec, keys, f"figure {name}", hint=f"see `k3dn report figure --help` for the {name} spec")
+
+
 def make_figure(name: str, spec: dict, out, device: str | None = None) -> Path:
     """Build figure ``name`` from its JSON spec (formats in ``k3dn report figure --help``); returns ``out``."""
     if name not in FIGURE_NAMES:
-        raise ValueError(f"unknown figure {name!r}; expected one of {FIGURE_NAMES}")
+        raise InputError(f"unknown figure {name!r}; expected one of {FIGURE_NAMES}")
+    where = f"figure {name}"
     if name == "ablations":
-        require_keys(spec, ["tables"], name)
-        return ablation_figure(spec["tables"], out)
+        _spec_keys(spec, ["tables"], name)
+        return ablation_figure(require_mapping(spec["tables"], f"{where}: key 'tables'"), out)
     if name == "speed_accuracy":
-        require_keys(spec, ["accuracy", "speed"], name)
+        _spec_keys(spec, ["accuracy", "speed"], name)
         return speed_accuracy_figure(spec["accuracy"], spec["speed"], out)
     if name == "qualitative":
-        require_keys(spec, ["manifest", "predictions", "metrics", "reference", "blurry"], name)
+        _spec_keys(spec, ["manifest", "predictions", "metrics", "reference", "blurry"], name)
         return qualitative_figure(
             spec["manifest"],
-            spec["predictions"],
-            spec["metrics"],
+            require_mapping(spec["predictions"], f"{where}: key 'predictions'"),
+            require_mapping(spec["metrics"], f"{where}: key 'metrics'"),
             spec["reference"],
             spec["blurry"],
             out,
-            crop=int(spec.get("crop", 128)),
+            crop=int_key(spec, "crop", 128, where),
         )
     if name == "dpd_disp":
-        require_keys(spec, ["manifest", "predictions"], name)
-        return dpd_disp_figure(spec["manifest"], spec["predictions"], out, n=int(spec.get("n", 2)))
+        _spec_keys(spec, ["manifest", "predictions"], name)
+        predictions = require_mapping(spec["predictions"], f"{where}: key 'predictions'")
+        return dpd_disp_figure(spec["manifest"], predictions, out, n=int_key(spec, "n", 2, where))
 
     from k3dn.report import model_figures  # torch only for the figures that run a model
 
     if name == "reblur":
-        require_keys(spec, ["run", "manifest"], name)
-        return model_figures.reblur_figure(spec["run"], spec["manifest"], out, n=int(spec.get("n", 2)), device=device)
-    if name == "psf_kernels":
-        require_keys(spec, ["run", "manifest"], name)
-        return model_figures.psf_kernel_figure(
-            spec["run"], spec["manifest"], out, regions=int(spec.get("regions", 4)), device=device
+        _spec_keys(spec, ["run", "manifest"], name)
+        return model_figures.reblur_figure(
+            spec["run"], spec["manifest"], out, n=int_key(spec, "n", 2, where), device=device
         )
-    require_keys(spec, ["runs"], name)
+    if name == "psf_kernels":
+        _spec_keys(spec, ["run", "manifest"], name)
+        return model_figures.psf_kernel_figure(
+            spec["run"], spec["manifest"], out, regions=int_key(spec, "regions", 4, where), device=device
+        )
+    _spec_keys(spec, ["runs"], name)
     return model_figures.disparity_cluster_figure(
-        spec["runs"],
+        require_list(spec["runs"], f"{where}: key 'runs'"),
         out,
-        k=int(spec.get("k", 4)),
-        seed=int(spec.get("seed", 0)),
+        k=int_key(spec, "k", 4, where),
+        seed=int_key(spec, "seed", 0, where),
         csv_out=spec.get("csv"),
         device=device,
     )

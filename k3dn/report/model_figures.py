@@ -20,8 +20,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from k3dn.errors import InputError
 from k3dn.metrics import psnr
-from k3dn.report.figures import manifest_rows, require_keys, save_figure, show
+from k3dn.report.plotting import manifest_rows, save_figure, show
+from k3dn.report.specs import require_keys
 
 KERNEL_CMAP = "RdBu_r"  # kernels have both signs; a diverging map keeps zero white
 
@@ -32,23 +34,27 @@ KERNEL_CMAP = "RdBu_r"  # kernels have both signs; a diverging map keeps zero wh
 
 
 def load_k3dn_run(run, device=None):
-    """The trained network of a run folder, in eval mode; a ValueError naming the file if it is not a K3DN run."""
+    """The trained network of a run folder, in eval mode; an InputError naming the file if it is not a K3DN run."""
     from k3dn.checkpoint import CheckpointMismatch
     from k3dn.infer import load_model, pick_device
 
     run = Path(run)
     if not run.is_dir():
-        raise ValueError(f"{run}: run folder not found")
+        raise InputError("run folder not found; train it first (`k3dn train`) or fix the path", where=run)
     for name in ("model.json", "model.safetensors"):
         if not (run / name).is_file():
-            raise ValueError(f"{run / name}: missing, so {run} is not a finished training run")
+            raise InputError(f"missing, so {run} is not a finished training run; finish `k3dn train`", where=run / name)
     try:
         model = load_model(run=run)
     except (CheckpointMismatch, KeyError) as e:  # weights of another model, or a model name not registered
-        raise ValueError(f"{run / 'model.json'}: cannot rebuild the run's model: {e}") from e
+        raise InputError(
+            f"cannot rebuild the run's model: {e}; train the run again with this code", where=run / "model.json"
+        ) from e
     if not all(hasattr(model, a) for a in ("psf", "estimate_disparity", "_run", "size_multiple")):
-        raise ValueError(
-            f"{run / 'model.json'}: {type(model).__name__} is not a K3DN network (no PSF blocks or disparity estimator)"
+        raise InputError(
+            f"{type(model).__name__} is not a K3DN network (no PSF blocks or disparity estimator); "
+            "this figure needs a K3DN training run",
+            where=run / "model.json",
         )
     return model.to(pick_device(device)).eval()
 
@@ -349,21 +355,21 @@ def read_disparity(path, shape: tuple[int, int]) -> np.ndarray:
     """A per-pixel ground-truth disparity map (.npy, or a single-channel image such as .tif) of the image's size."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: disparity ground truth not found")
+        raise InputError("disparity ground truth not found; fix the manifest's disparity column", where=path)
     if path.suffix == ".npy":
         try:
             d = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as e:
-            raise ValueError(f"{path}: not a readable .npy disparity map ({e})") from e
+            raise InputError(f"not a readable .npy disparity map ({e}); write it again", where=path) from e
     else:
         import cv2
 
         d = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if d is None:
-            raise ValueError(f"{path}: not a readable disparity map")
+            raise InputError("not a readable disparity map (a .npy or a single-channel image)", where=path)
     d = np.squeeze(np.asarray(d, dtype=np.float64))
     if d.shape != tuple(shape):
-        raise ValueError(f"{path}: disparity map is {d.shape}, the image is {tuple(shape)}")
+        raise InputError(f"disparity map is {d.shape}, the image is {tuple(shape)}; they must match", where=path)
     return d
 
 
@@ -419,11 +425,11 @@ def disparity_cluster_figure(runs: list[dict], out, k: int = 4, seed: int = 0, c
     row has a ``disparity`` file, the true disparity and PC1 of the features against each window's mean true
     disparity, with |Spearman|. The numbers (run, image_id, n_windows, spearman_pc1, k) go to ``csv_out``."""
     if not runs:
-        raise ValueError("figure disparity_clusters: no runs given")
+        raise InputError("no runs given; 'runs' lists {run, manifest, title}", where="figure disparity_clusters")
     fig, axes = plt.subplots(len(runs), 3, figsize=(12, 3.4 * len(runs)), squeeze=False, layout="constrained")
     records, models = [], {}
     for ax_row, spec in zip(axes, runs):
-        require_keys(spec, ["run", "manifest"], "disparity_clusters")
+        require_keys(spec, ["run", "manifest"], "figure disparity_clusters: an entry of 'runs'")
         key = str(Path(spec["run"]).resolve())
         if key not in models:  # several manifests of one run load it once
             models[key] = load_k3dn_run(spec["run"], device)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from k3dn.errors import InputError
+
 N_BOOT = 10_000
 SEED = 0
 LEVEL = 0.95
@@ -22,11 +24,14 @@ LEVEL = 0.95
 def _finite(values, name: str) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1 or v.size == 0:
-        raise ValueError(f"{name}: need a non-empty list of per-image values, got shape {v.shape}")
+        raise InputError(
+            f"need a non-empty list of per-image values, got shape {v.shape}; score at least one image", where=name
+        )
     if not np.isfinite(v).all():
-        raise ValueError(
-            f"{name}: {int((~np.isfinite(v)).sum())} non-finite value(s) (e.g. PSNR of a perfect "
-            "prediction); the bootstrap needs finite values"
+        raise InputError(
+            f"{int((~np.isfinite(v)).sum())} non-finite value(s) (e.g. PSNR of a perfect prediction); the "
+            "bootstrap needs finite values: leave those images out or report the interval as undefined",
+            where=name,
         )
     return v
 
@@ -58,8 +63,8 @@ def paired_diff_ci(a, b, n_boot: int = N_BOOT, seed: int = SEED, level: float = 
     """
     a, b = _finite(a, name), _finite(b, name)
     if a.shape != b.shape:
-        raise ValueError(
-            f"{name}: paired values differ in length ({a.size} vs {b.size}); score both methods on the same images"
+        raise InputError(
+            f"paired values differ in length ({a.size} vs {b.size}); score both methods on the same images", where=name
         )
     d = a - b
     low, high = _interval(_resampled_means(d, n_boot, seed), level)

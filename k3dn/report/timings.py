@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from k3dn.errors import InputError
+
 
 def read_benchmarks(root="benchmarks") -> pd.DataFrame:
     """One row per job: ``stage`` (the first folder under ``root``, or the file's stem), ``job``, ``seconds``,
     ``max_rss_mb``."""
     root = Path(root)
+    if not root.is_dir():
+        raise InputError("benchmarks folder not found; run the workflow first, or give --benchmarks", where=root)
     rows = []
     for path in sorted(root.rglob("*.tsv")):
         rel = path.relative_to(root)
@@ -23,7 +27,10 @@ def read_benchmarks(root="benchmarks") -> pd.DataFrame:
             df = pd.read_csv(path, sep="\t")
             seconds, rss = float(df["s"].iloc[-1]), pd.to_numeric(df["max_rss"], errors="coerce").iloc[-1]
         except (ValueError, KeyError, IndexError, pd.errors.ParserError) as e:
-            raise ValueError(f"{path}: not a Snakemake benchmark file ({e})") from e
+            reason = f"no column {e}" if isinstance(e, KeyError) else str(e)
+            raise InputError(
+                f"not a Snakemake benchmark file ({reason}); delete it and rerun its rule", where=path
+            ) from e
         rows.append(
             {
                 "stage": rel.parts[0] if len(rel.parts) > 1 else rel.stem,
@@ -33,7 +40,7 @@ def read_benchmarks(root="benchmarks") -> pd.DataFrame:
             }
         )
     if not rows:
-        raise ValueError(f"{root}: no benchmark files (run the workflow first)")
+        raise InputError("no benchmark files (*.tsv); run the workflow first", where=root)
     return pd.DataFrame(rows)
 
 
