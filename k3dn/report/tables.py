@@ -12,7 +12,9 @@ the repository's ``config/paper/*.csv``) and the metrics/speed roots; nothing is
 Each row becomes one line: our mean per (group, metric), the published value, and their difference *only
 where both were measured under the same protocol* (each published number carries one, ``config/paper``;
 ``protocol`` in the spec names ours where the metric files' reading protocol is not its name, e.g. the Pixel
-set's ``linear-raw``); elsewhere ``diff_note`` says why not. Then the uncertainty (:mod:`k3dn.report.stats`):
+set's ``linear-raw``); elsewhere ``diff_note`` says why not. A speed table's group is the device its published
+times come from (``NVIDIA A40``): a time difference exists only where ours was measured on that device class
+(:func:`same_device_class`), and our device stands beside our time. Then the uncertainty (:mod:`k3dn.report.stats`):
 the 95% bootstrap interval of the row's mean PSNR over images, and the paired interval of its per-image PSNR
 difference from the reference K3DN row (``reference`` in the spec, else Ours (Lightweight)), resolved or
 not. Then the provenance of our number (:data:`PROVENANCE`: protocol, image count, code version, config hash, weights and
@@ -24,10 +26,12 @@ whose method is null is a published method the suite cannot run; it keeps its pu
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 
+from k3dn.errors import InputError
 from k3dn.report.stats import mean_ci, paired_diff_ci
 
 #: Groups over which per-image metrics are averaged; "combined"/"all" take every image.
@@ -60,10 +64,14 @@ def summarise(per_image: pd.DataFrame, groups, metrics, source="metrics") -> dic
     for g in groups:
         sel = per_image if g in _ALL else per_image[per_image["label"] == g]
         if sel.empty:
-            raise ValueError(f"{source}: no image labelled {g!r} (labels: {sorted(set(per_image['label']))})")
+            raise InputError(
+                f"no image labelled {g!r} (labels: {sorted(set(per_image['label']))}); fix the table's groups or "
+                "the manifest's labels",
+                where=source,
+            )
         for m in metrics:
             if m not in sel.columns:
-                raise ValueError(f"{source}: no column {m!r}")
+                raise InputError(f"no column {m!r}; score it or drop it from the table's metrics", where=source)
             out[(g, m)] = float(pd.to_numeric(sel[m]).mean())
     return out
 
@@ -71,7 +79,11 @@ def summarise(per_image: pd.DataFrame, groups, metrics, source="metrics") -> dic
 def _provenance(per_image: pd.DataFrame, columns, source) -> dict:
     missing = [c for c in columns if c != "n_images" and c not in per_image.columns]
     if missing:
-        raise ValueError(f"{source}: provenance column(s) {missing} missing; rerun the job that wrote it")
+        raise InputError(
+            f"provenance column(s) {missing} missing; rerun the job that wrote it (`k3dn evaluate`, "
+            "`k3dn report speed`)",
+            where=source,
+        )
     row = {"n_images": len(per_image)} if "n_images" in columns else {}
     for c in columns:
         if c != "n_images":
@@ -89,7 +101,7 @@ def read_published(path) -> pd.DataFrame:
     df = pd.read_csv(path, dtype={"row": str, "group": str, "value": float, "protocol": str}, keep_default_na=True)
     missing = set(PUBLISHED_COLUMNS) - set(df.columns)
     if missing:
-        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+        raise InputError(f"missing column(s) {sorted(missing)}; a published table has {PUBLISHED_COLUMNS}", where=path)
     return df
 
 
@@ -141,6 +153,13 @@ def _uncertainty(frames: dict, ref: str | None, source: str) -> dict:
     return out
 
 
+def same_device_class(ours: str, published: str) -> bool:
+    """Whether our timing device is the model a published time was measured on: ``NVIDIA A40`` is the group
+    ``NVIDIA A40``; an H100, an A40 slice (``A40-8Q``) or a CPU is not."""
+    model = re.sub(r"^nvidia\s+", "", str(published).strip(), flags=re.IGNORECASE)
+    return bool(model) and re.search(rf"(?<![\w-]){re.escape(model)}(?![\w-])", str(ours), re.IGNORECASE) is not None
+
+
 def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/speed") -> pd.DataFrame:
     groups, metrics = list(spec["groups"]), list(spec["metrics"])
     published = read_published(spec.get("published"))
@@ -164,6 +183,7 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
                 frames[label] = df
         # Our protocol under the table's name for it (the Pixel set's 16-bit files hold linear raw data).
         our_protocol = spec.get("protocol") or prov.get("protocol") or ("timing" if speed else "")
+        our_device = prov.get("device", "")
         pub = published[published["row"] == label]
         sources, statuses, notes = [], [], []
         for g in groups:
@@ -175,11 +195,16 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
                 paper_protocol = str(hit["protocol"].iloc[0]) if len(hit) else ""
                 line[c] = ours_v
                 line[f"{c}_paper"] = paper
-                # A difference only between numbers measured the same way; otherwise say why there is none.
-                same = speed or paper_protocol == our_protocol
+                # A difference only between numbers measured the same way (a speed table's group is the device
+                # its published times come from); otherwise say why there is none.
+                same = same_device_class(our_device, g) if speed else paper_protocol == our_protocol
                 line[f"{c}_diff"] = ours_v - paper if same else math.nan
                 if method and len(hit) and not same:
-                    why = f"published under {paper_protocol}, ours under {our_protocol}"
+                    why = (
+                        f"published on {g}, ours on {our_device}: times of different devices are not compared"
+                        if speed
+                        else f"published under {paper_protocol}, ours under {our_protocol}"
+                    )
                     if why not in notes:
                         notes.append(why)
                 for s, st in zip(hit["source"], hit["status"]):
@@ -197,6 +222,11 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
             line["protocol"] = our_protocol if method else ""
         lines.append(line)
     out = pd.DataFrame(lines)
+    if speed and "device" in out.columns:  # our device beside our time: the published group names theirs
+        cols = list(out.columns)
+        cols.remove("device")
+        at = max(i for i, c in enumerate(cols) if c.endswith("seconds_diff")) + 1
+        out = out[cols[:at] + ["device"] + cols[at:]]
     if not speed and frames:
         unc = _uncertainty(frames, reference_label(spec), spec["test"])
         extra = pd.DataFrame([unc.get(label, {}) for label in out["row"]])
