@@ -62,6 +62,14 @@ def _read_prediction(path: Path, target: np.ndarray, target_path: str) -> np.nda
     return pred
 
 
+def read_scored_pair(pred_path, target_path, protocol: str, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(prediction, target)`` as one image is scored under ``protocol``: the target read under it (``8bit``: the
+    legacy ``(v >> 8) / 255``), the prediction at full precision (see the module docstring). The one rule of every
+    score the suite gives, ``k3dn evaluate`` and the protocol-sensitivity table alike."""
+    target = read_image(target_path, protocol, channels=1 if int(channels) == 1 else 3)
+    return _read_prediction(Path(pred_path), target, str(target_path)), target
+
+
 def prediction_record(pred_dir) -> dict:
     """``<pred_dir>/predictions.json`` (written by ``k3dn predict`` when every image is done)."""
     import json
@@ -155,8 +163,7 @@ def evaluate_predictions(
     for r in it:
         prot = protocol or r.protocol
         ch = int(r.channels)
-        target = read_image(r.target, prot, channels=1 if ch == 1 else 3)
-        pred = _read_prediction(prediction_path(pred_dir, r.id), target, r.target)
+        pred, target = read_scored_pair(prediction_path(pred_dir, r.id), r.target, prot, ch)
         if backend == "skimage":
             m = image_metrics(pred, target)
         else:

@@ -38,20 +38,40 @@ def _set(tmp_path, rng, dataset, channels=3, n=2):
     return write_manifest(rows, tmp_path / f"{dataset}_test.csv")
 
 
-def test_dpdd_predictions_rescored_in_8_bits(tmp_path, rng):
+def test_dpdd_predictions_rescored_in_8_bits_by_the_rule_of_evaluate(tmp_path, rng):
+    """The 8-bit row truncates the target, not the prediction: the very numbers `k3dn evaluate --protocol 8bit`
+    gives, image by image."""
+    from k3dn.evaluate import evaluate_predictions
+
     man = _set(tmp_path, rng, "dpdd")
     df = sensitivity_table([{"method": "m", "test": "dpdd_test", "pred": str(tmp_path / "pred"), "manifest": str(man)}])
     assert list(df["protocol"]) == ["16bit", "8bit"] and (df["dtype"] == "float32").all()
     want = np.mean(
         [
             image_metrics(
-                read_image(tmp_path / "pred" / f"s{i}.png", "8bit"), read_image(tmp_path / f"t{i}.png", "8bit")
+                read_image(tmp_path / "pred" / f"s{i}.png", "16bit"), read_image(tmp_path / f"t{i}.png", "8bit")
             )["psnr"]
             for i in range(2)
         ]
     )
     assert df.loc[1, "psnr"] == pytest.approx(want, abs=1e-9)
+    evaluated = evaluate_predictions(tmp_path / "pred", man, protocol="8bit", progress=False)
+    assert df.loc[1, "psnr"] == pytest.approx(evaluated["psnr"].mean(), abs=1e-9)
+    assert df.loc[1, "ssim"] == pytest.approx(evaluated["ssim"].mean(), abs=1e-9)
     assert df.loc[1, "psnr_change"] == pytest.approx(want - df.loc[0, "psnr"]) and df.loc[0, "psnr_change"] == 0
+
+
+def test_no_8bit_row_where_the_targets_are_8_bit_files(tmp_path, rng):
+    """DDD-syn and RDPD: 8-bit targets read under 8bit are what 16bit reads, so the row would only repeat it."""
+    import cv2
+
+    man = _set(tmp_path, rng, "ddd_syn")
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"t{i}.png"), (rng.random((12, 16, 3)) * 255).astype(np.uint8))
+    df = sensitivity_table(
+        [{"method": "m", "test": "ddd_syn_test", "pred": str(tmp_path / "pred"), "manifest": str(man)}]
+    )
+    assert list(df["protocol"]) == ["16bit"]
 
 
 def test_pixel_predictions_rescored_after_gamma(tmp_path, rng):
@@ -105,4 +125,17 @@ def test_a_variant_prediction_is_scored_under_the_default_protocol(tmp_path, rng
     )
     row = df[df["prediction"] == "bf16"].iloc[0]
     assert row["protocol"] == "16bit" and row["dtype"] == "bfloat16" and row["psnr"] > df.loc[0, "psnr"]
-    assert row["n_exact"] == 1 and df.loc[0, "n_exact"] == 0
+    # s0 is exact in the variant: left out of every row, so each row and its change average s1 alone
+    assert (df["n_exact"] == 1).all() and (df["n_images"] == 1).all()
+    s1 = {
+        p: image_metrics(read_image(d / "s1.png", "16bit"), read_image(tmp_path / "t1.png", prot))["psnr"]
+        for p, d, prot in (
+            ("default", tmp_path / "pred", "16bit"),
+            ("8bit", tmp_path / "pred", "8bit"),
+            ("bf16", var, "16bit"),
+        )
+    }
+    assert df.loc[0, "psnr"] == pytest.approx(s1["default"], abs=1e-9)
+    assert df.loc[1, "psnr"] == pytest.approx(s1["8bit"], abs=1e-9)
+    assert row["psnr"] == pytest.approx(s1["bf16"], abs=1e-9)
+    assert row["psnr_change"] == pytest.approx(row["psnr"] - df.loc[0, "psnr"], abs=1e-12)

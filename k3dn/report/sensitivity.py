@@ -5,13 +5,20 @@ and score images. For every method on every scored test set, the predictions the
 re-scored under each protocol that applies, so no model runs again:
 
 * ``16bit``: targets and predictions at full precision (the suite's protocol for DPD-blur);
-* ``8bit``: both read as the legacy code bases do, ``(v >> 8) / 255`` (their outputs are 8-bit files);
+* ``8bit``: the target read as the legacy code bases read it, ``(v >> 8) / 255``, against the prediction at full
+  precision (they compared the float network output with the 8-bit target): the rule of ``k3dn evaluate
+  --protocol 8bit``, :func:`k3dn.evaluate.read_scored_pair`. Only where the targets are 16-bit files: on a set
+  whose targets are 8-bit (DDD-syn, RDPD) it would score exactly what ``16bit`` does;
 * Pixel set only: ``linear-raw`` (its linear raw values, the suite's protocol for it) and ``gamma2.2``
   (both images display-encoded, ``v ** (1 / 2.2)``, before scoring).
 
 Prediction variants that do need a model run (bf16 inference, native size instead of K3DN's resize and back)
 are scored under the default protocol when their folders exist (``<test>~<variant>`` beside the default
 predictions). Each row gives PSNR/SSIM and the change from the method's default row.
+
+One image set per method and test set: an image whose PSNR is infinite in any of its rows (an exact prediction)
+is left out of every row, so each row's means and their change from the default row average the same images
+(``n_images`` averaged, ``n_exact`` left out).
 """
 
 from __future__ import annotations
@@ -25,31 +32,34 @@ import pandas as pd
 GAMMA = 2.2
 
 
-def _protocols(dataset: str) -> dict:
+def _targets_are_8bit(manifest) -> bool:
+    from k3dn.data.manifest import read_manifest
+    from k3dn.data.probe import probe_image
+
+    return all(probe_image(t).bit_depth == 8 for t in read_manifest(manifest)["target"])
+
+
+def _protocols(dataset: str, manifest) -> dict:
     """name -> (reading protocol, transform applied to both images after reading)."""
     if dataset == "pixel":
         return {"linear-raw": ("16bit", None), "gamma2.2": ("16bit", lambda x: np.power(x, 1.0 / GAMMA))}
+    if _targets_are_8bit(manifest):
+        return {"16bit": ("16bit", None)}
     return {"16bit": ("16bit", None), "8bit": ("8bit", None)}
 
 
 def score(
     pred_dir, manifest, protocol: str, transform=None, backend: str = "skimage", device: str = "cpu"
 ) -> pd.DataFrame:
-    """Per-image PSNR/SSIM of ``pred_dir`` against ``manifest``'s targets, both read under ``protocol``."""
+    """Per-image PSNR/SSIM of ``pred_dir`` against ``manifest``'s targets under ``protocol``, read as ``k3dn
+    evaluate`` reads them; ``transform`` is then applied to both."""
     from k3dn.data.manifest import read_manifest
-    from k3dn.evaluate import prediction_path
-    from k3dn.io import read_image
+    from k3dn.evaluate import prediction_path, read_scored_pair
     from k3dn.metrics import batch_metrics, image_metrics, to_tensor
 
     rows = []
     for r in read_manifest(manifest).itertuples(index=False):
-        ch = 1 if int(r.channels) == 1 else 3
-        target = read_image(r.target, protocol, channels=ch)
-        pred = read_image(prediction_path(pred_dir, r.id), protocol, channels=ch)
-        if pred.shape != target.shape:
-            raise ValueError(
-                f"{prediction_path(pred_dir, r.id)}: {pred.shape} differs from target {r.target} {target.shape}"
-            )
+        pred, target = read_scored_pair(prediction_path(pred_dir, r.id), r.target, protocol, r.channels)
         if transform is not None:
             pred, target = transform(pred), transform(target)
         if backend == "torch":
@@ -71,7 +81,7 @@ def sensitivity_table(entries, backend: str = "skimage", device: str = "cpu") ->
     for e in entries:
         dataset = e["test"].rsplit("_", 1)[0]
         found = []
-        protocols = _protocols(dataset)
+        protocols = _protocols(dataset, e["manifest"])
         default = next(iter(protocols))
         for name, (reading, transform) in protocols.items():
             found.append(
@@ -81,25 +91,27 @@ def sensitivity_table(entries, backend: str = "skimage", device: str = "cpu") ->
             if (Path(pred) / "predictions.json").is_file():
                 reading, transform = protocols[default]
                 found.append((variant, pred, default, score(pred, e["manifest"], reading, transform, backend, device)))
-        base = found[0][3]
-        for variant, pred, name, df in found:
+        frames = [df.set_index(df["id"].astype(str)) for *_, df in found]
+        kept = frames[0].index
+        for df in frames:
+            kept = kept[np.isfinite(pd.to_numeric(df["psnr"]).reindex(kept).to_numpy())]
+        base = frames[0].loc[kept]
+        for (variant, pred, name, _), df in zip(found, frames):
             record = prediction_record(pred)
-            psnr = pd.to_numeric(df["psnr"])
-            finite = psnr[np.isfinite(psnr)]
+            df = df.loc[kept]
+            psnr, ssim = pd.to_numeric(df["psnr"]).mean(), pd.to_numeric(df["ssim"]).mean()
             lines.append(
                 {
                     "method": e["method"],
                     "test": e["test"],
                     "prediction": variant,
                     "protocol": name,
-                    "psnr": float(finite.mean()) if len(finite) else math.nan,
-                    "ssim": float(df["ssim"].mean()),
-                    "n_images": len(df),
-                    "n_exact": int((~np.isfinite(psnr)).sum()),  # identical images: left out of psnr
-                    "psnr_change": float(finite.mean() - base["psnr"][np.isfinite(base["psnr"])].mean())
-                    if len(finite)
-                    else math.nan,
-                    "ssim_change": float(df["ssim"].mean() - base["ssim"].mean()),
+                    "psnr": float(psnr) if len(kept) else math.nan,
+                    "ssim": float(ssim) if len(kept) else math.nan,
+                    "n_images": len(kept),
+                    "n_exact": len(frames[0]) - len(kept),
+                    "psnr_change": float(psnr - pd.to_numeric(base["psnr"]).mean()) if len(kept) else math.nan,
+                    "ssim_change": float(ssim - pd.to_numeric(base["ssim"]).mean()) if len(kept) else math.nan,
                     "dtype": record["dtype"],
                     "size_mode": record.get("size_mode", ""),
                     "weights_sha256": record.get("weights_sha256") or "none",
