@@ -45,22 +45,37 @@ from .blocks import LRELU_SLOPE
 DISP_DIM = 256
 
 
-class InferenceCache:
-    """Derived weights (kernels from spectra, LU products and inverses) computed once per set of parameter values.
+def _autocast_state(device: torch.device):
+    """The dtype autocast computes in on ``device`` (None when it is off): a value computed under bf16 autocast is
+    a bf16 value, never the one a float32 forward wants."""
+    kind = device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return None
 
-    Only without autograd (inference, ``torch.no_grad``/``inference_mode``): the key is each parameter's identity,
-    in-place version counter, storage, dtype and device, so an optimiser step, ``load_state_dict``, ``.to()`` or
-    ``.half()`` invalidates the entry, and a training forward never sees a cached tensor. Writes through ``p.data``
-    bypass version counters (PyTorch's rule): edit weights in place under ``torch.no_grad()`` instead.
+
+class InferenceCache:
+    """Derived weights (kernels from spectra, LU products and inverses) computed once per set of input values.
+
+    Only without autograd (inference, ``torch.no_grad``/``inference_mode``). ``tensors`` must be every tensor the
+    value is computed from (parameters and buffers); the key is each one's identity, in-place version counter,
+    storage, dtype and device, and the autocast state, so an optimiser step, ``load_state_dict``, an in-place edit
+    of a buffer, ``.to()``, ``.half()`` or a bf16-autocast forward gets its own entry, and a training forward never
+    sees a cached tensor. Writes through ``p.data`` bypass version counters (PyTorch's rule): edit weights in place
+    under ``torch.no_grad()`` instead.
     """
 
     def __init__(self):
         self._store: dict = {}
 
-    def get(self, name: str, params, compute):
+    def get(self, name: str, tensors, compute):
         if torch.is_grad_enabled():
             return compute()
-        key = (name, *((id(p), p._version, p.data_ptr(), p.dtype, p.device) for p in params))
+        key = (
+            name,
+            _autocast_state(tensors[0].device),
+            *((id(p), p._version, p.data_ptr(), p.dtype, p.device) for p in tensors),
+        )
         hit = self._store.get(name)
         if hit is None or hit[0] != key:
             hit = (key, compute())
@@ -176,6 +191,10 @@ class InvertiblePointConv(nn.Module):
         self.modulation = EqualLinear(disp_dim, channels, bias_init=1.0)
         self._cache = InferenceCache()
 
+    def _factor_tensors(self) -> tuple[torch.Tensor, ...]:
+        """Every tensor the weight and its inverse are computed from (the cache's key)."""
+        return self.w_l, self.w_s, self.w_u, self.w_p, self.s_sign, self.l_mask, self.eye
+
     def _factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         lower = self.w_l * self.l_mask + self.eye
         upper = self.w_u * self.l_mask.T + torch.diag(self.s_sign * torch.exp(self.w_s))
@@ -186,7 +205,7 @@ class InvertiblePointConv(nn.Module):
             lower, upper = self._factors()
             return self.w_p @ lower @ upper
 
-        return self._cache.get("weight", (self.w_l, self.w_s, self.w_u, self.w_p), compute)
+        return self._cache.get("weight", self._factor_tensors(), compute)
 
     def inverse_weight(self) -> torch.Tensor:
         # U⁻¹ L⁻¹ P⁻¹ by triangular solves (P is a permutation: P⁻¹ = Pᵀ); exact up to float rounding.
@@ -195,7 +214,7 @@ class InvertiblePointConv(nn.Module):
             l_inv = torch.linalg.solve_triangular(lower, self.eye, upper=False, unitriangular=True)
             return torch.linalg.solve_triangular(upper, l_inv @ self.w_p.T, upper=True)
 
-        return self._cache.get("inverse_weight", (self.w_l, self.w_s, self.w_u, self.w_p), compute)
+        return self._cache.get("inverse_weight", self._factor_tensors(), compute)
 
     def scales(self, r: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.modulation(r), dim=-1)
