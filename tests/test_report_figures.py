@@ -308,6 +308,42 @@ def test_speed_accuracy_figure_plots_ours_and_published(tmp_path):
         figures.speed_accuracy_figure(acc, spd, tmp_path / "s2.png")
 
 
+def _ablation_panel(tmp_path, monkeypatch, floor_psnr):
+    """The one panel of an ablation figure drawn from a Table 9-like CSV with the blurry input as its first row."""
+    table = tmp_path / "t9.csv"
+    pd.DataFrame(
+        {
+            "row": ["Blurry input", "9x9", "18x14", "27x27"],
+            "method": ["identity", "abl_9", "k3dn_lightweight_dpdd", "abl_27"],
+            "psnr": [floor_psnr, 26.70, 26.84, 26.75],
+            "psnr_paper": [math.nan, 26.76, 26.84, 26.71],
+        }
+    ).to_csv(table, index=False)
+    drawn = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, out: drawn.append(fig) or out)
+    figures.ablation_figure({"Table 9": str(table)}, tmp_path / "a.png")
+    [ax] = drawn[0].axes
+    return ax
+
+
+def test_ablation_figure_shows_the_blurry_input_as_a_reference_not_a_setting(tmp_path, monkeypatch):
+    """Far below the settings (the usual case): not on the settings' curve or axis, its value noted instead."""
+    ax = _ablation_panel(tmp_path, monkeypatch, 23.9)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["9x9", "18x14", "27x27"]
+    ours = next(line for line in ax.get_lines() if line.get_label() == "ours")
+    assert list(ours.get_ydata()) == [26.70, 26.84, 26.75]
+    low, high = ax.get_ylim()
+    assert 26.5 < low < 26.70 and 26.84 < high < 27.0  # 0.1 dB steps fill the panel
+    assert any("Blurry input (ours): 23.90 dB, below the axis" in t.get_text() for t in ax.texts)
+
+
+def test_ablation_figure_draws_a_floor_inside_the_range_as_a_line(tmp_path, monkeypatch):
+    ax = _ablation_panel(tmp_path, monkeypatch, 26.72)
+    [floor] = [line for line in ax.get_lines() if line.get_label() == "Blurry input (ours)"]
+    assert list(floor.get_ydata()) == [26.72, 26.72] and list(floor.get_xdata()) == [0, 1]  # axhline: full width
+    assert len(next(line for line in ax.get_lines() if line.get_label() == "ours").get_ydata()) == 3
+
+
 def test_cli_builds_one_figure(tmp_path):
     table = tmp_path / "t9.csv"
     pd.DataFrame({"row": ["9x9", "18x14"], "psnr": [25.0, 25.4], "psnr_paper": [25.2, 25.6]}).to_csv(table, index=False)

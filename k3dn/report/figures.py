@@ -35,8 +35,20 @@ def _label_psnr(value: float) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
+#: The method of a table's floor row (the blurry input, ``baselines/identity.py``): a reference, not a setting.
+FLOOR_METHOD = "identity"
+
+
+def _split_floor(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the settings, the floor row(s)) of an ablation table."""
+    floor = df["method"].astype(str) == FLOOR_METHOD if "method" in df.columns else pd.Series(False, index=df.index)
+    return df[~floor].reset_index(drop=True), df[floor]
+
+
 def ablation_figure(tables: dict[str, str], out) -> Path:
-    """One panel per ablation table: our PSNR and the paper's, per setting."""
+    """One panel per ablation table: our PSNR and the paper's, per setting. The blurry input is the floor, not a
+    setting: a dotted reference line where it falls inside the settings' range, else a note of its value, so the
+    0.1 dB steps between settings are not flattened by a gap of several dB."""
     if not tables:
         raise InputError("no tables given; the spec's 'tables' maps a title to a table CSV", where="figure ablations")
     frames = {
@@ -44,14 +56,37 @@ def ablation_figure(tables: dict[str, str], out) -> Path:
     }
     fig, axes = plt.subplots(1, len(frames), figsize=(4.2 * len(frames), 3.2), squeeze=False)
     for ax, (title, df) in zip(axes[0], frames.items()):
-        x = np.arange(len(df))
-        ax.plot(x, df["psnr_paper"], "o--", label="paper")
-        ax.plot(x, df["psnr"], "s-", label="ours")
-        ax.set_xticks(x, df["row"], rotation=30)
+        settings, floor = _split_floor(df)
+        x = np.arange(len(settings))
+        ax.plot(x, settings["psnr_paper"], "o--", label="paper")
+        ax.plot(x, settings["psnr"], "s-", label="ours")
+        ax.set_xticks(x, settings["row"], rotation=30)
+        values = pd.to_numeric(pd.concat([settings["psnr"], settings["psnr_paper"]]), errors="coerce")
+        values = values[np.isfinite(values)]
+        if len(values):
+            lo, hi = float(values.min()), float(values.max())
+            pad = max(0.05, 0.15 * (hi - lo))
+            ax.set_ylim(lo - pad, hi + pad)
+        for _, row in floor.iterrows():
+            level = float(row["psnr"])
+            if not math.isfinite(level):
+                continue
+            if not len(values) or lo - pad <= level <= hi + pad:
+                ax.axhline(level, color="0.4", ls=":", lw=1, label=f"{row['row']} (ours)")
+            else:
+                where = "below" if level < lo else "above"
+                ax.text(
+                    0.02,
+                    0.03 if where == "below" else 0.93,
+                    f"{row['row']} (ours): {level:.2f} dB, {where} the axis",
+                    transform=ax.transAxes,
+                    fontsize=7,
+                    color="0.3",
+                )
         ax.set_title(title)
         ax.set_ylabel("PSNR (dB)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend()
+    axes[0][0].legend(fontsize=7)
     return save_figure(fig, out)
 
 
