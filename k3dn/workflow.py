@@ -353,6 +353,12 @@ class Plan:
             args += f" --override kernels={RAW}/pixel/k3dn_processed/blur_kernels.npz"
         return args
 
+    def extra_tables(self) -> list[str]:
+        """The tables (``results/tables/<name>.csv``) the workflow makes besides the config's paper tables."""
+        extra = ["protocol_sensitivity"]
+        extra += ["disparity_features"] if "disparity_clusters" in self.figures() else []
+        return extra + (["table7b_pixel_defocus"] if self.defocus_rows() else [])
+
     # ---- protocol sensitivity -------------------------------------------------------------------------
     def sensitivity_variants(self) -> list[tuple[str, str, str]]:
         """``(method, test, variant)`` of the predictions made only for the sensitivity table."""

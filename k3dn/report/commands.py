@@ -60,30 +60,23 @@ def _table(args) -> int:
 
 
 def _check(args) -> int:
-    from k3dn.report.tables import check_table
+    from k3dn.report.check import check_tables
     from k3dn.workflow import load_plan
 
     # The tables as the workflow planned them: the paper grid with any scale merged in, and rows it left out.
-    specs = load_plan(args.workflow).tables
-    problems = []
-    for name, spec in specs.items():
-        path = f"{args.tables_dir}/{name}.csv"
-        if Path(path).is_file():
-            problems += check_table(path, spec)
-        else:  # every missing table is listed, not only the first
-            problems.append(f"{path}: not found; run the workflow's tables (or give --tables-dir)")
+    names, problems = check_tables(args.tables_dir, load_plan(args.workflow))
     report = Path(args.report)
     if report.is_file():
         # the page must show every table and every figure the run drew
         html = report.read_text()
         figures = sorted(Path(args.figures_dir).glob("*.png"))
-        problems += [f"{report}: table {n} missing" for n in specs if f'id="table-{n}"' not in html]
+        problems += [f"{report}: table {n} missing" for n in names if f'id="table-{n}"' not in html]
         problems += [f"{report}: figure {f.stem} missing" for f in figures if f'id="figure-{f.stem}"' not in html]
     elif args.require_report:
         problems.append(f"{report}: not found")
     for p in problems:
         print(p, file=sys.stderr)
-    print(f"checked {len(specs)} tables: {len(problems)} problem(s)")
+    print(f"checked {len(names)} tables: {len(problems)} problem(s)")
     return 1 if problems else 0
 
 
@@ -191,7 +184,7 @@ def add_commands(subparsers) -> None:
     t.add_argument("--speed-root", default="results/speed")
     t.set_defaults(func=_table)
 
-    c = sub.add_parser("check", help="every table of a workflow config has its rows and finite values")
+    c = sub.add_parser("check", help="every table file of a run against its schema: its rows and finite values")
     c.add_argument(
         "--workflow",
         default="resources/workflow.json",

@@ -243,7 +243,12 @@ def write_table(spec: dict, out, **roots) -> Path:
 def check_table(path, spec: dict) -> list[str]:
     """Problems with a written table: missing rows, and non-finite values (means, PSNR intervals) of rows the
     suite ran."""
-    df = pd.read_csv(path, dtype={"row": str}, keep_default_na=True)
+    try:
+        df = pd.read_csv(path, dtype={"row": str}, keep_default_na=True)
+    except (OSError, ValueError) as e:
+        return [f"{path}: not a readable CSV ({e})"]
+    if "row" not in df.columns:
+        return [f"{path}: no 'row' column; not a table `k3dn report table` wrote"]
     problems = []
     want = [r["label"] for r in spec["rows"]]
     if list(df["row"]) != want:
