@@ -44,6 +44,14 @@ def make_batch(h, w, b=1, seed=0, views=VIEWS, device=None):
     return {k: torch.rand(b, 3, h, w, generator=g).to(device or "cpu") for k in views}
 
 
+def one_error_line(err: str) -> str:
+    """The one line ``error: ...`` that ``k3dn`` prints on stderr for a failure a person can act on."""
+    lines = err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("error: "), err
+    return lines[0]
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

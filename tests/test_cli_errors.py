@@ -20,7 +20,7 @@ import pytest
 from k3dn.checkpoint import save_weights
 from k3dn.cli import main
 from k3dn.io import ImageError, write_png16
-from tests.conftest import load_probe
+from tests.conftest import load_probe, one_error_line
 
 P = load_probe()
 H, W = 16, 24
@@ -259,19 +259,12 @@ def probe_model():
         yield
 
 
-def _one_error_line(err: str) -> str:
-    lines = err.splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("error: "), err
-    return lines[0]
-
-
 @pytest.mark.parametrize("fault, message", CASES, ids=[c[0].__name__ for c in CASES])
 def test_expected_failure_is_one_line_and_leaves_no_output(fault, message, tmp_path, capsys, probe_model):
     argv = fault(tmp_path)
     capsys.readouterr()
     rc = main(argv)
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert rc != 0
     assert re.search(message, line), line
     assert not (tmp_path / "out.png").exists() and not (tmp_path / "out").exists()
@@ -369,7 +362,7 @@ def test_predict_checks_inputs_before_touching_old_predictions(tmp_path, capsys,
     (out / ".key.json").write_text(json.dumps({"model": "older"}))
     (tmp_path / "target.png").unlink()
     assert main(["predict", "--model", P.PROBE, "--manifest", str(manifest), "--out", str(out), "--device", "cpu"]) == 1
-    assert re.search(r"target\.png: file not found", _one_error_line(capsys.readouterr().err))
+    assert re.search(r"target\.png: file not found", one_error_line(capsys.readouterr().err))
     assert (out / "a.png").read_bytes() == b"older" and json.loads((out / ".key.json").read_text()) == {
         "model": "older"
     }

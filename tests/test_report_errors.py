@@ -19,6 +19,7 @@ import pytest
 from k3dn.cli import build_parser, main
 from k3dn.io import write_png16
 from k3dn.report.tables import PROVENANCE
+from tests.conftest import one_error_line
 
 H, W = 16, 24
 PROV = {c: "x" for c in PROVENANCE if c != "n_images"} | {"protocol": "16bit"}
@@ -252,19 +253,12 @@ CASES = [
 ]
 
 
-def _one_error_line(err: str) -> str:
-    lines = err.splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("error: "), err
-    return lines[0]
-
-
 @pytest.mark.parametrize("fault, message", CASES, ids=[c[0].__name__ for c in CASES])
 def test_expected_failure_is_one_line_and_leaves_no_output(fault, message, tmp_path, capsys):
     argv = fault(tmp_path)
     capsys.readouterr()
     rc = main(argv)
-    line = _one_error_line(capsys.readouterr().err)
+    line = one_error_line(capsys.readouterr().err)
     assert rc == 1
     assert re.search(message, line), line
     assert not list(tmp_path.glob("out*")), "an output was left behind"
