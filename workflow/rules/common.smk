@@ -196,7 +196,12 @@ def run_gpus(wildcards):
 
 def train_cmd(wildcards, resources):
     run = wildcards.run
-    sets = " ".join(f"--set {shlex_quote(s)}" for s in PLAN.train_sets(run))
+    values = PLAN.train_sets(run)
+    if config["device"] != "auto":
+        # The recipe's engine.device is auto: without this, a run configured for the CPU (the miniature, which
+        # claims no GPU) would still train on a GPU where one is visible. engine.* is resume-neutral.
+        values.append(f"engine.device={jsonarg(config['device'])}")
+    sets = " ".join(f"--set {shlex_quote(s)}" for s in values)
     args = f"train --config {PLAN.recipe(run)} --out results/runs/{run} {sets}"
     if resources.gpu > 1:
         # One process per GPU; on SLURM the job owns its node's GPUs, locally they are shared by --resources gpu=N.
@@ -224,15 +229,39 @@ def lpips_args():
     return args + (" --lpips-standin" if MINIATURE else "")
 
 
+def speed_gpus():
+    """Table 12's timings run alone on their GPU. Locally the `gpu` resource is a counter, not a device: every job
+    with --device auto runs on cuda:0, so a timing that claimed 1 of `--resources gpu=G` could share GPU 0 with a
+    training or prediction job. It claims the whole local pool instead (1 under profiles/default, G with
+    `--resources gpu=G`), so no other GPU job starts while it runs. On SLURM each job is allocated GPUs of its
+    own: profiles/slurm sets speed's claim back to one GPU."""
+    per_job = config.get("gpus_per_run", 1)
+    if not per_job or "gpu" not in workflow.global_resources:
+        return per_job
+    return workflow.global_resources["gpu"].value or per_job
+
+
 # ---- used by report.smk
+
+# The figure kinds that run a trained model (k3dn.report.figures.make_figure passes them the device); the others
+# only plot files, so they neither claim a GPU nor queue behind the GPU jobs.
+MODEL_FIGURES = ("reblur", "psf_kernels", "disparity_clusters")
+
+
+def figure_runs_model(wildcards):
+    return FIGURES[wildcards.figure]["kind"] in MODEL_FIGURES
+
+
+def figure_gpus(wildcards):
+    return config.get("gpus_per_run", 1) if figure_runs_model(wildcards) else 0
+
+
+def figure_device(wildcards):
+    return config["device"] if figure_runs_model(wildcards) else "cpu"
 
 
 def report_spec():
-    extra = ["protocol_sensitivity"] + (
-        ["disparity_features"] if "disparity_clusters" in FIGURES else []
-    )
-    extra += ["table7b_pixel_defocus"] if DEFOCUS else []
-    tables = {t: f"results/tables/{t}.csv" for t in list(TABLES) + extra}
+    tables = {t: f"results/tables/{t}.csv" for t in list(TABLES) + PLAN.extra_tables()}
     figures = {Path(f).stem: f for f in figure_files()}
     note = (
         (

@@ -140,7 +140,7 @@ rule speed:
     conda:
         CONDA_ENV
     resources:
-        gpu=config.get("gpus_per_run", 1),
+        gpu=speed_gpus(),  # the whole local GPU pool: common.smk says why
     params:
         model=lambda w: PLAN.method_args(w.method),
         size=" ".join(str(s) for s in config["speed"]["size"]),

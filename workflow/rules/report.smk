@@ -37,6 +37,8 @@ rule protocol_sensitivity:
         "benchmarks/tables/protocol_sensitivity.tsv"
     conda:
         CONDA_ENV
+    resources:
+        gpu=config.get("gpus_per_run", 1),
     params:
         spec=jsonarg(PLAN.sensitivity_entries()),
         device=config["device"],
@@ -60,6 +62,8 @@ rule defocus_table:
         "benchmarks/tables/table7b_pixel_defocus.tsv"
     conda:
         CONDA_ENV
+    resources:
+        gpu=config.get("gpus_per_run", 1),
     params:
         rows=jsonarg(DEFOCUS),
         manifest=manifest_path(config.get("defocus", {}).get("test", "pixel_test")),
@@ -85,10 +89,13 @@ rule figure:
         figure="|".join(f for f in FIGURES if f != "disparity_clusters") or "NONE",
     conda:
         CONDA_ENV
+    # Only the model figures (reblur, PSF kernels) use the GPU; the plots name the CPU and claim none.
+    resources:
+        gpu=figure_gpus,
     params:
         kind=lambda w: FIGURES[w.figure]["kind"],
         spec=lambda w: jsonarg(FIGURES[w.figure]["spec"]),
-        device=config["device"],
+        device=figure_device,
     shell:
         "k3dn report figure {params.kind} --spec {params.spec:q} --device {params.device} --out {output}"
         " > {log} 2>&1"
@@ -107,6 +114,8 @@ rule disparity_clusters:
         "benchmarks/figures/disparity_clusters.tsv"
     conda:
         CONDA_ENV
+    resources:
+        gpu=config.get("gpus_per_run", 1),
     params:
         spec=lambda w: jsonarg(FIGURES["disparity_clusters"]["spec"]),
         device=config["device"],
