@@ -1,10 +1,11 @@
 """``k3dn evaluate``: per-image metrics of a prediction folder against a manifest's targets.
 
 One row per manifest row: ``id, label, psnr, ssim, rmse, mae, lpips, lpips_note, protocol, channels``, then
-provenance (:data:`PROVENANCE`): ``git_commit`` of the evaluation; from the predictions' ``predictions.json``
-(see :mod:`k3dn.infer`) the ``config_hash`` of everything that made them, ``weights_sha256``, ``device`` and
-``dtype`` of the inference; ``data_sha256`` = :func:`k3dn.provenance.sha256_files` of every target file;
-``label_source`` of the indoor/outdoor labels; and ``manifest``, ``pred_dir``, ``backend``, ``torch``.
+provenance (:data:`PROVENANCE`): ``git_commit`` of the evaluation; from the predictions' ``predictions.json`` (see
+:mod:`k3dn.infer`) the commit (``predict_commit``) and ``code_sha256`` of the code that made them, the
+``config_hash`` of everything that made them, ``weights_sha256``, ``device`` and ``dtype`` of the inference;
+``data_sha256`` = :func:`k3dn.provenance.sha256_files` of every target file; ``label_source`` of the
+indoor/outdoor labels; and ``manifest``, ``pred_dir``, ``backend``, ``torch``.
 
 Reading. The protocol (``--protocol``, default: each row's manifest ``protocol``) decides how the **target**
 is read (``16bit``: /65535; ``8bit``: the legacy ``v >> 8`` then /255, see :mod:`k3dn.io`). Predictions are
@@ -33,7 +34,17 @@ from k3dn.io import PROTOCOLS, ImageError, read_image
 
 RESULT_COLUMNS = ["id", "label", "psnr", "ssim", "rmse", "mae", "lpips", "lpips_note", "protocol", "channels"]
 #: Provenance of every metrics row; the tables carry them on (k3dn.report.tables), and a missing one is an error.
-PROVENANCE = ["git_commit", "config_hash", "weights_sha256", "data_sha256", "device", "dtype", "label_source"]
+PROVENANCE = [
+    "git_commit",
+    "predict_commit",
+    "code_sha256",
+    "config_hash",
+    "weights_sha256",
+    "data_sha256",
+    "device",
+    "dtype",
+    "label_source",
+]
 BACKENDS = ("skimage", "torch")
 
 
@@ -148,6 +159,9 @@ def evaluate_predictions(
 
     prov = {
         "git_commit": git_commit(),
+        # what made the images, which may be older code than the evaluation's (Snakemake keeps finished predictions)
+        "predict_commit": record.get("git_commit") or "unknown",
+        "code_sha256": record.get("code_sha256") or "unknown",
         "config_hash": record["config_hash"],
         "weights_sha256": record.get("weights_sha256") or "none",
         "data_sha256": sha256_files(df["target"]),

@@ -32,7 +32,6 @@ import json
 import logging
 import math
 import os
-import sys
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -113,11 +112,13 @@ def prepare_inference(model, device, fast: bool = True, compile: bool = False) -
     (recorded in the provenance of predictions and speed rows).
 
     What lives inside the models is always on, with or without ``fast``: K3DN's PSF kernels and LU weights are
-    computed once per set of weights whenever autograd is off, and the SRP correlation runs in cache-sized bands.
-    ``fast`` adds the device settings: on CUDA cuDNN benchmark mode (its fastest algorithms for the fixed input
-    size) and channels-last convolution weights; with ``compile`` the forward is ``torch.compile``d (the first call
-    compiles; where compilation fails the model runs eagerly and ``compile`` is recorded as off). Every one of
-    these keeps outputs within float rounding of the plain computation (tests/test_inference_fast.py).
+    computed once per set of weights and autocast state whenever autograd is off, and the SRP correlation runs in
+    cache-sized bands. ``fast`` adds the device settings: on CUDA cuDNN benchmark mode (its fastest algorithms for
+    the fixed input size) and channels-last convolution weights; with ``compile`` the forward is ``torch.compile``d
+    (the first call compiles; where compilation fails the model runs eagerly and ``compile`` is recorded as off).
+    tests/test_inference_fast.py holds the caches, the banded correlation, channels-last and the compiled forward
+    (on a small network, not K3DN) within float rounding of the plain computation; cuDNN benchmark mode is
+    untested.
     """
     device = torch.device(device)
     model.to(device).eval()
@@ -278,29 +279,61 @@ def weights_identity(model, weights=None, run=None) -> dict:
     return ident
 
 
-#: Modules every prediction runs besides the model's own: size fitting, image I/O, weight loading.
-PREDICTION_PATH = ("k3dn.infer", "k3dn.io", "k3dn.models.blocks", "k3dn.checkpoint")
+#: Modules every prediction runs besides the model's own: reading the manifest, size fitting, image I/O, weight
+#: loading, and the catalogue that gives a published file its input protocol and tensor order.
+PREDICTION_PATH = (
+    "k3dn.infer",
+    "k3dn.io",
+    "k3dn.data.manifest",
+    "k3dn.models.blocks",
+    "k3dn.checkpoint",
+    "baselines.published",
+    "baselines.weight_manifests",
+)
 
 
 def code_identity(model) -> dict:
-    """``{"code_sha256", "code_files"}`` of the code a prediction with ``model`` runs: the modules of its classes,
-    factory and checkpoint filter (with every first-party module they import), and :data:`PREDICTION_PATH`
-    (:func:`k3dn.provenance.source_closure`). torch itself is pinned by its version, not hashed."""
+    """``{"code_sha256", "code_modules", "code_data"}`` of the code a prediction with ``model`` runs: the modules of
+    its classes, factory and checkpoint filter (with every first-party module they import), :data:`PREDICTION_PATH`
+    (:func:`k3dn.provenance.source_closure`), and the tensor manifests its published checkpoint is loaded by (the
+    Keras and TensorLayer filters assign weights in their order). The libraries are keyed by their versions
+    (:func:`library_versions`)."""
     from k3dn.provenance import code_identity as identity_of
     from k3dn.registry import model_modules
 
     roots = {type(m).__module__ for m in model.modules()}
-    if getattr(model, "registry_name", None):
-        roots |= model_modules(model.registry_name)
-    return identity_of(sorted(r for r in roots if r.split(".", 1)[0] != "torch"), PREDICTION_PATH)
+    data = {}
+    name = getattr(model, "registry_name", None)
+    if name:
+        from baselines.published import checkpoint_for_model
+        from baselines.weight_manifests import MANIFEST_DIR
+
+        roots |= model_modules(name)
+        ck = checkpoint_for_model(name)
+        data = {f"weight_manifests/{m}.json": MANIFEST_DIR / f"{m}.json" for m in (ck.manifests if ck else ())}
+    return identity_of(sorted(r for r in roots if r.split(".", 1)[0] != "torch"), PREDICTION_PATH, data)
 
 
-def _prediction_key(model, manifest, identity: dict, size_mode, dtype: str, input_encoding: str) -> dict:
-    from k3dn.provenance import sha256_file
+def library_versions() -> dict:
+    """The versions of the libraries a prediction computes and writes with."""
+    import cv2
 
+    return {"torch": torch.__version__, "numpy": np.__version__, "opencv": cv2.__version__}
+
+
+def _prediction_key(model, manifest, identity: dict, size_mode, dtype: str, input_encoding: str, device) -> dict:
+    from k3dn.provenance import device_name, sha256_file
+
+    overrides = identity.get("overrides") or {}
     return {
         **identity,
         **code_identity(model),
+        # a file given as a factory override (Wiener's and Xin et al.'s calibrated kernels) is an input too
+        "override_files_sha256": {
+            k: sha256_file(v) for k, v in sorted(overrides.items()) if isinstance(v, str) and Path(v).is_file()
+        },
+        "libraries": library_versions(),
+        "device": device_name(device),
         "manifest": str(Path(manifest).resolve()),
         "manifest_sha256": sha256_file(manifest),
         "input_protocol": getattr(model, "input_protocol", None),
@@ -322,9 +355,10 @@ def _write_npy(path: Path, a: np.ndarray) -> None:
 
 def merge_predictions(parts, out_dir) -> Path:
     """Gather per-image prediction folders (one workflow job per image) into one folder with one
-    ``predictions.json``: every part must be finished and of the same model, weights, manifest and dtype."""
+    ``predictions.json``: every part must be finished and of the same model, weights, code, manifest and dtype."""
     import shutil
 
+    from k3dn.errors import InputError
     from k3dn.provenance import config_hash
 
     out_dir = Path(out_dir)
@@ -332,14 +366,24 @@ def merge_predictions(parts, out_dir) -> Path:
     for part in parts:
         rec_path = Path(part) / "predictions.json"
         if not rec_path.is_file():
-            raise ValueError(f"{rec_path}: missing; that image's prediction is not finished")
+            raise InputError(
+                "missing; that image's prediction is not finished (run its predict_image job)", where=rec_path
+            )
         records.append(json.loads(rec_path.read_text()))
-    shared = ("model", "weights_sha256", "code_sha256", "code_files", "manifest_sha256", "dtype", "size_mode")
-    shared += ("input_encoding",)
+    shared = ("model", "weights_sha256", "code_sha256", "code_modules", "code_data", "libraries", "manifest_sha256")
+    shared += ("dtype", "size_mode", "input_encoding")
     for k in shared:
-        values = {json.dumps(r.get(k)) for r in records}
+        values = {json.dumps(r.get(k), sort_keys=True) for r in records}
         if len(values) > 1:
-            raise ValueError(f"{out_dir}: the parts differ in {k} ({sorted(values)}); they are not one prediction")
+            by_value = {}
+            for part, r in zip(parts, records):
+                by_value.setdefault(json.dumps(r.get(k), sort_keys=True), []).append(str(part))
+            groups = ", ".join(f"{len(v)} like {v[0]}" for v in sorted(by_value.values(), key=len, reverse=True))
+            raise InputError(
+                f"the parts differ in {k} ({groups}), so they are not one prediction; predict the odd ones again "
+                "(snakemake --forcerun predict_image)",
+                where=out_dir,
+            )
     out_dir.mkdir(parents=True, exist_ok=True)
     for part in parts:
         for f in sorted(Path(part).iterdir()):
@@ -358,8 +402,9 @@ def merge_predictions(parts, out_dir) -> Path:
         {
             **key,
             "config_hash": config_hash(key),
-            "device": first["device"],
-            "git_commit": first["git_commit"],
+            # parts may run on different machines and commits (same code): all are named
+            "device": "|".join(sorted({str(r["device"]) for r in records})),
+            "git_commit": "|".join(sorted({str(r["git_commit"]) for r in records})),
             "images": sum(int(r["images"]) for r in records),
         },
     )
@@ -426,7 +471,7 @@ def predict_manifest(
     from k3dn.data.manifest import read_manifest
     from k3dn.errors import InputError
     from k3dn.io import write_png16
-    from k3dn.provenance import config_hash, device_name, git_commit
+    from k3dn.provenance import config_hash, git_commit
 
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {DTYPES}")
@@ -442,7 +487,9 @@ def predict_manifest(
     _check_inputs(model, manifest, rows)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    key = _prediction_key(model, manifest, identity or weights_identity(model), size_mode, dtype, input_encoding)
+    key = _prediction_key(
+        model, manifest, identity or weights_identity(model), size_mode, dtype, input_encoding, device
+    )
     if ids is not None:
         key["ids"] = sorted(ids)
     extras = tuple(getattr(model, "extra_outputs", ()))
@@ -483,7 +530,6 @@ def predict_manifest(
         {
             **key,
             "config_hash": config_hash(key),
-            "device": device_name(device),
             "git_commit": git_commit(),
             "images": len(paths),
             "inference": inference,
@@ -562,11 +608,7 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_gather(args) -> int:
-    try:
-        out = merge_predictions(args.parts, args.out)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    out = merge_predictions(args.parts, args.out)
     print(f"{len(args.parts)} part(s) gathered in {out}")
     return 0
 

@@ -89,28 +89,34 @@ def source_closure(roots=(), path_roots=()) -> dict[str, Path]:
     """``{module: file}`` of the code behind ``roots`` and ``path_roots`` (module names): a root with every import
     it makes, a path root (shared plumbing, e.g. image I/O) and every module reached with their top-level imports
     only, since their function-local imports are command plumbing (downloads, CLI), not the computation. Only
-    modules of :data:`FIRST_PARTY` and of the roots' own packages are followed."""
+    modules of :data:`FIRST_PARTY` and of the roots' own packages are followed. The result does not depend on the
+    order of the walk: a module reached both ways is expanded with every import it makes."""
     packages = set(FIRST_PARTY) | {r.split(".", 1)[0] for r in roots}
     files: dict[str, Path] = {}
+    expanded: dict[str, bool] = {}  # module -> whether its function-local imports were followed
     todo = [(m, False) for m in roots] + [(m, True) for m in path_roots]
     while todo:
         name, top_only = todo.pop()
-        path = None if name in files or name.split(".", 1)[0] not in packages else _module_file(name)
+        if name in expanded and (expanded[name] or top_only):
+            continue
+        path = files.get(name) or (_module_file(name) if name.split(".", 1)[0] in packages else None)
         if path is None:
             continue
-        files[name] = path
+        files[name], expanded[name] = path, not top_only
         todo += [(m, True) for m in _imports(name, path, top_only)]
     return dict(sorted(files.items()))
 
 
-def code_identity(roots=(), path_roots=()) -> dict:
-    """``{"code_sha256", "code_files"}``: one checksum of :func:`source_closure`'s files (module names and
-    contents, so a moved checkout keeps it; committed or not) and the modules it covers."""
+def code_identity(roots=(), path_roots=(), data_files=None) -> dict:
+    """``{"code_sha256", "code_modules", "code_data"}``: one checksum of :func:`source_closure`'s files and of the
+    ``data_files`` the code reads (``{label: path}``, e.g. a weight manifest), by module name or label and
+    content (so a moved checkout keeps it; committed or not), and what it covers."""
     files = source_closure(roots, path_roots)
+    data = dict(sorted((data_files or {}).items()))
     h = hashlib.sha256()
-    for name, path in files.items():
+    for name, path in [*files.items(), *data.items()]:
         h.update(f"{name}\0{sha256_file(path)}\n".encode())
-    return {"code_sha256": h.hexdigest(), "code_files": list(files)}
+    return {"code_sha256": h.hexdigest(), "code_modules": list(files), "code_data": list(data)}
 
 
 def device_name(device=None) -> str:

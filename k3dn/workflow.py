@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from k3dn.data.adapters import ADAPTERS
+from k3dn.report.specs import MODEL_FIGURES
 
 #: Splits each data set's adapter writes; a test set is named ``<dataset>_<split>``.
 SPLITS = {a.name: a.splits for a in ADAPTERS.values()}
@@ -261,7 +262,7 @@ class Plan:
                     f"config: figures.{where}: method {m!r} is not tested on {test}; add it to that method's test: list"
                 )
         for where, m, _test in uses:
-            if where in ("reblur", "psf_kernels", "disparity_clusters") and m not in self.runs:
+            if where in MODEL_FIGURES and m not in self.runs:
                 raise WorkflowConfigError(f"config: figures.{where}: {m!r} is not a training run of K3DN")
 
     # ---- training ------------------------------------------------------------------------------------

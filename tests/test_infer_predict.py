@@ -169,13 +169,14 @@ def test_a_code_change_predicts_again(tmp_path, monkeypatch):
     _interrupted(old.Model(), manifest, out, 1, identity=ident)
     old_key = json.loads((out / ".key.json").read_text())
     new = _code_module(tmp_path / "code", '1 - batch["center"]')
-    [first, _] = predict_manifest(new.Model(), manifest, out, device="cpu", progress=False, identity=ident)
+    [first, _] = predict_manifest(_StopsAfter(new.Model()), manifest, out, device="cpu", progress=False, identity=ident)
     got = cv2.imread(str(first), cv2.IMREAD_UNCHANGED).astype(int)
     center = cv2.imread(str(tmp_path / "d/test000_center.png"), cv2.IMREAD_UNCHANGED).astype(int)
     assert np.abs(got - (65535 - center)).max() <= 1  # redone with the new code, not kept from the old
     done = json.loads((out / "predictions.json").read_text())
-    assert done["code_sha256"] != old_key["code_sha256"]
-    assert "codeprobe_model" in done["code_files"] and "k3dn.infer" in done["code_files"]
+    # the same modules, other contents: the hash is of what the files hold, not of their names
+    assert done["code_modules"] == old_key["code_modules"] and done["code_sha256"] != old_key["code_sha256"]
+    assert "codeprobe_model" in done["code_modules"] and "k3dn.infer" in done["code_modules"]
 
 
 def test_code_identity_covers_the_models_imports_and_the_prediction_path():
@@ -184,12 +185,13 @@ def test_code_identity_covers_the_models_imports_and_the_prediction_path():
     from k3dn.infer import code_identity
     from k3dn.registry import create_model
 
-    k3dn_files = code_identity(create_model("k3dn_tiny"))["code_files"]
+    k3dn_files = code_identity(create_model("k3dn_tiny"))["code_modules"]
+    assert "k3dn.data.manifest" in k3dn_files  # which files a row names is part of the prediction
     assert {"k3dn.models.k3dn", "k3dn.models.psf", "k3dn.models.srp", "k3dn.models.disparity"} <= set(k3dn_files)
     assert {"k3dn.infer", "k3dn.io", "k3dn.checkpoint", "k3dn.models.blocks"} <= set(k3dn_files)
     restormer = code_identity(create_model("restormer_dual"))
-    assert {"baselines.restormer", "baselines.common"} <= set(restormer["code_files"])
-    assert not {"baselines.ifan", "k3dn.models.k3dn", "k3dn.data.downloads"} & set(restormer["code_files"])
+    assert {"baselines.restormer", "baselines.common"} <= set(restormer["code_modules"])
+    assert not {"baselines.ifan", "k3dn.models.k3dn", "k3dn.data.downloads"} & set(restormer["code_modules"])
     assert restormer["code_sha256"] != code_identity(create_model("ifan_dual"))["code_sha256"]
 
 
@@ -204,9 +206,81 @@ def test_code_identity_follows_imports_inside_the_models_package(tmp_path, monke
     (pkg / "helper.py").write_text("SCALE = 1.0\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     before = code_identity(["codeprobe_pkg.net"])
-    assert before["code_files"] == ["codeprobe_pkg.helper", "codeprobe_pkg.net"]
+    assert before["code_modules"] == ["codeprobe_pkg.helper", "codeprobe_pkg.net"]
     (pkg / "helper.py").write_text("SCALE = 2.0\n")
     assert code_identity(["codeprobe_pkg.net"])["code_sha256"] != before["code_sha256"]
+
+
+def test_source_closure_does_not_depend_on_the_order_it_walks(tmp_path, monkeypatch):
+    """A model module that shared plumbing also imports keeps its function-local imports in the closure."""
+    from k3dn.provenance import source_closure
+
+    pkg = tmp_path / "codeprobe_walk"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "model.py").write_text("def forward():\n    from codeprobe_walk.helper import SCALE\n    return SCALE\n")
+    (pkg / "helper.py").write_text("SCALE = 1.0\n")
+    (pkg / "io.py").write_text("import codeprobe_walk.model\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    alone = source_closure(["codeprobe_walk.model"])
+    assert "codeprobe_walk.helper" in alone
+    assert set(alone) <= set(source_closure(["codeprobe_walk.model"], ["codeprobe_walk.io"]))
+
+
+def test_a_weight_manifest_and_a_kernels_file_are_part_of_the_key(tmp_path, monkeypatch):
+    """KPAC's published file is assigned to layers in the order of its tensor manifest, and Wiener reads its
+    calibrated kernels from a file: editing either changes what a prediction computes, so it changes the key."""
+    import baselines.weight_manifests as wm
+    from k3dn.infer import _prediction_key, code_identity
+    from k3dn.registry import create_model
+
+    kpac = create_model("kpac_dual")
+    assert "weight_manifests/kpac_dual_npz.json" in code_identity(kpac)["code_data"]
+    monkeypatch.setattr(wm, "MANIFEST_DIR", tmp_path)
+    manifest = json.loads((wm.Path(wm.__file__).parent / "kpac_dual_npz.json").read_text())
+    (tmp_path / "kpac_dual_npz.json").write_text(json.dumps(manifest))
+    before = code_identity(kpac)["code_sha256"]
+    manifest["tensors"][:2] = manifest["tensors"][1::-1]
+    (tmp_path / "kpac_dual_npz.json").write_text(json.dumps(manifest))
+    assert code_identity(kpac)["code_sha256"] != before
+
+    rows = P.write_dp_set(tmp_path / "d", 1, 8, 8, split="test")
+    kernels = tmp_path / "kernels.npz"
+    kernels.write_bytes(b"a")
+    ident = {"model": "wiener", "overrides": {"kernels": str(kernels)}, "weights_sha256": None}
+
+    def key():
+        return _prediction_key(_identity_probe(), rows, ident, None, "float32", "linear", "cpu")
+
+    first = key()
+    assert set(first["override_files_sha256"]) == {"kernels"} and "torch" in first["libraries"]
+    kernels.write_bytes(b"b")
+    assert key()["override_files_sha256"] != first["override_files_sha256"]
+
+
+def test_gather_keeps_the_code_identity_and_refuses_parts_of_other_code(tmp_path):
+    """Per-image parts (Xin et al., one job per scene) are one prediction only if the same code made them."""
+    from k3dn.errors import InputError
+    from k3dn.infer import merge_predictions
+
+    manifest = P.write_dp_set(tmp_path / "d", 2, 8, 8, split="test")
+    parts = []
+    for i in ("test000", "test001"):
+        parts.append(tmp_path / "parts" / i)
+        predict_manifest(_identity_probe(), manifest, parts[-1], device="cpu", progress=False, ids=[i])
+    merged = json.loads((merge_predictions(parts, tmp_path / "all") / "predictions.json").read_text())
+    part = json.loads((parts[0] / "predictions.json").read_text())
+    assert merged["code_sha256"] == part["code_sha256"] and merged["code_modules"] == part["code_modules"]
+    assert merged["images"] == 2 and sorted(p.name for p in (tmp_path / "all").glob("*.png")) == [
+        "test000.png",
+        "test001.png",
+    ]
+    record = json.loads((parts[1] / "predictions.json").read_text())
+    (parts[1] / "predictions.json").write_text(json.dumps({**record, "code_sha256": "other"}))
+    with pytest.raises(
+        InputError, match=r"the parts differ in code_sha256 \(1 like \S*test000, 1 like \S*test001\).*--forcerun"
+    ):
+        merge_predictions(parts, tmp_path / "again")
 
 
 def test_an_8bit_checkpoint_gets_its_inputs_truncated_to_8_bits(tmp_path):

@@ -20,6 +20,8 @@ def setup(tmp_path):
     prov = {
         "protocol": "16bit",
         "git_commit": "abc",
+        "predict_commit": "abd",
+        "code_sha256": "e" * 64,
         "config_hash": "c1",
         "weights_sha256": "w" * 64,
         "data_sha256": "d" * 64,

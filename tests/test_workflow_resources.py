@@ -145,6 +145,14 @@ def test_the_miniature_claims_no_gpu_and_stays_on_the_cpu(workdir):
     assert [j.shell for j in jobs if can_pick_cuda(j.shell)] == []
 
 
+def test_a_paper_run_put_on_the_cpu_claims_no_gpu(workdir):
+    """device: cpu with the default gpus_per_run: no job can use CUDA, so none queues on the GPU pool."""
+    jobs = dry_jobs(workdir, "all", *WHOLE, "--config", "device=cpu", "--resources", "gpu=3")
+    assert {j.rule for j in jobs} >= GPU_RULES
+    assert [(j.rule, j.gpu) for j in jobs if j.gpu] == []
+    assert [j.shell for j in jobs if can_pick_cuda(j.shell)] == []
+
+
 def test_on_slurm_each_timing_asks_for_one_gpu(workdir):
     pytest.importorskip("snakemake_executor_plugin_slurm")
     # Each SLURM job is allocated GPUs of its own: the local pool (here 3) does not grow a timing's request.

@@ -35,11 +35,11 @@ class Schema:
 
 
 def _sensitivity_rows(plan) -> list[tuple]:
-    from k3dn.report.sensitivity import _protocols
+    from k3dn.report.sensitivity import protocols_for
 
     rows = []
     for e in plan.sensitivity_entries():
-        protocols = list(_protocols(e["test"].rsplit("_", 1)[0], e["manifest"]))
+        protocols = list(protocols_for(e["test"].rsplit("_", 1)[0], e["manifest"]))
         rows += [(e["method"], e["test"], "default", p) for p in protocols]
         rows += [
             (e["method"], e["test"], v, protocols[0])

@@ -10,10 +10,7 @@ import sys
 from pathlib import Path
 
 from k3dn.errors import InputError
-from k3dn.report.specs import parse_spec, require_keys, require_list
-
-#: The figures that run a trained model (their --device is used).
-MODEL_FIGURES = ("reblur", "psf_kernels", "disparity_clusters")
+from k3dn.report.specs import FIGURE_NAMES, MODEL_FIGURES, parse_spec, require_keys, require_list
 
 TABLE_HINT = "a table spec has test, groups, metrics and rows [{label, method}] (k3dn.report.tables)"
 
@@ -236,8 +233,7 @@ def add_commands(subparsers) -> None:
 
     import argparse  # only for the spec formats' layout in --help
 
-    # One figure per call, so that each figure is its own workflow rule. The names are k3dn.report.figures'
-    # FIGURE_NAMES, spelled out so that building the parser does not import matplotlib.
+    # One figure per call, so that each figure is its own workflow rule.
     f = sub.add_parser(
         "figure",
         help="one figure (PNG) from a JSON spec",
@@ -254,18 +250,7 @@ def add_commands(subparsers) -> None:
         '"seed": 0, "csv": out_csv}\n'
         '  dpd_disp            {"manifest": csv, "predictions": {method: pred_dir}, "n": 2}',
     )
-    f.add_argument(
-        "name",
-        choices=(
-            "ablations",
-            "speed_accuracy",
-            "qualitative",
-            "reblur",
-            "psf_kernels",
-            "disparity_clusters",
-            "dpd_disp",
-        ),
-    )
+    f.add_argument("name", choices=FIGURE_NAMES)
     f.add_argument("--spec", required=True, help="the figure's spec as JSON (formats below)")
     f.add_argument("--out", required=True, help="the PNG to write")
     f.add_argument("--device", default="auto", help="where the model figures run: auto (CUDA when present), cpu, cuda")

@@ -18,9 +18,7 @@ import pandas as pd
 from k3dn.errors import InputError
 from k3dn.metrics import psnr
 from k3dn.report.plotting import manifest_rows, read_table, read_view, save_figure, show
-from k3dn.report.specs import int_key, require_keys, require_list, require_mapping
-
-FIGURE_NAMES = ("ablations", "speed_accuracy", "qualitative", "reblur", "psf_kernels", "disparity_clusters", "dpd_disp")
+from k3dn.report.specs import FIGURE_NAMES, int_key, require_keys, require_list, require_mapping
 
 #: Where the published timings (supplement Tab. 12) were measured.
 PUBLISHED_DEVICE = "A40"

@@ -18,7 +18,8 @@ predictions). Each row gives PSNR/SSIM and the change from the method's default 
 
 One image set per method and test set: an image whose PSNR is infinite in any of its rows (an exact prediction)
 is left out of every row, so each row's means and their change from the default row average the same images
-(``n_images`` averaged, ``n_exact`` left out).
+(``n_images`` averaged, ``n_exact`` left out). The paper tables average every image instead (an exact one makes
+their mean infinite, which ``k3dn report check`` reports), so for such a method the two differ.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _targets_are_8bit(manifest) -> bool:
     return all(probe_image(t).bit_depth == 8 for t in read_manifest(manifest)["target"])
 
 
-def _protocols(dataset: str, manifest) -> dict:
+def protocols_for(dataset: str, manifest) -> dict:
     """name -> (reading protocol, transform applied to both images after reading)."""
     if dataset == "pixel":
         return {"linear-raw": ("16bit", None), "gamma2.2": ("16bit", lambda x: np.power(x, 1.0 / GAMMA))}
@@ -81,7 +82,7 @@ def sensitivity_table(entries, backend: str = "skimage", device: str = "cpu") ->
     for e in entries:
         dataset = e["test"].rsplit("_", 1)[0]
         found = []
-        protocols = _protocols(dataset, e["manifest"])
+        protocols = protocols_for(dataset, e["manifest"])
         default = next(iter(protocols))
         for name, (reading, transform) in protocols.items():
             found.append(

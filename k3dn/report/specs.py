@@ -14,6 +14,11 @@ import json
 
 from k3dn.errors import InputError
 
+#: The figures ``k3dn report figure`` draws; the model figures run a trained K3DN (on ``--device``), the others
+#: only plot files. Here, not in the plotting modules, so that the CLI and the workflow need no matplotlib.
+MODEL_FIGURES = ("reblur", "psf_kernels", "disparity_clusters")
+FIGURE_NAMES = ("ablations", "speed_accuracy", "qualitative", *MODEL_FIGURES, "dpd_disp")
+
 
 def parse_spec(text: str, option: str = "--spec"):
     """``text`` as JSON; an :class:`InputError` naming ``option`` if it is not JSON."""

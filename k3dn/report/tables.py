@@ -9,18 +9,19 @@ A table spec (from the workflow config) names its test set, groups, metrics and 
 Every path is the caller's: ``published`` (relative to the caller's working directory; the workflow's specs name
 the repository's ``config/paper/*.csv``) and the metrics/speed roots; nothing is read from beside this package.
 
-Each row becomes one line: our mean per (group, metric), the published value, and their difference *only
-where both were measured under the same protocol* (each published number carries one, ``config/paper``;
-``protocol`` in the spec names ours where the metric files' reading protocol is not its name, e.g. the Pixel
-set's ``linear-raw``); elsewhere ``diff_note`` says why not. A speed table's group is the device its published
-times come from (``NVIDIA A40``): a time difference exists only where ours was measured on that device class
-(:func:`same_device_class`), and our device stands beside our time. Then the uncertainty (:mod:`k3dn.report.stats`):
-the 95% bootstrap interval of the row's mean PSNR over images, and the paired interval of its per-image PSNR
-difference from the reference K3DN row (``reference`` in the spec, else Ours (Lightweight)), resolved or
-not. Then the provenance of our number (:data:`PROVENANCE`: protocol, image count, code version, config hash, weights and
-data checksums, device, dtype, label source); a metrics file without one of these columns is an error. A row
-whose method is null is a published method the suite cannot run; it keeps its published values and an empty
-"ours". A row the workflow left out (an input missing) says why in ``note`` (``not run: ...``).
+Each row becomes one line: our mean per (group, metric), the published value, and their difference *only where
+both were measured under the same protocol* (each published number carries one, ``config/paper``; ``protocol`` in
+the spec names ours where the metric files' reading protocol is not its name, e.g. the Pixel set's ``linear-
+raw``); elsewhere ``diff_note`` says why not. A speed table's group is the device its published times come from
+(``NVIDIA A40``): a time difference exists only where ours was measured on that device class
+(:func:`same_device_class`), and our device stands beside our time. Then the uncertainty
+(:mod:`k3dn.report.stats`): the 95% bootstrap interval of the row's mean PSNR over images, and the paired interval
+of its per-image PSNR difference from the reference K3DN row (``reference`` in the spec, else Ours (Lightweight)),
+resolved or not. Then the provenance of our number (:data:`PROVENANCE`: protocol, image count, code version of the
+evaluation and of the prediction with the checksum of the code that predicted, config hash, weights and data
+checksums, device, dtype, label source); a metrics file without one of these columns is an error. A row whose
+method is null is a published method the suite cannot run; it keeps its published values and an empty "ours". A
+row the workflow left out (an input missing) says why in ``note`` (``not run: ...``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ PROVENANCE = [
     "protocol",
     "n_images",
     "git_commit",
+    "predict_commit",
+    "code_sha256",
     "config_hash",
     "weights_sha256",
     "data_sha256",

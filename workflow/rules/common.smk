@@ -7,6 +7,7 @@ from shlex import quote as shlex_quote
 
 from snakemake.utils import validate
 
+from k3dn.report.specs import MODEL_FIGURES
 from k3dn.workflow import (
     MANIFESTS,
     RAW,
@@ -190,8 +191,15 @@ def train_inputs(wildcards):
     return [manifest_dir(RUNS[wildcards.run]["data"])]
 
 
+def job_gpus():
+    """What a job that can use CUDA claims of the `gpu` pool: none where the config puts every job on the CPU."""
+    return 0 if config["device"] == "cpu" else config.get("gpus_per_run", 1)
+
+
 def run_gpus(wildcards):
-    return RUNS[wildcards.run].get("gpus", config.get("gpus_per_run", 1))
+    return (
+        0 if config["device"] == "cpu" else RUNS[wildcards.run].get("gpus", job_gpus())
+    )
 
 
 def train_cmd(wildcards, resources):
@@ -235,7 +243,7 @@ def speed_gpus():
     training or prediction job. It claims the whole local pool instead (1 under profiles/default, G with
     `--resources gpu=G`), so no other GPU job starts while it runs. On SLURM each job is allocated GPUs of its
     own: profiles/slurm sets speed's claim back to one GPU."""
-    per_job = config.get("gpus_per_run", 1)
+    per_job = job_gpus()
     if not per_job or "gpu" not in workflow.global_resources:
         return per_job
     return workflow.global_resources["gpu"].value or per_job
@@ -243,17 +251,13 @@ def speed_gpus():
 
 # ---- used by report.smk
 
-# The figure kinds that run a trained model (k3dn.report.figures.make_figure passes them the device); the others
-# only plot files, so they neither claim a GPU nor queue behind the GPU jobs.
-MODEL_FIGURES = ("reblur", "psf_kernels", "disparity_clusters")
-
-
 def figure_runs_model(wildcards):
+    # the others only plot files: they neither claim a GPU nor queue behind the GPU jobs
     return FIGURES[wildcards.figure]["kind"] in MODEL_FIGURES
 
 
 def figure_gpus(wildcards):
-    return config.get("gpus_per_run", 1) if figure_runs_model(wildcards) else 0
+    return job_gpus() if figure_runs_model(wildcards) else 0
 
 
 def figure_device(wildcards):

@@ -8,8 +8,8 @@ rule predict:
     input:
         predict_inputs,
     output:
-        # Written last; <id>.png and the weights' key (.key.json) beside it let an interrupted run resume, and
-        # other weights or another model config redo every image.
+        # Written last; <id>.png and the key (.key.json) beside it let an interrupted run resume; other weights,
+        # model config or code, or a finished folder run again (--forcerun), redo every image.
         "results/predictions/{method}/{test}/predictions.json",
     log:
         "logs/predict/{method}/{test}.log",
@@ -21,7 +21,7 @@ rule predict:
         CONDA_ENV
     threads: config.get("predict_threads", 4)
     resources:
-        gpu=config.get("gpus_per_run", 1),
+        gpu=job_gpus(),
     params:
         model=lambda w: PLAN.method_args(w.method, w.test),
         manifest=lambda w: manifest_path(w.test),
@@ -49,7 +49,7 @@ rule predict_image:
     conda:
         CONDA_ENV
     resources:
-        gpu=config.get("gpus_per_run", 1),
+        gpu=job_gpus(),
     params:
         model=lambda w: PLAN.method_args(w.method, w.test),
         manifest=lambda w: manifest_path(w.test),
@@ -95,7 +95,7 @@ rule predict_variant:
         CONDA_ENV
     threads: config.get("predict_threads", 4)
     resources:
-        gpu=config.get("gpus_per_run", 1),
+        gpu=job_gpus(),
     params:
         model=lambda w: PLAN.method_args(w.method, w.test),
         manifest=lambda w: manifest_path(w.test),

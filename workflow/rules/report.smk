@@ -38,7 +38,7 @@ rule protocol_sensitivity:
     conda:
         CONDA_ENV
     resources:
-        gpu=config.get("gpus_per_run", 1),
+        gpu=job_gpus(),
     params:
         spec=jsonarg(PLAN.sensitivity_entries()),
         device=config["device"],
@@ -63,7 +63,7 @@ rule defocus_table:
     conda:
         CONDA_ENV
     resources:
-        gpu=config.get("gpus_per_run", 1),
+        gpu=job_gpus(),
     params:
         rows=jsonarg(DEFOCUS),
         manifest=manifest_path(config.get("defocus", {}).get("test", "pixel_test")),
@@ -115,7 +115,7 @@ rule disparity_clusters:
     conda:
         CONDA_ENV
     resources:
-        gpu=config.get("gpus_per_run", 1),
+        gpu=job_gpus(),
     params:
         spec=lambda w: jsonarg(FIGURES["disparity_clusters"]["spec"]),
         device=config["device"],
