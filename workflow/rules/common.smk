@@ -251,6 +251,7 @@ def speed_gpus():
 
 # ---- used by report.smk
 
+
 def figure_runs_model(wildcards):
     # the others only plot files: they neither claim a GPU nor queue behind the GPU jobs
     return FIGURES[wildcards.figure]["kind"] in MODEL_FIGURES
