@@ -17,8 +17,9 @@ channels. Every write is atomic.
 Precision: float32 unless ``dtype="bfloat16"`` is asked for (bf16 autocast, CUDA only).
 
 Predictions belong to the weights and the code that made them. The key holds what determines them (model name
-and overrides, the weights' sha256, the run's training-config hash, the manifest, input protocol, size mode,
-dtype, and the sha256 of the source files the prediction runs: :func:`code_identity`, committed or not).
+and overrides, the sha256 of the weights and of files given as overrides, the run's training-config hash, the
+manifest, input protocol, size mode, dtype, device, library versions, and the sha256 of the source files the
+prediction runs: :func:`code_identity`, committed or not).
 ``<out>/.key.json`` holds it while a prediction is under way and goes when it is finished;
 ``<out>/predictions.json`` is that key plus provenance, written when every image is done (the workflow's output).
 So only an interrupted prediction of the same key resumes (its finished images are kept). Anything else starts
