@@ -57,6 +57,10 @@ for f in sorted(set(before.glob("*.csv")) | {before / p.name for p in after.glob
             both = ~same & ~np.isnan(x) & ~np.isnan(y)
             biggest = f", max |d| {np.abs(x - y)[both].max():.3g}" if both.any() else ", NaN on one side"
             out.append(f"{c}: {(~same).sum()} cell(s){biggest}")
-    text = [c for c in cols if c not in num and not b[c].fillna("").astype(str).equals(a[c].fillna("").astype(str))]
+    text = [
+        c
+        for c in cols
+        if c not in num and not b[c].astype("string").fillna("").equals(a[c].astype("string").fillna(""))
+    ]
     print(f"{f.name:28s} numeric diffs: {out or 'none'}; text columns differing: {text}; {'; '.join(notes)}")
 print(f"numeric cells {cells}, differing {differ}")
