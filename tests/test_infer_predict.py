@@ -195,16 +195,24 @@ def test_code_identity_covers_the_models_imports_and_the_prediction_path():
     assert restormer["code_sha256"] != code_identity(create_model("ifan_dual"))["code_sha256"]
 
 
+def _package(root, monkeypatch, name: str, **modules: str):
+    """A package ``name`` under ``root`` (on sys.path) holding ``modules`` (module name -> source)."""
+    pkg = root / name
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    for module, source in modules.items():
+        (pkg / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(root))
+    return pkg
+
+
 def test_code_identity_follows_imports_inside_the_models_package(tmp_path, monkeypatch):
     """A helper module the model's module imports is part of its code: editing it changes the hash."""
     from k3dn.provenance import code_identity
 
-    pkg = tmp_path / "codeprobe_pkg"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "net.py").write_text("from codeprobe_pkg.helper import SCALE\n")
-    (pkg / "helper.py").write_text("SCALE = 1.0\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    pkg = _package(
+        tmp_path, monkeypatch, "codeprobe_pkg", net="from codeprobe_pkg.helper import SCALE\n", helper="SCALE = 1.0\n"
+    )
     before = code_identity(["codeprobe_pkg.net"])
     assert before["code_modules"] == ["codeprobe_pkg.helper", "codeprobe_pkg.net"]
     (pkg / "helper.py").write_text("SCALE = 2.0\n")
@@ -215,13 +223,14 @@ def test_source_closure_does_not_depend_on_the_order_it_walks(tmp_path, monkeypa
     """A model module that shared plumbing also imports keeps its function-local imports in the closure."""
     from k3dn.provenance import source_closure
 
-    pkg = tmp_path / "codeprobe_walk"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("")
-    (pkg / "model.py").write_text("def forward():\n    from codeprobe_walk.helper import SCALE\n    return SCALE\n")
-    (pkg / "helper.py").write_text("SCALE = 1.0\n")
-    (pkg / "io.py").write_text("import codeprobe_walk.model\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    _package(
+        tmp_path,
+        monkeypatch,
+        "codeprobe_walk",
+        model="def forward():\n    from codeprobe_walk.helper import SCALE\n    return SCALE\n",
+        helper="SCALE = 1.0\n",
+        io="import codeprobe_walk.model\n",
+    )
     alone = source_closure(["codeprobe_walk.model"])
     assert "codeprobe_walk.helper" in alone
     assert set(alone) <= set(source_closure(["codeprobe_walk.model"], ["codeprobe_walk.io"]))

@@ -39,7 +39,7 @@ def _sensitivity_rows(plan) -> list[tuple]:
 
     rows = []
     for e in plan.sensitivity_entries():
-        protocols = list(protocols_for(e["test"].rsplit("_", 1)[0], e["manifest"]))
+        protocols = list(protocols_for(e["test"], e["manifest"]))
         rows += [(e["method"], e["test"], "default", p) for p in protocols]
         rows += [
             (e["method"], e["test"], v, protocols[0])
@@ -53,7 +53,7 @@ def _sensitivity_rules(df: pd.DataFrame, plan, path) -> list[str]:
     problems = [
         f"{path}: {r.method} on {r.test}: n_images {r.n_images} (no image averaged)"
         for r in df.itertuples()
-        if not int(r.n_images) >= 1
+        if int(r.n_images) < 1
     ]
     for (method, test), rows in df.groupby(["method", "test"], sort=False):
         if len(set(rows["n_images"])) != 1:  # every row of a method and set averages the same images
@@ -173,7 +173,7 @@ def check_tables(tables_dir, plan) -> tuple[list[str], list[str]]:
     from k3dn.report.tables import check_table
 
     tables_dir = Path(tables_dir)
-    expected = {**{n: spec for n, spec in plan.tables.items()}, **{n: SCHEMAS[n] for n in plan.extra_tables()}}
+    expected = {**plan.tables, **{n: SCHEMAS[n] for n in plan.extra_tables()}}
     problems = []
     for name, what in expected.items():
         path = tables_dir / f"{name}.csv"

@@ -24,7 +24,6 @@ their mean infinite, which ``k3dn report check`` reports), so for such a method 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +39,12 @@ def _targets_are_8bit(manifest) -> bool:
     return all(probe_image(t).bit_depth == 8 for t in read_manifest(manifest)["target"])
 
 
-def protocols_for(dataset: str, manifest) -> dict:
-    """name -> (reading protocol, transform applied to both images after reading)."""
-    if dataset == "pixel":
+def protocols_for(test: str, manifest) -> dict:
+    """The protocols that apply to test set ``test`` (its ``manifest``): name -> (reading protocol, transform
+    applied to both images after reading)."""
+    from k3dn.workflow import dataset_of
+
+    if dataset_of(test) == "pixel":
         return {"linear-raw": ("16bit", None), "gamma2.2": ("16bit", lambda x: np.power(x, 1.0 / GAMMA))}
     if _targets_are_8bit(manifest):
         return {"16bit": ("16bit", None)}
@@ -80,9 +82,8 @@ def sensitivity_table(entries, backend: str = "skimage", device: str = "cpu") ->
 
     lines = []
     for e in entries:
-        dataset = e["test"].rsplit("_", 1)[0]
         found = []
-        protocols = protocols_for(dataset, e["manifest"])
+        protocols = protocols_for(e["test"], e["manifest"])
         default = next(iter(protocols))
         for name, (reading, transform) in protocols.items():
             found.append(
@@ -107,12 +108,12 @@ def sensitivity_table(entries, backend: str = "skimage", device: str = "cpu") ->
                     "test": e["test"],
                     "prediction": variant,
                     "protocol": name,
-                    "psnr": float(psnr) if len(kept) else math.nan,
-                    "ssim": float(ssim) if len(kept) else math.nan,
+                    "psnr": float(psnr),  # NaN where no image is left
+                    "ssim": float(ssim),
                     "n_images": len(kept),
                     "n_exact": len(frames[0]) - len(kept),
-                    "psnr_change": float(psnr - pd.to_numeric(base["psnr"]).mean()) if len(kept) else math.nan,
-                    "ssim_change": float(ssim - pd.to_numeric(base["ssim"]).mean()) if len(kept) else math.nan,
+                    "psnr_change": float(psnr - pd.to_numeric(base["psnr"]).mean()),
+                    "ssim_change": float(ssim - pd.to_numeric(base["ssim"]).mean()),
                     "dtype": record["dtype"],
                     "size_mode": record.get("size_mode", ""),
                     "weights_sha256": record.get("weights_sha256") or "none",

@@ -11,9 +11,9 @@ the repository's ``config/paper/*.csv``) and the metrics/speed roots; nothing is
 
 Each row becomes one line: our mean per (group, metric), the published value, and their difference *only where
 both were measured under the same protocol* (each published number carries one, ``config/paper``; ``protocol`` in
-the spec names ours where the metric files' reading protocol is not its name, e.g. the Pixel set's ``linear-
-raw``); elsewhere ``diff_note`` says why not. A speed table's group is the device its published times come from
-(``NVIDIA A40``): a time difference exists only where ours was measured on that device class
+the spec names ours where the metric files' reading protocol is not its name, e.g. the Pixel set's
+``linear-raw``); elsewhere ``diff_note`` says why not. A speed table's group is the device its published times
+come from (``NVIDIA A40``): a time difference exists only where ours was measured on that device class
 (:func:`same_device_class`), and our device stands beside our time. Then the uncertainty
 (:mod:`k3dn.report.stats`): the 95% bootstrap interval of the row's mean PSNR over images, and the paired interval
 of its per-image PSNR difference from the reference K3DN row (``reference`` in the spec, else Ours (Lightweight)),
@@ -33,23 +33,12 @@ from pathlib import Path
 import pandas as pd
 
 from k3dn.errors import InputError
+from k3dn.evaluate import PROVENANCE as METRICS_PROVENANCE
 from k3dn.report.stats import mean_ci, paired_diff_ci
 
 #: Groups over which per-image metrics are averaged; "combined"/"all" take every image.
 _ALL = ("combined", "all")
-PROVENANCE = [
-    "protocol",
-    "n_images",
-    "git_commit",
-    "predict_commit",
-    "code_sha256",
-    "config_hash",
-    "weights_sha256",
-    "data_sha256",
-    "device",
-    "dtype",
-    "label_source",
-]
+PROVENANCE = ["protocol", "n_images", *METRICS_PROVENANCE]
 SPEED_PROVENANCE = ["device", "git_commit", "size", "warmup", "runs", "dtype"]
 
 
