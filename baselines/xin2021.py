@@ -146,6 +146,7 @@ BETA = 1.0 / 32  # edge-mask scale (util.py:263-275)
 BIAS_C = 5e-3  # bias correction: Wiener-like constant ...
 BIAS_SIGMA2 = 2 * (5e-3) ** 2  # ... and noise variance (util.py:73-101)
 BIAS_GRID = 61  # FFT grid of the bias correction (the calibrated kernel size)
+TIE_PX = 1e-4  # resample_kernel: how close to the last calibrated tap a sample counts as on it
 LR = (0.3, 0.1)  # geometric learning-rate decay, start -> end
 W_DATA = W_AUX = 2.5e4
 W_INTENSITY = 30.0
@@ -180,9 +181,14 @@ PIXEL_SCENES = {
 
 def resample_kernel(kernel, s: float, size: int | None = None) -> np.ndarray:
     """The calibrated ``kernel`` (odd, square) at blur size ``s``: ``k_s(x) ~ k(x / s)`` on a ``size`` support
-    (default: the kernel's), renormalised to the input's sum. ``|s| > 0.5``: bilinear, zero fill; ``|s| <= 0.5``:
-    separable Gaussian-weighted sum of the taps around ``j / s`` (``sigma = (1/|s| - 1) / 2``); ``s < 0``: rotated
-    by 180 degrees; ``s = 0``: the delta."""
+    (default: the kernel's), renormalised to the input's sum. ``|s| > 0.5``: bilinear, zero fill (a sample beyond
+    the last tap is 0); ``|s| <= 0.5``: separable Gaussian-weighted sum of the taps around ``j / s``
+    (``sigma = (1/|s| - 1) / 2``); ``s < 0``: rotated by 180 degrees; ``s = 0``: the delta.
+
+    A sample within ``TIE_PX`` of the last tap (``j / s = +-30`` for the 61-tap kernels: ``s = 30 / j``, among them
+    0.6, 0.7, 0.8 and 0.9) takes that tap's value. The official code computes the positions in float32, so such a
+    sample lands a few ulp inside or outside the support depending on ``s`` and on the JAX version, and is kept or
+    dropped accordingly (``tests/test_golden_xin2021.py`` measures which); we keep it on both sides."""
     k = np.asarray(kernel, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
         raise ValueError(f"kernels must be odd and square, got {k.shape}")
@@ -195,12 +201,17 @@ def resample_kernel(kernel, s: float, size: int | None = None) -> np.ndarray:
         out[size // 2, size // 2] = total
         return out
     a = abs(float(s))
-    u = np.arange(k.shape[0]) - k.shape[0] // 2  # input tap offsets
+    half = k.shape[0] // 2
+    u = np.arange(k.shape[0]) - half  # input tap offsets
     pos = (np.arange(size) - size // 2) / a  # where output tap j samples the input
-    d = u[None, :] - pos[:, None]
     if a > 0.5:
-        w = np.clip(1.0 - np.abs(d), 0.0, None)
+        # A sample within TIE_PX of the last tap is on it (s = 30 / j, e.g. 0.6, 0.7, 0.8, 0.9 for 61 taps).
+        pos = np.where(np.abs(np.abs(pos) - half) <= TIE_PX, np.sign(pos) * half, pos)
+        w = np.clip(1.0 - np.abs(u[None, :] - pos[:, None]), 0.0, None)
+        # Zero fill: a sample beyond the last tap is 0, not a blend of that tap with an implicit zero.
+        w[np.abs(pos) > half] = 0.0
     else:
+        d = u[None, :] - pos[:, None]
         w = np.exp(-0.5 * (d / ((1.0 / a - 1.0) / 2.0)) ** 2)
     out = w @ k @ w.T
     got = out.sum()
