@@ -5,6 +5,7 @@ per-device blur kernels.
 
 Re-implemented in PyTorch from the described method (the paper
 and the official JAX code cmu-ci-lab/dual_pixel_defocus_estimation_deblurring @ d6a9262); no code is copied.
+Held to the official code's outputs on a real Pixel scene by ``tests/test_golden_xin2021.py``.
 Section numbers below (§n) are that reference's.
 
 Method (as the reference describes it)
@@ -74,9 +75,11 @@ Choices the reference leaves open (ours) and deviations from the official code
    keeps a sub-pixel disk). Default ``s = linspace(16, -16, 12)`` (both sides of focus; DP disparity of a
    half-disk pair is about 0.42 x CoC, so +-7 px). In this mode "blur size" is not a scale factor and
    negative sizes are ordinary layers (the official code never uses negative scales; §10.2).
-3. Kernels are normalised to sum 1 (the calibrated ones already are). The resampler is written from the
-   description (interp2d is gone from SciPy); its Gaussian-branch weights are unnormalised per tap (the whole
-   kernel is renormalised afterwards). ``s = 0`` is the delta (singular in the official resampler). The bias
+3. Kernels are normalised to sum 1 (the calibrated ones already are). The resampler replaces the official
+   ``interp2d`` (gone from SciPy) and matches its kernels to 3e-6 of their peak (``tests/test_golden_xin2021.py``),
+   except where a sample falls on the last calibrated tap (:func:`resample_kernel`); its Gaussian-branch
+   weights are unnormalised per tap (the whole kernel is renormalised afterwards). ``s = 0`` is the delta
+   (singular in the official resampler). The bias
    spectra use an FFT grid of ``max(kernel size, 61)``. Sign: ``s > 0`` is the calibrated kernels' side of
    focus (on the Pixel set the left kernel lies left of the right one), so ``defocus`` is positive there.
 4. Grid on other image sizes: cells are ``ceil(H / rows) x ceil(W / cols)`` pixels from the top-left (exactly

@@ -30,6 +30,30 @@ def synthetic_kernels(cells: int = 48, size: int = 61) -> tuple[np.ndarray, np.n
     return np.repeat(kl, cells, 0).astype(np.float32), np.repeat(kr, cells, 0).astype(np.float32)
 
 
+def time_steps(bank: KernelBank, size, device, warmup: int = 2, iterations: int = 5):
+    """Seconds of each of ``iterations`` Adam steps after ``warmup`` untimed ones (CUDA synchronised) on one grey
+    image of ``size`` with a random texture (the right view shifted by 3 px), and the peak GPU memory in GiB
+    (None on a CPU)."""
+    h, w = size
+    g = torch.Generator().manual_seed(0)
+    left = torch.rand(1, 1, h, w, generator=g).to(device) * 0.5 + 0.1
+    right = torch.roll(left, 3, dims=-1)
+    stamps = []
+
+    def cb(i, _terms):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        stamps.append(time.perf_counter())
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    optimise(left, right, bank, iterations=warmup + iterations, bilateral=False, callback=cb)
+    timed = np.diff(stamps[warmup - 1 :]) if warmup >= 1 else np.diff([t0, *stamps])
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    return timed, peak
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--size", type=int, nargs=2, default=(1008, 1344), metavar=("H", "W"))
@@ -46,22 +70,9 @@ def main(argv=None) -> int:
     dev = torch.device(a.device)
     h, w = a.size
     bank = KernelBank.build(a.kernels if a.kernels else synthetic_kernels())
-    g = torch.Generator().manual_seed(0)
-    left = torch.rand(1, 1, h, w, generator=g).to(dev) * 0.5 + 0.1
-    right = torch.roll(left, 3, dims=-1)
-
-    stamps = []
-
-    def cb(i, _terms):
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        stamps.append(time.perf_counter())
-
-    n = a.warmup + a.iterations
     t0 = time.perf_counter()
-    optimise(left, right, bank, iterations=n, bilateral=False, callback=cb)
+    timed, peak = time_steps(bank, (h, w), dev, a.warmup, a.iterations)
     total = time.perf_counter() - t0
-    timed = np.diff(stamps[a.warmup - 1 :]) if a.warmup >= 1 else np.diff([t0, *stamps])
     per = float(np.mean(timed))
     print(
         f"xin2021 on {dev} ({torch.get_num_threads()} CPU threads): {h}x{w}, {bank.layers} layers, "
@@ -72,8 +83,8 @@ def main(argv=None) -> int:
         f"incl. {a.warmup} warm-up + final evaluation"
     )
     print(f"  projected {ITERATIONS} iterations: {per * ITERATIONS:.0f} s = {per * ITERATIONS / 3600:.2f} h")
-    if dev.type == "cuda":
-        print(f"  peak memory {torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GiB")
+    if peak is not None:
+        print(f"  peak memory {peak:.2f} GiB")
     return 0
 
 

@@ -12,6 +12,8 @@ values) through the same path as ``k3dn predict`` and the speed rule (``k3dn.inf
 * evaluation: PSNR/SSIM/RMSE/MAE (float64, the parity-tested torch path) + LPIPS (random weights: speed only) of
   ``--eval-images`` pairs at ``--size``.
 * Wiener: seconds per image at ``--size``.
+* Xin et al.: seconds per Adam step of the MPI optimisation on the Pixel crop (1008x1344, 12 layers, 48 cells of
+  61x61 kernel pairs; ``scripts/bench_xin2021.py``) and the projected 10,000-step run per scene.
 
 ``--reduced`` shrinks everything so that the whole check runs on 2 CPU cores in under a minute (CI runs it that
 way so that the script cannot rot); absolute times are only meaningful on the GPU at the full size.
@@ -31,6 +33,8 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_xin2021 import synthetic_kernels, time_steps  # noqa: E402
 
 import baselines  # noqa: E402,F401  (registers the baselines)
 from k3dn.infer import pick_device  # noqa: E402
@@ -167,6 +171,23 @@ def wiener_rows(device, size, images):
     ]
 
 
+def xin_rows(device, size, steps):
+    from baselines.xin2021 import ITERATIONS, KernelBank
+
+    timed, peak = time_steps(KernelBank.build(synthetic_kernels()), size, device, warmup=1, iterations=steps)
+    per = float(timed.mean())
+    common = {"section": "xin2021", "dtype": "float32", "size": f"{size[0]}x{size[1]}"}
+    return [
+        {
+            **common,
+            "name": "xin2021 (per Adam step)",
+            "seconds": per,
+            "peak_gib": float("nan") if peak is None else peak,
+        },
+        {**common, "name": f"xin2021 ({ITERATIONS:,} steps, projected)", "seconds": per * ITERATIONS},
+    ]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="results/device_check")
@@ -177,15 +198,18 @@ def main(argv=None) -> int:
     if args.reduced:
         size, warmup, runs, dtypes = (288, 224), 1, 1, ("float32",)
         crop, batch, iters, twarm, eval_n, wiener_size = (288, 224), 1, 1, 1, 4, (160, 224)
+        xin_size, xin_steps = (96, 128), 1
     else:
         size, warmup, runs = (1120, 1680), 5, 30
         dtypes = ("float32", "bfloat16") if device.type == "cuda" else ("float32",)
         crop, batch, iters, twarm, eval_n, wiener_size = (576, 448), 4, 20, 3, 76, (1120, 1680)
+        xin_size, xin_steps = (1008, 1344), 5
     t0 = time.perf_counter()
     rows = inference_rows(device, size, warmup, runs, dtypes)
     rows += training_rows(device, crop, batch, iters, twarm)
     rows += evaluation_rows(device, size, eval_n)
     rows += wiener_rows(device, wiener_size, 1 if args.reduced else 2)
+    rows += xin_rows(device, xin_size, xin_steps)
     prov = provenance(device=device)
     fields = [
         "section",
