@@ -27,9 +27,10 @@ from k3dn.metrics import psnr
 
 SOURCE = "cmu-ci-lab/dual_pixel_defocus_estimation_deblurring@d6a92620163cb462ff5b77a813bc5c03b0dab240"
 TERMS = ("data", "aux", "intensity", "alpha", "entropy")  # the fixture's TERMS order
-# measured 2.8e-6 of the kernel's peak (float32); the old tent weights: 1.7e-2, a left/right swap: 1.3
+# measured 2.8e-6 of the kernel's peak (float32); the old tent weights: up to 1.7e-2 (7.8e-3 at s = 0.65), a
+# left/right swap: 1.04
 KERNEL_TOL = 2e-5
-# measured 1.0e-6; swapped left/right kernels: 0.15, the old tent weights: 9e-4 (test below)
+# measured 1.0e-6; swapped left/right kernels: 0.29, the old tent weights: 1.4e-4 (test below)
 VIEWS_TOL = 1e-5
 TERMS_TOL = 2e-5  # relative; measured 1.9e-6
 GRAD_TOL = 1.5e-3  # absolute, |grad| up to 9.3; measured 2.9e-4
@@ -95,9 +96,9 @@ def test_preprocessing_matches_official(fx, tmp_path):
     ratio = pixel_vignetting_ratio(paths["white_left"], paths["white_right"])[m:-m, m:-m]
     left = _raw_linear(paths["raw_left"], PIXEL_BLACK, PIXEL_WHITE)
     right = _raw_linear(paths["raw_right"], PIXEL_BLACK, PIXEL_WHITE) * ratio
-    # measured 1.5e-8 and 1.2e-7 (float32 in the official box filter); without the vignetting ratio: 0.12
-    assert np.abs(left - fx["left"]).max() < 1e-6
-    assert np.abs(right - fx["right"]).max() < 1e-6
+    # measured 1.4e-8 and 6.1e-7 (float32 in the official box filter); without the vignetting ratio: 5.7e-2
+    assert np.abs(left - fx["left"]).max() < 2e-6
+    assert np.abs(right - fx["right"]).max() < 2e-6
 
 
 def _tie_taps(s: float, n: int = 61) -> np.ndarray:
