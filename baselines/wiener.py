@@ -51,7 +51,7 @@ import torch.nn.functional as F
 
 from k3dn.registry import register_model
 
-__all__ = ["DPWiener", "wiener", "half_disk_kernels", "scale_kernel", "load_kernels"]
+__all__ = ["DPWiener", "wiener", "centroid", "half_disk_kernels", "load_kernels", "pair_shifts", "scale_kernel"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -96,12 +96,13 @@ def half_disk_kernels(radii, size: int | None = None, ss: int = 8) -> tuple[np.n
     return np.stack(kl), np.stack(kr)
 
 
-def scale_kernel(kernel: np.ndarray, s: float, size: int) -> np.ndarray:
+def scale_kernel(kernel: np.ndarray, s: float, size: int, shift=(0.0, 0.0)) -> np.ndarray:
     """Resample ``kernel`` (odd k x k, centred) by the signed factor ``s`` into ``size x size``, sum 1.
 
-    ``K_s(x) ~ K(x / s)``: every kernel sample is split into sub-samples spaced at most one output pixel apart
-    and splatted bilinearly at ``s * position`` (mass-preserving, no holes when enlarging; ``s = +-1`` exact). ``s < 0`` point-reflects;
-    ``s == 0`` gives the delta.
+    ``K_s(x) ~ K(x / s - shift)``: every kernel sample is split into sub-samples spaced at most one output pixel
+    apart and splatted bilinearly at ``s * (position + shift)`` (mass-preserving, no holes when enlarging;
+    ``s = +-1`` with no shift exact). ``shift`` (dy, dx) moves the kernel at scale 1, so ``s`` scales the move
+    too. ``s < 0`` point-reflects; ``s == 0`` gives the delta.
     """
     k = np.asarray(kernel, dtype=np.float64)
     if k.ndim != 2 or k.shape[0] != k.shape[1] or k.shape[0] % 2 == 0:
@@ -116,8 +117,8 @@ def scale_kernel(kernel: np.ndarray, s: float, size: int) -> np.ndarray:
     off = (np.arange(ss) + 0.5) / ss - 0.5
     pos = ((np.arange(n) - n // 2)[:, None] + off[None, :]).reshape(-1)  # (n*ss,)
     w = np.repeat(np.repeat(k, ss, axis=0), ss, axis=1) / (ss * ss)
-    py = s * pos[:, None] + size // 2 + np.zeros_like(pos)[None, :]
-    px = s * pos[None, :] + size // 2 + np.zeros_like(pos)[:, None]
+    py = s * (pos[:, None] + shift[0]) + size // 2 + np.zeros_like(pos)[None, :]
+    px = s * (pos[None, :] + shift[1]) + size // 2 + np.zeros_like(pos)[:, None]
     y0 = np.floor(py).astype(np.int64)
     x0 = np.floor(px).astype(np.int64)
     fy, fx = py - y0, px - x0
@@ -132,6 +133,26 @@ def scale_kernel(kernel: np.ndarray, s: float, size: int) -> np.ndarray:
     if tot <= 0:
         raise ValueError(f"scale {s} moves the kernel outside a {size}x{size} support")
     return out / tot
+
+
+def centroid(kernel: np.ndarray) -> np.ndarray:
+    """``(dy, dx)`` of a kernel's centre of mass, in pixels from its centre tap."""
+    k = np.asarray(kernel, dtype=np.float64)
+    off = np.arange(k.shape[-1]) - k.shape[-1] // 2
+    return np.array([(k.sum(-1) * off).sum(), (k.sum(-2) * off).sum()]) / k.sum()
+
+
+def pair_shifts(left: np.ndarray, right: np.ndarray, pair_centroid) -> np.ndarray:
+    """Per cell ``(dy, dx)`` that moves both kernels of the pair so that the mean of their two centroids (of the
+    kernels clipped at 0, as :func:`scale_kernel` uses them) lies at ``pair_centroid`` (pixels at scale 1);
+    zeros when ``pair_centroid`` is None (the kernels as calibrated)."""
+    if pair_centroid is None:
+        return np.zeros((left.shape[0], 2))
+    target = np.asarray(pair_centroid, dtype=np.float64).reshape(-1)
+    if target.shape != (2,) or not np.all(np.isfinite(target)):
+        raise ValueError(f"pair_centroid must be two finite numbers (dy, dx), got {pair_centroid!r}")
+    mean = np.stack([(centroid(np.clip(a, 0, None)) + centroid(np.clip(b, 0, None))) / 2 for a, b in zip(left, right)])
+    return target[None] - mean
 
 
 def load_kernels(source) -> tuple[np.ndarray, np.ndarray]:
@@ -197,6 +218,7 @@ class DPWiener(nn.Module):
         nsr: float = 3e-3,
         margin: int | None = None,
         chunk_elems: int = 1 << 25,
+        pair_centroid=None,
     ):
         super().__init__()
         if patch < 8 or patch % 2:
@@ -213,16 +235,20 @@ class DPWiener(nn.Module):
             if grid[0] * grid[1] != n:
                 raise ValueError(f"grid {grid} does not hold {n} kernels")
             cand = np.asarray(scales if scales is not None else np.linspace(-1.5, 1.5, 31), np.float64)
-            # support of the largest scaled kernel: the calibrated kernel's mass radius times max |s|
+            shifts = pair_shifts(left, right, pair_centroid)  # (n, 2)
+            # support of the largest scaled kernel: the calibrated kernel's mass radius (plus the largest shift)
+            # times max |s|
             tot = np.clip(left, 0, None).sum(0) + np.clip(right, 0, None).sum(0)
             ys, xs = np.nonzero(tot > 1e-3 * tot.max())  # ignore calibration noise in the corners
             c = left.shape[-1] // 2
-            rad = max(np.abs(ys - c).max(), np.abs(xs - c).max()) + 1
+            rad = max(np.abs(ys - c).max(), np.abs(xs - c).max()) + 1 + float(np.abs(shifts).max())
             size = 2 * int(math.ceil(rad * max(1.0, float(np.abs(cand).max())))) + 3
-            kl = np.stack([[scale_kernel(left[i], s, size) for s in cand] for i in range(n)])
-            kr = np.stack([[scale_kernel(right[i], s, size) for s in cand] for i in range(n)])
+            kl = np.stack([[scale_kernel(left[i], s, size, shifts[i]) for s in cand] for i in range(n)])
+            kr = np.stack([[scale_kernel(right[i], s, size, shifts[i]) for s in cand] for i in range(n)])
             self.mode = "calibrated"
         else:
+            if pair_centroid is not None:
+                raise ValueError("pair_centroid moves calibrated kernels; without kernels it has nothing to move")
             cand = np.asarray(radii if radii is not None else np.arange(-20, 21), np.float64)
             kl, kr = half_disk_kernels(cand)
             kl, kr = kl[None], kr[None]

@@ -146,3 +146,44 @@ def test_registry_contract_and_pixel_format(tmp_path):
         load_kernels(tmp_path / "nothing_here.npz")
     with pytest.raises(ValueError, match="grid"):
         DPWiener(kernels=(np.repeat(kl, 5, 0), np.repeat(kr, 5, 0)))
+
+
+def test_pair_centroid_moves_both_kernels_and_scales_with_the_blur_size():
+    from baselines.wiener import centroid, pair_shifts
+
+    kl, kr = half_disk_kernels([5.0], size=31)
+    kl, kr = np.roll(kl[0], (-1, 2), (0, 1)), np.roll(kr[0], (-1, 2), (0, 1))  # pair centroid at (-1, +2)
+    np.testing.assert_allclose((centroid(kl) + centroid(kr)) / 2, [-1.0, 2.0], atol=1e-12)
+    shift = pair_shifts(kl[None], kr[None], (0.5, -1.0))[0]
+    np.testing.assert_allclose(shift, [1.5, -3.0], atol=1e-12)
+    for s in (1.0, 1.7, -0.6):
+        a, b = scale_kernel(kl, s, 41, shift), scale_kernel(kr, s, 41, shift)
+        # bilinear splatting keeps the first moment: the pair's centroid is exactly s x the target
+        np.testing.assert_allclose((centroid(a) + centroid(b)) / 2, [0.5 * s, -1.0 * s], atol=1e-9)
+        # both kernels moved by the same amount: their separation (the disparity) is untouched
+        np.testing.assert_allclose(centroid(b) - centroid(a), s * (centroid(kr) - centroid(kl)), atol=1e-9)
+    np.testing.assert_array_equal(pair_shifts(kl[None], kr[None], None), [[0.0, 0.0]])
+    with pytest.raises(ValueError, match="pair_centroid"):
+        DPWiener(pair_centroid=(0.0, 0.0))  # no calibrated kernels to move
+    with pytest.raises(ValueError, match="two finite numbers"):
+        pair_shifts(kl[None], kr[None], (0.0, float("nan")))
+
+
+def test_pair_centroid_registers_the_result_with_the_sharp_image(sharp):
+    """Views blurred by a centred pair, deconvolved with the same pair stored 2 px off (a calibration whose origin
+    is not the ground truth's): as stored, the result is shifted by those 2 px; with ``pair_centroid=(0, 0)`` it
+    is registered with the sharp image again."""
+    from skimage.registration import phase_cross_correlation
+
+    kl, kr = half_disk_kernels([4.0], size=21)
+    views = [_blur(sharp, k) for k in (kl[0], kr[0])]
+    stored = tuple(np.roll(k, (0, -2), (0, 1))[None] for k in (kl[0], kr[0]))
+    results = {}
+    for name, kw in {"stored": {}, "centred": {"pair_centroid": (0.0, 0.0)}}.items():
+        m = DPWiener(kernels=stored, grid=(1, 1), scales=[1.0], patch=P, **kw)
+        out = m.deblur(*views)[0]
+        ours, want = _np(out)[8:-8, 8:-8], _np(sharp)[8:-8, 8:-8]
+        shift = phase_cross_correlation(want.mean(-1), ours.mean(-1), upsample_factor=10)[0]
+        results[name] = (psnr(ours, want), shift)
+    assert abs(results["stored"][1][1]) > 1.5 and np.abs(results["centred"][1]).max() < 0.3
+    assert results["centred"][0] > results["stored"][0] + 3
