@@ -27,7 +27,11 @@ Kernels (all normalised to sum 1, so the output has the views' brightness):
     the cell holding its centre (the grid is stretched over the input frame). Candidate scales ``scales``
     (default ``linspace(-1.5, 1.5, 31)``) resample the calibrated kernel: ``K_s(x) ~ K(x / s)`` (mass-preserving
     splatting), so a negative scale is the point reflection (the defocus on the other side of the focal plane)
-    and ``s = 0`` the delta.
+    and ``s = 0`` the delta. ``pair_centroid=(dy, dx)`` first moves both kernels of every pair by the same
+    amount, so that the mean of their centroids sits at (dy, dx) px at scale 1 (s times that at scale s): where
+    the kernels put the deconvolved image relative to the views. The Pixel set's calibrated pairs have their
+    mean centroid near (-1, -1.4) px, which is not where its all-in-focus ground truth sits relative to the
+    views; ``scripts/pixel_wiener_centroid.py`` measures where it does (``docs/REPRODUCTION.md``).
 (b) parametric (default): DP half-disks over signed radii ``radii`` (default ``-20 .. 20`` px, step 1): for
     ``r > 0`` the left view's kernel is the left half (x < 0) of a disk of radius ``r``, the right view's its
     mirror image ``K_R(x, y) = K_L(-x, y)``; for ``r < 0`` the two are swapped. Pixel coverage is

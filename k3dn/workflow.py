@@ -345,6 +345,7 @@ class Plan:
             args += f" --weights {self.checkpoint_file(spec['checkpoint'])}"
         overrides = {
             **spec.get("overrides", {}),
+            **(spec.get("dataset_overrides", {}).get(dataset_of(test), {}) if test else {}),
             **((self.config.get("scale") or {}).get("overrides", {}).get(method, {})),
         }
         for k, v in overrides.items():

@@ -185,5 +185,6 @@ def test_pair_centroid_registers_the_result_with_the_sharp_image(sharp):
         ours, want = _np(out)[8:-8, 8:-8], _np(sharp)[8:-8, 8:-8]
         shift = phase_cross_correlation(want.mean(-1), ours.mean(-1), upsample_factor=10)[0]
         results[name] = (psnr(ours, want), shift)
+    # measured: stored 16.5 dB, shifted by 2.0 px in x (the blurry input: 19.3 dB); centred 29.6 dB, no shift
     assert abs(results["stored"][1][1]) > 1.5 and np.abs(results["centred"][1]).max() < 0.3
     assert results["centred"][0] > results["stored"][0] + 3

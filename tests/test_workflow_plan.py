@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from k3dn.preflight import check_device, check_runs, run_preflight
-from k3dn.workflow import Plan, WorkflowConfigError, merged
+from k3dn.workflow import Plan, WorkflowConfigError, jsonarg, merged
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -190,3 +190,12 @@ def test_every_figure_names_a_kind_the_command_draws():
         "resources/manifests/dpdd",
         "resources/manifests/ddd_syn",
     ]
+
+
+def test_dataset_overrides_reach_only_that_data_sets_predictions():
+    """Wiener's measured pair centroid belongs to the Pixel set's calibrated kernels, not to DPDD's half-disks."""
+    p = plan(dict(PAPER, require_all=True))
+    centroid = PAPER["published"]["wiener"]["dataset_overrides"]["pixel"]["pair_centroid"]
+    pixel, dpdd = p.method_args("wiener", "pixel_test"), p.method_args("wiener", "dpdd_test")
+    assert f"--override pair_centroid={jsonarg(centroid)}" in pixel
+    assert "pair_centroid" not in dpdd and "pair_centroid" not in p.method_args("wiener")
