@@ -14,7 +14,7 @@ By default on the central 336x336 of the 1008x1344 crop (the 2x2 calibration cel
 variant and scene on 2 CPU cores); ``--full`` on the whole crop with all 48 cells (about a minute each).
 
     python scripts/pixel_wiener_centroid.py --pixel PATH/DP_data_pixel_4 [--tune 001 002 003 004] [--full]
-        [--centroid DY DX] [--variants calibrated tuned] [--out results/pixel_wiener_centroid.csv]
+        [--shifts] [--centroid DY DX] [--variants calibrated tuned] [--out results/pixel_wiener_centroid.csv]
 """
 
 from __future__ import annotations
@@ -55,6 +55,27 @@ def load_scene(pixel: Path, scene: str, ratio: np.ndarray, full: bool):
     return left[CENTRAL], right[CENTRAL], gt[CENTRAL], (slice(None), slice(None))
 
 
+def view_displacement(data: dict, window: int = 96) -> tuple[float, int]:
+    """Median over textured windows of (the views' common displacement from the ground truth) / (their
+    disparity, right minus left), in x, by phase correlation; and the number of windows (|disparity| > 1 px)."""
+    from skimage.registration import phase_cross_correlation
+
+    ratios = []
+    for left, right, gt, _ in data.values():
+        h, w = gt.shape
+        for y in range(8, h - window - 8, window):
+            for x in range(8, w - window - 8, window):
+                g, lv, rv = (a[y : y + window, x : x + window] for a in (gt, left, right))
+                if g.std() < 0.02 * g.mean():
+                    continue
+                # the shift that moves a view onto the ground truth is minus its displacement
+                dl = -phase_cross_correlation(g, lv, upsample_factor=10)[0]
+                dr = -phase_cross_correlation(g, rv, upsample_factor=10)[0]
+                if max(abs(dl[0]), abs(dr[0])) <= 2 and abs(dr[1] - dl[1]) > 1:
+                    ratios.append((dl[1] + dr[1]) / 2 / (dr[1] - dl[1]))
+    return float(np.median(ratios)), len(ratios)
+
+
 def variants(kernels, full: bool, centroid):
     left, right = kernels
     cells = slice(None) if full else list(CENTRAL_CELLS)
@@ -81,6 +102,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pixel", type=Path, required=True, help="the DP_data_pixel_4 folder")
     ap.add_argument("--tune", nargs="+", default=["001", "002", "003", "004"])
     ap.add_argument("--full", action="store_true", help="the whole 1008x1344 crop (48 cells)")
+    ap.add_argument("--shifts", action="store_true", help="first measure the views' displacement from the GT")
     ap.add_argument("--centroid", type=float, nargs=2, default=None, help="skip the tuning: use this (dy, dx)")
     ap.add_argument(
         "--variants",
@@ -99,6 +121,17 @@ def main(argv=None) -> int:
     ratio = pixel_vignetting_ratio(cal / "white_sheet_left.png", cal / "white_sheet_right.png")
     data = {s: load_scene(args.pixel, s, ratio, args.full) for s in scenes}
     t0 = time.perf_counter()
+    if args.shifts:
+        from baselines.wiener import centroid as com
+
+        cl, cr = (np.mean([com(np.clip(k, 0, None)) for k in ks], axis=0) for ks in kernels)
+        full = {s: load_scene(args.pixel, s, ratio, True) for s in scenes}
+        measured, n = view_displacement(full)
+        print(
+            f"views' common displacement / disparity (x): {measured:+.3f} measured over {n} windows of "
+            f"{len(scenes)} scenes; the stored pairs predict {(cl[1] + cr[1]) / 2 / (cr[1] - cl[1]):+.3f}",
+            flush=True,
+        )
 
     centroid = args.centroid
     if centroid is None:
