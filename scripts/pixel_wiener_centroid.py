@@ -55,12 +55,15 @@ def load_scene(pixel: Path, scene: str, ratio: np.ndarray, full: bool):
     return left[CENTRAL], right[CENTRAL], gt[CENTRAL], (slice(None), slice(None))
 
 
-def view_displacement(data: dict, window: int = 96) -> tuple[float, int]:
-    """Median over textured windows of (the views' common displacement from the ground truth) / (their
-    disparity, right minus left), in x, by phase correlation; and the number of windows (|disparity| > 1 px)."""
+def view_displacement(data: dict, window: int = 96) -> dict:
+    """The views' displacement from the ground truth, by phase correlation of textured ``window``-px windows:
+    ``in_focus`` the median common displacement (dy, dx) where the two views agree (|disparity| <= 0.5 px) and
+    ``per_disparity`` the median of (common displacement) / (disparity, right minus left) in x where they do
+    not (|disparity| > 1 px), each with its number of windows. A kernel pair's common centroid moves the views
+    by that centroid times the blur size: zero in focus, growing with the disparity."""
     from skimage.registration import phase_cross_correlation
 
-    ratios = []
+    focus, ratios = [], []
     for left, right, gt, _ in data.values():
         h, w = gt.shape
         for y in range(8, h - window - 8, window):
@@ -71,9 +74,19 @@ def view_displacement(data: dict, window: int = 96) -> tuple[float, int]:
                 # the shift that moves a view onto the ground truth is minus its displacement
                 dl = -phase_cross_correlation(g, lv, upsample_factor=10)[0]
                 dr = -phase_cross_correlation(g, rv, upsample_factor=10)[0]
-                if max(abs(dl[0]), abs(dr[0])) <= 2 and abs(dr[1] - dl[1]) > 1:
-                    ratios.append((dl[1] + dr[1]) / 2 / (dr[1] - dl[1]))
-    return float(np.median(ratios)), len(ratios)
+                if max(abs(dl[0]), abs(dr[0])) > 2:
+                    continue
+                d = dr[1] - dl[1]
+                if abs(d) <= 0.5:
+                    focus.append((dl + dr) / 2)
+                elif abs(d) > 1:
+                    ratios.append((dl[1] + dr[1]) / 2 / d)
+    return {
+        "in_focus": np.median(focus, axis=0) if focus else np.full(2, np.nan),
+        "n_in_focus": len(focus),
+        "per_disparity": float(np.median(ratios)) if ratios else float("nan"),
+        "n_defocused": len(ratios),
+    }
 
 
 def variants(kernels, full: bool, centroid):
@@ -126,10 +139,12 @@ def main(argv=None) -> int:
 
         cl, cr = (np.mean([com(np.clip(k, 0, None)) for k in ks], axis=0) for ks in kernels)
         full = {s: load_scene(args.pixel, s, ratio, True) for s in scenes}
-        measured, n = view_displacement(full)
+        m = view_displacement(full)
         print(
-            f"views' common displacement / disparity (x): {measured:+.3f} measured over {n} windows of "
-            f"{len(scenes)} scenes; the stored pairs predict {(cl[1] + cr[1]) / 2 / (cr[1] - cl[1]):+.3f}",
+            f"views' common displacement from the ground truth, {len(scenes)} scenes: in focus "
+            f"({m['n_in_focus']} windows) (dy, dx) = ({m['in_focus'][0]:+.2f}, {m['in_focus'][1]:+.2f}) px; out of "
+            f"focus ({m['n_defocused']} windows) {m['per_disparity']:+.3f} x the disparity in x, where the stored "
+            f"pairs predict {(cl[1] + cr[1]) / 2 / (cr[1] - cl[1]):+.3f}",
             flush=True,
         )
 
