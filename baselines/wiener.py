@@ -31,7 +31,8 @@ Kernels (all normalised to sum 1, so the output has the views' brightness):
     amount, so that the mean of their centroids sits at (dy, dx) px at scale 1 (s times that at scale s): where
     the kernels put the deconvolved image relative to the views. The Pixel set's calibrated pairs have their
     mean centroid near (-1, -1.4) px, which is not where its all-in-focus ground truth sits relative to the
-    views; ``scripts/pixel_wiener_centroid.py`` measures where it does (``docs/REPRODUCTION.md``).
+    views; ``scripts/pixel_wiener_centroid.py`` measures where it does (``docs/REPRODUCTION.md``). The support
+    (and so the FFT tile) grows by the largest move of any cell.
 (b) parametric (default): DP half-disks over signed radii ``radii`` (default ``-20 .. 20`` px, step 1): for
     ``r > 0`` the left view's kernel is the left half (x < 0) of a disk of radius ``r``, the right view's its
     mirror image ``K_R(x, y) = K_L(-x, y)``; for ``r < 0`` the two are swapped. Pixel coverage is

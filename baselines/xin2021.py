@@ -188,7 +188,7 @@ def resample_kernel(kernel, s: float, size: int | None = None) -> np.ndarray:
     the last tap is 0); ``|s| <= 0.5``: separable Gaussian-weighted sum of the taps around ``j / s``
     (``sigma = (1/|s| - 1) / 2``); ``s < 0``: rotated by 180 degrees; ``s = 0``: the delta.
 
-    A sample within ``TIE_PX`` of the last tap (``j / s = +-30`` for the 61-tap kernels: ``s = 30 / j``, among them
+    A sample within ``TIE_PX`` of the last tap (``j / s = +-30`` for the 61-tap kernels: ``s = j / 30``, among them
     0.6, 0.7, 0.8 and 0.9) takes that tap's value. The official code computes the positions in float32, so such a
     sample lands a few ulp inside or outside the support depending on ``s`` and on the JAX version, and is kept or
     dropped accordingly (``tests/test_golden_xin2021.py`` measures which); we keep it on both sides."""
@@ -208,7 +208,7 @@ def resample_kernel(kernel, s: float, size: int | None = None) -> np.ndarray:
     u = np.arange(k.shape[0]) - half  # input tap offsets
     pos = (np.arange(size) - size // 2) / a  # where output tap j samples the input
     if a > 0.5:
-        # A sample within TIE_PX of the last tap is on it (s = 30 / j, e.g. 0.6, 0.7, 0.8, 0.9 for 61 taps).
+        # A sample within TIE_PX of the last tap is on it (s = j / 30, e.g. 0.6, 0.7, 0.8, 0.9 for 61 taps).
         pos = np.where(np.abs(np.abs(pos) - half) <= TIE_PX, np.sign(pos) * half, pos)
         w = np.clip(1.0 - np.abs(u[None, :] - pos[:, None]), 0.0, None)
         # Zero fill: a sample beyond the last tap is 0, not a blend of that tap with an implicit zero.

@@ -6,6 +6,8 @@ sources only, through
 
 * ``scale.iterations``: every stage of every recipe trains this many iterations;
 * ``scale.train``: training-config values set on every run (batch, crop, ...), after the run's own;
+* ``published.<m>.dataset_overrides``: model overrides on one data set's test sets only (Wiener's Pixel
+  ``pair_centroid``), merged over ``overrides`` and under ``scale.overrides``;
 * ``scale.overrides``: model overrides of a published method (the optimisation iterations of Xin et al.);
 * ``datasets.<name>.image_size`` and ``args``: the size of the stand-ins and of the generated sets;
 * ``miniature``: stand-ins of every data set and checkpoint, served on 127.0.0.1 (``k3dn.miniature``).
@@ -221,6 +223,12 @@ class Plan:
                     f"config: runs.{name}.recipe: {recipe!r} is not under recipes: ({sorted(cfg['recipes'])})"
                 )
         for name, spec in self.published.items():
+            unknown = set(spec.get("dataset_overrides", {})) - {dataset_of(t) for t in spec["test"]}
+            if unknown:
+                raise WorkflowConfigError(
+                    f"config: published.{name}.dataset_overrides: {sorted(unknown)} is not a data set of its "
+                    f"test sets ({spec['test']})"
+                )
             ck = spec.get("checkpoint")
             if ck and ck not in self.checkpoints:
                 raise WorkflowConfigError(

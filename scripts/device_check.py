@@ -13,9 +13,10 @@ values) through the same path as ``k3dn predict`` and the speed rule (``k3dn.inf
   ``--eval-images`` pairs at ``--size``.
 * Wiener: seconds per image at ``--size``.
 * Xin et al.: seconds per Adam step of the MPI optimisation on the Pixel crop (1008x1344, 12 layers, 48 cells of
-  61x61 kernel pairs; ``scripts/bench_xin2021.py``) and the projected 10,000-step run per scene.
+  synthetic 61x61 kernel pairs, which cost what the calibrated ones do; ``scripts/bench_xin2021.py``) and the
+  projected 10,000-step run per scene.
 
-``--reduced`` shrinks everything so that the whole check runs on 2 CPU cores in under a minute (CI runs it that
+``--reduced`` shrinks everything so that the whole check runs on 2 CPU cores in about a minute (CI runs it that
 way so that the script cannot rot); absolute times are only meaningful on the GPU at the full size.
 
     python scripts/device_check.py --out results/device_check [--reduced]

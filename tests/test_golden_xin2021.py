@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from baselines.xin2021 import (
+    TIE_PX,
     KernelBank,
     Weights,
     _mpi,
@@ -77,8 +78,9 @@ def _old_tent(kernel, s):
 
 
 def test_fixture_records_its_environment_and_shims(fx):
-    assert str(fx["environment"]).startswith("python ")
-    assert "jax" in str(fx["environment"]) and "scipy 1.1" in str(fx["environment"])
+    env = dict(part.split(" ", 1) for part in str(fx["environment"]).split(", ")[:5])
+    assert {"python", "jax", "numpy", "scipy", "pillow"} <= set(env)
+    assert tuple(int(x) for x in env["scipy"].split(".")[:2]) <= (1, 13)  # interp2d
     assert len(fx["shims"]) == 5 and any("fftconvolve" in s for s in fx["shims"])
     assert fx["left"].shape == (2 * 48, 2 * 48) and fx["kernels"].shape == (4, 2, 61, 61)
 
@@ -104,14 +106,14 @@ def test_preprocessing_matches_official(fx, tmp_path):
 def _tie_taps(s: float, n: int = 61) -> np.ndarray:
     """Output taps whose sample lands on the last calibrated tap (j / s = +-30)."""
     j = np.arange(n) - n // 2
-    return np.abs(np.abs(j / s) - n // 2) <= 1e-4
+    return np.abs(np.abs(j / s) - n // 2) <= TIE_PX
 
 
 def test_kernel_resampling_matches_official(fx):
     k = fx["kernels"][0].astype(np.float64)
     checked = 0
     for i, s in enumerate(fx["resample_scales"].astype(np.float64)):
-        ties = _tie_taps(s) if s > 0.5 else np.zeros(61, bool)
+        ties = _tie_taps(s) if 0.5 < s < 1 else np.zeros(61, bool)  # s = 1 samples every tap exactly
         for v in range(2):
             want = fx["resampled"][i, v].astype(np.float64)
             ours = resample_kernel(k[v], s)
@@ -126,10 +128,11 @@ def test_kernel_resampling_matches_official(fx):
             ratio = ours[keep] / np.where(want[keep] > 0, want[keep], np.nan)
             ratio = ratio[np.isfinite(ratio) & (want[keep] > 1e-3 * want.max())]
             assert np.ptp(ratio) < 1e-4 * ratio.mean(), f"s={s:.3f} view {v}: not one factor off the ties"
-            # on a tie row we hold the calibrated last row/column, resampled along the other axis
-            j = np.nonzero(ties)[0]
-            assert np.all(ours[j][:, ties] > 0) or k[v][[0, -1]].min() == 0
-    assert checked >= 2 * 9  # 0.3 .. 1.6 without ties, both views
+            # on the tie rows and columns we hold the calibrated edge taps (not negligible in this cell's
+            # left kernel)
+            if v == 0:
+                assert max(ours[ties].max(), ours[:, ties].max()) > 1e-3 * ours.max()
+    assert checked == 2 * 11  # the 11 sizes without ties, both views
 
 
 def test_official_drops_some_tie_samples(fx):
@@ -196,7 +199,8 @@ def test_optimisation_follows_the_official_loss_curve_and_outputs(fx):
         f"step {rel.argmax()}: loss {history[rel.argmax()]} vs {fx['history'][rel.argmax()]}"
     )
     final = np.array([res["loss"][t].item() for t in TERMS])
-    # measured 2.4e-2 (the data term, the smallest after 100 steps: 9.6 of 123) and <= 8.5e-3 for the others
+    # measured 2.4e-2 for the data term (-2.05 of a total 122: small, so its relative error is large) and
+    # <= 8.5e-3 for the others
     np.testing.assert_allclose(final.sum(), fx["final_terms"].sum(), rtol=5e-3)  # measured 2.3e-3
     np.testing.assert_allclose(final, fx["final_terms"], rtol=6e-2)
     peak = float(fx["aif"].max())

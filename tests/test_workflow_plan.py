@@ -199,3 +199,6 @@ def test_dataset_overrides_reach_only_that_data_sets_predictions():
     pixel, dpdd = p.method_args("wiener", "pixel_test"), p.method_args("wiener", "dpdd_test")
     assert f"--override pair_centroid={jsonarg(centroid)}" in pixel
     assert "pair_centroid" not in dpdd and "pair_centroid" not in p.method_args("wiener")
+    wiener = dict(PAPER["published"]["wiener"], dataset_overrides={"pixel4": {"pair_centroid": [0, 0]}})
+    with pytest.raises(WorkflowConfigError, match=r"published.wiener.dataset_overrides: \['pixel4'\]"):
+        plan(dict(PAPER, published=dict(PAPER["published"], wiener=wiener), require_all=True))

@@ -57,7 +57,7 @@ CROP = (1008, 1344)  # the official central field of view
 MARGIN = 50  # half the 101-px vignetting window
 LAYERS = 12
 # The layers' s_start, s_end: scene 003's weights with a range of our choosing, 1.55 .. 0.45 in steps of 0.1, so
-# that no layer samples its kernel on the last tap (s = 30 / j; see baselines.xin2021.resample_kernel), and the
+# that no layer samples its kernel on the last tap (s = j / 30; see baselines.xin2021.resample_kernel), and the
 # front layer takes the Gaussian branch (s <= 0.5). Scene 003's own range (0.7, 1.6) ends on such a tie (0.7).
 SCENE_SCALES = (0.45, 1.55)
 # Both sides of 0.5 and of 1; 0.6, 0.7, 0.8, 0.9 and 1.0 sample the last tap (ties), the others do not.
