@@ -30,7 +30,14 @@ import pandas as pd
 import torch
 
 from baselines.wiener import DPWiener
-from k3dn.data.layouts.pixel import PIXEL_BLACK, PIXEL_CROP, PIXEL_WHITE, _raw_linear, pixel_vignetting_ratio
+from k3dn.data.layouts.pixel import (
+    PIXEL_BLACK,
+    PIXEL_CROP,
+    PIXEL_WHITE,
+    _center_crop,
+    _raw_linear,
+    pixel_vignetting_ratio,
+)
 from k3dn.io import write_csv
 from k3dn.metrics import psnr
 
@@ -42,10 +49,10 @@ GRID_DX = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 
 def load_scene(pixel: Path, scene: str, ratio: np.ndarray, full: bool):
     """Corrected views and ground truth of one scene (as the Pixel adapter makes them), cropped."""
-    oy, ox = (ratio.shape[0] - PIXEL_CROP[0]) // 2, (ratio.shape[1] - PIXEL_CROP[1]) // 2
-    crop = (slice(oy, oy + PIXEL_CROP[0]), slice(ox, ox + PIXEL_CROP[1]))
-    left = _raw_linear(pixel / f"{scene}_left.png", PIXEL_BLACK, PIXEL_WHITE)[crop]
-    right = np.clip((_raw_linear(pixel / f"{scene}_right.png", PIXEL_BLACK, PIXEL_WHITE) * ratio)[crop], 0, 1)
+    lp, rp = pixel / f"{scene}_left.png", pixel / f"{scene}_right.png"
+    left, _ = _center_crop(_raw_linear(lp, PIXEL_BLACK, PIXEL_WHITE), PIXEL_CROP, lp)
+    right, _ = _center_crop(_raw_linear(rp, PIXEL_BLACK, PIXEL_WHITE) * ratio, PIXEL_CROP, rp)
+    right = np.clip(right, 0, 1)
     from k3dn.io import read_raw
 
     gt = read_raw(pixel / "gt_all_in_focus_im" / f"{scene}_gt.png")[..., 0].astype(np.float64) / 65535
@@ -138,7 +145,7 @@ def main(argv=None) -> int:
         from baselines.wiener import centroid as com
 
         cl, cr = (np.mean([com(np.clip(k, 0, None)) for k in ks], axis=0) for ks in kernels)
-        full = {s: load_scene(args.pixel, s, ratio, True) for s in scenes}
+        full = data if args.full else {s: load_scene(args.pixel, s, ratio, True) for s in scenes}
         m = view_displacement(full)
         print(
             f"views' common displacement from the ground truth, {len(scenes)} scenes: in focus "
