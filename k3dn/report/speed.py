@@ -1,12 +1,18 @@
-"""Inference speed under the protocol of the supplement's Table 12.
+"""Inference speed under the protocol of the supplement's Table 12, with each network's size and work.
 
 Batch 1, 5 warm-up passes, then the mean of 30 timed passes, the device recorded. The supplement does not
 state the input size; the default here is a DPDD image (1120x1680), with each model's own size handling
-(K3DN resizes it to 1152x1792, as in its evaluation).
+(K3DN resizes it to 1152x1792, as in its evaluation; GRL runs in tiles).
+
+Beside the time, two numbers that do not depend on the device: the parameter count and the multiply-accumulates
+of one forward pass at that size (``torch.utils.flop_counter``: convolutions, matrix products and attention,
+counted as two FLOPs per MAC; FFTs and element-wise work are not counted, so K3DN's Fourier-domain PSF blocks
+and Wiener's deconvolution count less than they cost). On CUDA the peak memory of the timed passes too.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from pathlib import Path
@@ -42,6 +48,8 @@ def time_model(
     g = torch.Generator().manual_seed(0)
     batch = {k: torch.rand(1, 3, h, w, generator=g).to(device) for k in ("left", "right", "center")}
     amp = dtype == "bfloat16"
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for i in range(warmup + runs):
         _sync(device)
@@ -50,6 +58,7 @@ def time_model(
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else math.nan
     return {
         "seconds_mean": statistics.fmean(times),
         "seconds_std": statistics.pstdev(times),
@@ -57,8 +66,23 @@ def time_model(
         "runs": runs,
         "size": f"{h}x{w}",
         "dtype": dtype,
+        "peak_gib": peak,
+        "params": sum(p.numel() for p in model.parameters()),
+        "gmacs": count_macs(model, batch, amp=amp) / 1e9,
         **inference,
     }
+
+
+@torch.no_grad()
+def count_macs(model, batch: dict, amp: bool = False) -> float:
+    """Multiply-accumulates of one ``forward_fitted`` pass on ``batch`` (the ops ``FlopCounterMode`` knows)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from k3dn.infer import forward_fitted
+
+    with FlopCounterMode(display=False) as counter:
+        forward_fitted(model, batch, amp=amp)
+    return counter.get_total_flops() / 2
 
 
 def write_speed(model, method: str, out, **kw) -> Path:

@@ -14,7 +14,9 @@ both were measured under the same protocol* (each published number carries one, 
 the spec names ours where the metric files' reading protocol is not its name, e.g. the Pixel set's
 ``linear-raw``); elsewhere ``diff_note`` says why not. A speed table's group is the device its published times
 come from (``NVIDIA A40``): a time difference exists only where ours was measured on that device class
-(:func:`same_device_class`), and our device stands beside our time. Then the uncertainty
+(:func:`same_device_class`), and our device stands beside our time. Its other metrics do not depend on the device
+(:data:`SPEED_METRICS`): a published parameter count (protocol ``count``) is compared with ours, published MACs
+only when counted at our input size (protocol ``macs@HxW``). Then the uncertainty
 (:mod:`k3dn.report.stats`): the 95% bootstrap interval of the row's mean PSNR over images, and the paired interval
 of its per-image PSNR difference from the reference K3DN row (``reference`` in the spec, else Ours (Lightweight)),
 resolved or not. Then the provenance of our number (:data:`PROVENANCE`: protocol, image count, code version of the
@@ -40,6 +42,9 @@ from k3dn.report.stats import mean_ci, paired_diff_ci
 _ALL = ("combined", "all")
 PROVENANCE = ["protocol", "n_images", *METRICS_PROVENANCE]
 SPEED_PROVENANCE = ["device", "git_commit", "size", "warmup", "runs", "dtype"]
+#: A speed table's metrics: the column of ``k3dn report speed``'s file and its scale. Only ``seconds`` depends on
+#: the device; a published parameter count or MAC count is matched whatever its group.
+SPEED_METRICS = {"seconds": ("seconds_mean", 1.0), "params_m": ("params", 1e-6), "gmacs": ("gmacs", 1.0)}
 
 
 def metrics_path(metrics_root, method: str, test: str) -> Path:
@@ -165,7 +170,13 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
             if speed:
                 path = speed_path(speed_root, method)
                 df = pd.read_csv(path)
-                ours = {(groups[0], "seconds"): float(df["seconds_mean"].iloc[0])}
+                for m in metrics:
+                    if m not in SPEED_METRICS or SPEED_METRICS[m][0] not in df.columns:
+                        raise InputError(
+                            f"no {m!r} (speed metrics: {sorted(SPEED_METRICS)}); rerun `k3dn report speed`", where=path
+                        )
+                    column, scale = SPEED_METRICS[m]
+                    ours[(groups[0], m)] = float(df[column].iloc[0]) * scale
                 prov = _provenance(df, SPEED_PROVENANCE, path)
             else:
                 path = metrics_path(metrics_root, method, spec["test"])
@@ -182,21 +193,30 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
             for m in metrics:
                 c = _col(g, m, groups)
                 ours_v = ours.get((g, m), math.nan)
-                hit = pub[(pub["group"] == g) & (pub["metric"] == m)]
+                timed = speed and m == "seconds"
+                any_group = speed and not timed
+                hit = pub[((pub["group"] == g) | any_group) & (pub["metric"] == m)]
                 paper = float(hit["value"].iloc[0]) if len(hit) else math.nan
                 paper_protocol = str(hit["protocol"].iloc[0]) if len(hit) else ""
                 line[c] = ours_v
                 line[f"{c}_paper"] = paper
                 # A difference only between numbers measured the same way (a speed table's group is the device
                 # its published times come from); otherwise say why there is none.
-                same = same_device_class(our_device, g) if speed else paper_protocol == our_protocol
+                if timed:
+                    same = same_device_class(our_device, g)
+                elif speed:
+                    counted = "count" if m == "params_m" else f"macs@{prov.get('size', '')}"
+                    same = paper_protocol == counted
+                else:
+                    same = paper_protocol == our_protocol
                 line[f"{c}_diff"] = ours_v - paper if same else math.nan
                 if method and len(hit) and not same:
-                    why = (
-                        f"published on {g}, ours on {our_device}: times of different devices are not compared"
-                        if speed
-                        else f"published under {paper_protocol}, ours under {our_protocol}"
-                    )
+                    if timed:
+                        why = f"published on {g}, ours on {our_device}: times of different devices are not compared"
+                    elif speed:
+                        why = f"{m} published as {paper_protocol}, ours as {counted}"
+                    else:
+                        why = f"published under {paper_protocol}, ours under {our_protocol}"
                     if why not in notes:
                         notes.append(why)
                 for s, st in zip(hit["source"], hit["status"]):
@@ -246,7 +266,7 @@ def check_table(path, spec: dict) -> list[str]:
     if list(df["row"]) != want:
         problems.append(f"{path}: rows {list(df['row'])} != expected {want}")
     speed = spec.get("kind") == "speed"
-    metrics = ["seconds"] if speed else spec["metrics"]
+    metrics = spec["metrics"]
     cols = [_col(g, m, spec["groups"]) for g in spec["groups"] for m in metrics]
     if not speed:
         cols += ["psnr_ci95_low", "psnr_ci95_high"]
