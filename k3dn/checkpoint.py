@@ -70,16 +70,53 @@ class CheckpointMismatch(UserError, RuntimeError):
         )
 
 
-def _refusal(path: Path, e: Exception) -> UnsafeCheckpoint:
-    """torch's several-paragraph refusal as one line: what it would not load, and what to do."""
-    msg = str(e)
-    what = re.search(r"GLOBAL ([\w.]+)", msg)
-    why = f"it names {what.group(1)}" if what else "it holds more than plain tensors, or is not a pickle at all"
+def _refusal(path: Path, e: Exception, names: list[str] | None = None) -> UnsafeCheckpoint:
+    """torch's several-paragraph refusal as one line: what it would not load (``names``, else the global torch
+    names), and what to do."""
+    what = re.search(r"GLOBAL ([\w.]+)", str(e))
+    named = ", ".join(names) if names else what.group(1) if what else None
+    why = f"it names {named}" if named else "it holds more than plain tensors, or is not a pickle at all"
     return UnsafeCheckpoint(
         f"{path}: refuses to unpickle code (not a plain tensor checkpoint: {why}); only load "
         "files you trust, and if you trust this one, convert it once to plain tensors (a state "
         "dict saved with torch.save, or .safetensors)"
     )
+
+
+# What a training framework pickles beside the weights to record its configuration: PyTorch Lightning's
+# ``hyper_parameters`` as an omegaconf ``DictConfig`` (with ``typing.Any`` and builtin types as values, and
+# ``defaultdict``s inside), or Lightning's ``AttributeDict``. A checkpoint that names only these is read with each
+# of them replaced by :class:`ConfigPlaceholder`: the weights beside them are plain tensors, and no code of theirs
+# is imported or run. Any other global is still refused.
+_CONFIG_GLOBAL = re.compile(
+    r"omegaconf(\.[\w.]+)?|typing\.\w+|collections\.defaultdict"
+    r"|(pytorch_lightning\.utilities\.parsing|lightning\.fabric\.utilities\.data)\.AttributeDict"
+)
+_BUILTIN_TYPES = {f"builtins.{t.__name__}": t for t in (bool, int, float, complex, str, bytes, list, dict, tuple, set)}
+
+
+class ConfigPlaceholder(dict):
+    """Stands in for an object of a configuration class a checkpoint names (``omegaconf.DictConfig``, ...): it
+    keeps what unpickling hands it (``args``, ``state``, items) and runs none of that class's code."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        self.args = args
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+def _load_with_config_placeholders(path: Path, refused: Exception):
+    """``torch.load(weights_only=True)`` once more, with the configuration globals the file names mapped to
+    :class:`ConfigPlaceholder` (builtin types to themselves); refused when it names anything else."""
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    other = [n for n in names if n not in _BUILTIN_TYPES and not _CONFIG_GLOBAL.fullmatch(n)]
+    if not names or other:
+        raise _refusal(path, refused, other) from refused
+    stand_ins = [_BUILTIN_TYPES.get(n) or (ConfigPlaceholder, n) for n in names]
+    with torch.serialization.safe_globals(stand_ins):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class ForeignWeights(dict):
@@ -162,7 +199,8 @@ def _npz_member(z, key: str) -> np.ndarray:
 def read_foreign(path: str | os.PathLike):
     """Open a published checkpoint without executing code from it.
 
-    ``.pth/.pt/.pkl/.pytorch/.ckpt`` -> ``torch.load(weights_only=True)`` (whatever container it holds);
+    ``.pth/.pt/.pkl/.pytorch/.ckpt`` -> ``torch.load(weights_only=True)`` (whatever container it holds; a
+    Lightning checkpoint's configuration objects come back as :class:`ConfigPlaceholder`);
     a folder -> ``{file stem: contents}`` of the weight files in it (methods published as several files);
     ``.hdf5/.h5`` -> :class:`ForeignWeights` ``{dataset path: ndarray}`` of the weight datasets (Keras), with
     every group's attributes in ``.attrs``; a compiled Keras model's ``optimizer_weights`` group (Adam
@@ -214,7 +252,12 @@ def read_foreign(path: str | os.PathLike):
                             raise ValueError(f"key {k!r} holds nested objects, not arrays")
                     out[k] = v
                 return out
-        return torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            return _load_with_config_placeholders(path, e)
+    except UnsafeCheckpoint:
+        raise
     except pickle.UnpicklingError as e:
         raise _refusal(path, e) from e
     except (OSError, RuntimeError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:

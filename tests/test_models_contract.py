@@ -57,6 +57,8 @@ def overrides(name: str) -> dict:
         return {"window": (4, 4)}  # size multiple 32x32 instead of 288x224
     if name == "xin2021":
         return {"iterations": 5, "scales": [3.0, 0.0, -3.0]}  # 10,000 Adam steps over 12 layers by default
+    if name == "grl_b_dual":
+        return {"depths": (1,)}  # one block instead of 44, each at 96x96 at least (inputs are padded to 96)
     return {}
 
 
