@@ -133,6 +133,11 @@ class NeighborhoodAttention2D(nn.Module):
         out = neighborhood_attention_2d(q[:, :, :h, :w] * self.scale, k, v, self.rpb, self.kernel, self.dilation)
         return self.proj(out.permute(0, 2, 3, 1, 4).reshape(b, h, w, c))
 
+    def uncounted_macs(self, inputs, output: torch.Tensor) -> int:
+        """q . k and attention . v of every output pixel over its kernel^2 neighbours, per channel: element-wise
+        products that ``torch.utils.flop_counter`` does not count (``k3dn.report.speed.count_macs`` adds them)."""
+        return 2 * output.numel() * self.kernel**2
+
 
 # ----------------------------------------------------------------------------------------------------------
 # Building blocks
@@ -263,11 +268,14 @@ class DiNATIRDefocus(DiNATIR):
     | convention   | official test (``basicsr/test.py``, ``options/test/DPDD``)    | here                              |
     |--------------|---------------------------------------------------------------|-----------------------------------|
     | views        | cat(L, R) along channels, 6 ch                                | ``batch["left"]``, ``["right"]``  |
-    | colour/range | RGB (BGR PNGs converted), 16-bit / 65535 in [0, 1]            | RGB [0, 1]; 16-bit (catalogue)    |
+    | colour/range | each view BGR (cv2 order), 16-bit / 65535 in [0, 1]; RGB out | views flipped to BGR; 16-bit      |
     | size         | whole 1120x1680 image, no padding                             | reflect-padded to 8, cropped back |
     | channel gate | TLC box means, 384/192/96/48 px at levels 1-4                 | ``tlc=True`` (default)            |
     | output       | direct prediction; saved clamped to [0, 1] as 16-bit PNG      | clamp in eval only                |
 
+    Colour: the training and test dataset (``TripletImageDataset``) concatenates the two cv2-decoded views into one
+    6-channel array before BasicSR's ``img2tensor``, which converts BGR to RGB only for 3-channel arrays, so the
+    network sees cat(L_bgr, R_bgr) while its target (3 channels) is converted: RGB out.
     Padding is not neutral here: the gate's pooling and the attention windows see the padded pixels.
     A whole 1120x1680 image in float32 peaks at 12.5 GiB of live tensors (counted op by op on the meta device), at
     the level-1 decoder's GDFN depth-wise conv (510 channels), not in the attention.
@@ -278,7 +286,7 @@ class DiNATIRDefocus(DiNATIR):
     size_mode = "pad"
 
     def forward(self, batch: dict) -> dict:
-        x = torch.cat([batch["left"], batch["right"]], 1)
+        x = torch.cat([batch["left"].flip(1), batch["right"].flip(1)], 1)  # RGB -> BGR per view
         h, w = x.shape[-2:]
         out = super().forward(pad_to_multiple(x, self.size_multiple[0]))[..., :h, :w]
         if not self.training:

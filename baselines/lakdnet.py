@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import pad_to_multiple
+from baselines.restormer import ChannelLayerNorm, Down, Up
 from k3dn.checkpoint import strip_prefix
 from k3dn.registry import register_model
 
@@ -45,35 +46,6 @@ FFN_EXPANSION = 2.3
 # ----------------------------------------------------------------------------------------------------------
 # Building blocks
 # ----------------------------------------------------------------------------------------------------------
-
-
-class _ChannelNormBody(nn.Module):
-    """Per-pixel LayerNorm over channels with affine weight and bias, biased variance, eps 1e-5 under the root.
-
-    ``torch.var`` over dim 1 of (B, C, H, W) rounds as the reference's LayerNorm over the last axis of (B, HW, C)
-    does (bit-identical outputs on CPU); the mean of squared deviations instead differs by ~1e-6 at the output.
-    """
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(1, keepdim=True)
-        var = x.var(1, keepdim=True, unbiased=False)
-        return (x - mu) / torch.sqrt(var + 1e-5) * self.weight[:, None, None] + self.bias[:, None, None]
-
-
-class ChannelLayerNorm(nn.Module):
-    """Holder so that the parameters are named ``norm*.body.weight`` / ``.bias`` like the checkpoint."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.body = _ChannelNormBody(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
 
 
 class Mixer(nn.Module):
@@ -124,28 +96,6 @@ class LaKDBlock(nn.Module):
         mixed = x + self.mixer(self.norm1(x))
         # the residual is the block's input, not ``mixed``: the published weights were trained so
         return x + self.ffn(self.norm2(mixed))
-
-
-class Down(nn.Module):
-    """Halve resolution, double channels: conv to C/2, then PixelUnshuffle(2) (C/2 * 4 = 2C)."""
-
-    def __init__(self, ch: int):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(ch, ch // 2, 3, padding=1, bias=False), nn.PixelUnshuffle(2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-
-class Up(nn.Module):
-    """Double resolution, halve channels: conv to 2C, then PixelShuffle(2) (2C / 4 = C/2)."""
-
-    def __init__(self, ch: int):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(ch, ch * 2, 3, padding=1, bias=False), nn.PixelShuffle(2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
 
 
 def _stage(n: int, dim: int, kernel: int, expansion: float) -> nn.Sequential:

@@ -110,7 +110,15 @@ class ConfigPlaceholder(dict):
 def _load_with_config_placeholders(path: Path, refused: Exception):
     """``torch.load(weights_only=True)`` once more, with the configuration globals the file names mapped to
     :class:`ConfigPlaceholder` (builtin types to themselves); refused when it names anything else."""
-    names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    if not hasattr(torch.serialization, "get_unsafe_globals_in_checkpoint"):  # both APIs came with torch 2.6
+        raise UnsafeCheckpoint(
+            f"{path}: holds more than plain tensors (e.g. a Lightning run's configuration); reading it without "
+            f"running its code needs torch >= 2.6, this is {torch.__version__}"
+        ) from refused
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (ValueError, RuntimeError):  # not torch.save's zip container (a bare pickle): refused as it is
+        raise _refusal(path, refused) from refused
     other = [n for n in names if n not in _BUILTIN_TYPES and not _CONFIG_GLOBAL.fullmatch(n)]
     if not names or other:
         raise _refusal(path, refused, other) from refused

@@ -37,6 +37,27 @@ def test_feeds_cat_left_right(model):
     assert not torch.allclose(new_l, base)
 
 
+def test_each_view_is_fed_in_bgr_order(model):
+    """The official dataset hands the network cat(L_bgr, R_bgr): input channel 0 is the left view's blue, 3 the
+    right view's blue. With every input channel but one silenced, only that view's colour moves the output."""
+    b = make_batch(16, 16, seed=101)
+    saved = model.patch_embed.proj.weight.detach().clone()
+    try:
+        for channel, view, colour in ((0, "left", 2), (2, "left", 0), (3, "right", 2), (5, "right", 0)):
+            with torch.no_grad():
+                model.patch_embed.proj.weight.zero_()
+                model.patch_embed.proj.weight[:, channel] = saved[:, channel]
+                base = model(b)["output"]
+                for other in range(3):
+                    moved = b[view].clone()
+                    moved[:, other] = torch.rand(1, 16, 16)
+                    out = model({**b, view: moved})["output"]
+                    assert torch.equal(out, base) is (other != colour), (channel, view, other)
+    finally:
+        with torch.no_grad():
+            model.patch_embed.proj.weight.copy_(saved)
+
+
 def test_direct_prediction_clamped_in_eval_only(model):
     """With a zero output conv the prediction is 0 everywhere (no input view added back); with an output conv
     pushed to 2 the eval output is clamped to 1 and the training output is not."""
@@ -65,7 +86,7 @@ def test_pads_to_multiples_of_8_and_crops_back(model):
     with torch.no_grad():
         out = model.train()(b)["output"]
         model.eval()
-        x = pad_to_multiple(torch.cat([b["left"], b["right"]], 1), 8)
+        x = pad_to_multiple(torch.cat([b["left"].flip(1), b["right"].flip(1)], 1), 8)
         ref = dinat.DiNATIR.forward(model, x)[..., :12, :21]
     assert out.shape == (1, 3, 12, 21) and x.shape[-2:] == (16, 24)
     torch.testing.assert_close(out, ref, atol=0, rtol=0)

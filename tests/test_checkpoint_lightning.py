@@ -70,3 +70,10 @@ def test_grl_loads_strictly_from_a_lightning_file_with_its_configuration(tmp_pat
     got = model.state_dict()
     for key in ("model.conv_first.weight", "model.conv_last.weight"):
         assert torch.equal(got[key.removeprefix("model.")], sd[key])
+
+
+def test_a_torch_without_the_names_api_says_which_version_reads_it(tmp_path, monkeypatch):
+    path = lightning_ckpt(tmp_path / "run.ckpt", {"model.w": torch.ones(1)})
+    monkeypatch.delattr(torch.serialization, "get_unsafe_globals_in_checkpoint")
+    with pytest.raises(UnsafeCheckpoint, match=r"run\.ckpt: holds more than plain tensors .*needs torch >= 2\.6"):
+        read_foreign(path)

@@ -127,3 +127,26 @@ def test_speed_rows_count_parameters_and_the_macs_of_a_convolution():
     assert r["params"] == 6 * 4 * 9 + 4
     assert r["gmacs"] * 1e9 == pytest.approx(16 * 24 * 4 * 6 * 9)
     assert math.isnan(r["peak_gib"])
+
+
+def test_a_module_states_the_macs_the_counter_cannot_see():
+    """DiNAT-IR's neighbourhood attention is element-wise products: at 8x8 with 12 channels and a 7x7 window the
+    counter sees the two linear layers (8*8*12*36 + 8*8*12*12 MACs); q.k and attention.v add 2*8*8*12*49."""
+    import torch
+
+    from baselines.dinat_ir import NeighborhoodAttention2D
+    from k3dn.report.speed import count_macs
+
+    class Net(torch.nn.Module):
+        input_views, size_multiple, size_mode = ("left",), (1, 1), "pad"
+
+        def __init__(self):
+            super().__init__()
+            self.na = NeighborhoodAttention2D(12, 2, 7, 1)
+
+        def forward(self, batch):
+            x = batch["left"].repeat(1, 4, 1, 1).permute(0, 2, 3, 1)
+            return {"output": self.na(x).permute(0, 3, 1, 2)[:, :3]}
+
+    macs = count_macs(Net(), {"left": torch.rand(1, 3, 8, 8)})
+    assert macs == 64 * 12 * 36 + 64 * 12 * 12 + 2 * 64 * 12 * 49

@@ -2,12 +2,14 @@
 
 Batch 1, 5 warm-up passes, then the mean of 30 timed passes, the device recorded. The supplement does not
 state the input size; the default here is a DPDD image (1120x1680), with each model's own size handling
-(K3DN resizes it to 1152x1792, as in its evaluation; GRL runs in tiles).
+(K3DN resizes it to 1152x1792, as in its evaluation; GRL runs in tiles of 480 with 48 overlap, as its test does:
+12 tiles covering 1.47 times the image, which its time and MACs include).
 
 Beside the time, two numbers that do not depend on the device: the parameter count and the multiply-accumulates
-of one forward pass at that size (``torch.utils.flop_counter``: convolutions, matrix products and attention,
-counted as two FLOPs per MAC; FFTs and element-wise work are not counted, so K3DN's Fourier-domain PSF blocks
-and Wiener's deconvolution count less than they cost). On CUDA the peak memory of the timed passes too.
+of one forward pass at that size, each model's own size handling included (:func:`count_macs`:
+``torch.utils.flop_counter`` counts convolutions, matrix products and attention as two FLOPs per MAC, and a
+module built from element-wise products states its own; FFTs and other element-wise work are not counted, so
+K3DN's Fourier-domain PSF blocks and Wiener's deconvolution count less than they cost). On CUDA the peak memory of the timed passes too.
 """
 
 from __future__ import annotations
@@ -75,14 +77,26 @@ def time_model(
 
 @torch.no_grad()
 def count_macs(model, batch: dict, amp: bool = False) -> float:
-    """Multiply-accumulates of one ``forward_fitted`` pass on ``batch`` (the ops ``FlopCounterMode`` knows)."""
+    """Multiply-accumulates of one ``forward_fitted`` pass on ``batch``: the ops ``FlopCounterMode`` knows, plus
+    what a module built from element-wise ops states itself (``uncounted_macs(inputs, output)``, e.g. DiNAT-IR's
+    neighbourhood attention, whose products the counter cannot see)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from k3dn.infer import forward_fitted
 
-    with FlopCounterMode(display=False) as counter:
-        forward_fitted(model, batch, amp=amp)
-    return counter.get_total_flops() / 2
+    stated = []
+    hooks = [
+        m.register_forward_hook(lambda mod, args, out: stated.append(mod.uncounted_macs(args, out)))
+        for m in model.modules()
+        if hasattr(m, "uncounted_macs")
+    ]
+    try:
+        with FlopCounterMode(display=False) as counter:
+            forward_fitted(model, batch, amp=amp)
+    finally:
+        for h in hooks:
+            h.remove()
+    return counter.get_total_flops() / 2 + sum(stated)
 
 
 def write_speed(model, method: str, out, **kw) -> Path:

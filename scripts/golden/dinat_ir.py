@@ -6,7 +6,9 @@ Source: HanzhouLiu/DiNAT-IR @ 886609ee342ceb95b812630b8e71829de1e2dc03. The netw
 ``basicsr/test.py`` treats it through ``basicsr/models/image_restoration_model.py``: one forward pass on
 ``torch.rand(1, 6, 256, 256)`` right after building (it fixes the box of every test-time pooling layer of
 ``local_arch.py``: 384/192/96/48 px at levels 1-4, recorded in the fixtures as ``tlc_kernels``), a strict load of the
-``{'params': state_dict}`` file, and ``net(cat(L, R))`` on RGB views in [0, 1]. The official test saves
+``{'params': state_dict}`` file, and ``net(cat(L, R))`` on the seeded views in [0, 1] as they are (the port flips
+each view to the BGR order the official dataset feeds; its test flips the seeded views back so both see the same
+tensor). The official test saves
 ``clamp(output, 0, 1)`` as a 16-bit PNG; the fixtures hold it as float32 (``output``) and the unclamped output
 (``output_raw``).
 
