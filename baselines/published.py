@@ -3,10 +3,18 @@
 Each entry names the registered model that loads it, the manifest of its tensors, where it is published
 (sources in the same form as the data-set catalogue, so downloads share one verified, resumable path), the
 file name (and, for archives, the member to take out), its container, licence and citation.
+
+User catalogues. Weights published outside this suite (a plugin's model, see :mod:`k3dn.registry`) enter
+through catalogue files of the same schema, listed in ``$K3DN_CHECKPOINTS`` (``os.pathsep``-separated, relative
+to the working directory) or in the workflow config's ``checkpoint_catalogues`` (:mod:`k3dn.workflow` adds them
+to ``$K3DN_CHECKPOINTS`` for the jobs it starts). They are merged over the package's catalogue; a name defined
+twice is an error naming both files. A ``manifest`` is the name of one in ``baselines/weight_manifests/`` or,
+where it contains a ``/`` or ends in ``.json``, a tensor manifest file relative to the catalogue file.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import shutil
@@ -69,13 +77,101 @@ class Checkpoint:
         )
 
 
+#: User catalogues merged over the package's (see the module docstring).
+USER_ENV = "K3DN_CHECKPOINTS"
+
+
+def user_catalogues() -> list[Path]:
+    """The user catalogues of ``$K3DN_CHECKPOINTS``, absolute, in order, each once."""
+    out: list[Path] = []
+    for item in os.environ.get(USER_ENV, "").split(os.pathsep):
+        p = Path(item.strip()).expanduser().resolve() if item.strip() else None
+        if p is not None and p not in out:
+            out.append(p)
+    return out
+
+
+def use_user_catalogues(paths) -> list[Path]:
+    """Add ``paths`` to ``$K3DN_CHECKPOINTS`` of this process, so the commands it starts read them too (after
+    checking that they load); returns every user catalogue now in use."""
+    paths = [Path(p).expanduser().resolve() for p in paths]
+    for p in paths:
+        _load_file(p)
+    merged = user_catalogues()
+    merged += [p for p in dict.fromkeys(paths) if p not in merged]
+    if merged:
+        os.environ[USER_ENV] = os.pathsep.join(str(p) for p in merged)
+    return merged
+
+
+def catalogue_files(path: str | os.PathLike | None = None) -> list[Path]:
+    """The files a catalogue is read from: ``path`` alone (a derived registry is the whole catalogue), else the
+    package's and then the user catalogues."""
+    return [Path(path)] if path else [DEFAULT, *user_catalogues()]
+
+
 def load_checkpoints(path: str | os.PathLike | None = None) -> dict[str, Checkpoint]:
-    path = Path(path) if path else DEFAULT
-    return dict(_load(path.resolve(), path.stat().st_mtime_ns if path.is_file() else None))
+    return {name: ck for name, (ck, _raw, _origin) in _merged(tuple(catalogue_files(path))).items()}
+
+
+def checkpoint_entries(path: str | os.PathLike | None = None) -> dict[str, dict]:
+    """The catalogue's entries as mappings (the YAML's, with every manifest file made absolute), for code that
+    must not import torch (the workflow's plan) and for the miniature's stand-ins."""
+    return {name: copy.deepcopy(raw) for name, (_ck, raw, _origin) in _merged(tuple(catalogue_files(path))).items()}
+
+
+def add_catalogues(entries: dict[str, dict], paths) -> dict[str, dict]:
+    """``entries`` (:func:`checkpoint_entries`) with those of the catalogue files ``paths`` added. An entry
+    already there unchanged (the same file read twice) is kept once; another entry under a taken name is an error
+    naming both files."""
+    out = dict(entries)
+    for p in paths:
+        p = Path(p).expanduser().resolve()
+        for name, (_ck, raw) in _load_file(p).items():
+            if name in out and out[name] != raw:
+                other = next((str(f) for f in catalogue_files() if name in _load_file(f)), "the catalogue given")
+                raise CatalogError(f"{p}: checkpoints.{name}: already defined in {other}; rename one of them")
+            out[name] = copy.deepcopy(raw)
+    return out
+
+
+def write_catalogue(out: str | os.PathLike, path: str | os.PathLike | None = None) -> Path:
+    """Write the merged catalogue (:func:`checkpoint_entries`) to ``out`` as one file of the same schema, e.g.
+    for the miniature to derive its registry from (atomic)."""
+    import yaml
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = f"# MERGED from {', '.join(str(f) for f in catalogue_files(path))} (baselines.published.write_catalogue)\n"
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(header + yaml.safe_dump({"checkpoints": checkpoint_entries(path)}, sort_keys=False, width=120))
+    os.replace(tmp, out)
+    return out
+
+
+def _merged(files: tuple[Path, ...]) -> dict[str, tuple[Checkpoint, dict, Path]]:
+    out: dict[str, tuple[Checkpoint, dict, Path]] = {}
+    for f in files:
+        for name, (ck, raw) in _load_file(f).items():
+            if name in out:
+                raise CatalogError(f"{f}: checkpoints.{name}: already defined in {out[name][2]}; rename one of them")
+            clash = next((n for n, (c, _raw, _origin) in out.items() if c.model == ck.model), None)
+            if clash is not None:
+                raise CatalogError(
+                    f"{f}: checkpoints.{name}: model {ck.model!r} also loads checkpoints.{clash} of {out[clash][2]}; "
+                    f"tell their weights apart with a tag (model: {ck.model.split('.')[0]}.<tag>)"
+                )
+            out[name] = (ck, raw, f)
+    return out
+
+
+def _load_file(path: Path) -> dict[str, tuple[Checkpoint, dict]]:
+    path = Path(path)
+    return _load(path.resolve(), path.stat().st_mtime_ns if path.is_file() else None)
 
 
 @functools.lru_cache(maxsize=8)
-def _load(path: Path, mtime) -> dict[str, Checkpoint]:
+def _load(path: Path, mtime) -> dict[str, tuple[Checkpoint, dict]]:
     if not path.is_file():
         raise CatalogError(f"{path}: checkpoint catalogue not found")
     raw = yaml.safe_load(path.read_text())
@@ -90,10 +186,11 @@ def _load(path: Path, mtime) -> dict[str, Checkpoint]:
         if unknown or missing:
             raise CatalogError(f"{path}: {where}: unknown key(s) {unknown}, missing key(s) {missing}")
         sources = tuple(_parse_source(path, f"{where}.sources[{i}]", s) for i, s in enumerate(d["sources"]))
-        files, manifests = _listed(d["file"]), _listed(d["manifest"])
+        files = _listed(d["file"])
+        manifests = tuple(_manifest(path, where, m) for m in _listed(d["manifest"]))
         if len(files) != len(manifests) or (d.get("member") and len(files) > 1):
             raise CatalogError(f"{path}: {where}: one manifest per file, and 'member' only for a single file")
-        out[name] = Checkpoint(
+        ck = Checkpoint(
             name=name,
             model=d["model"],
             manifests=manifests,
@@ -106,13 +203,31 @@ def _load(path: Path, mtime) -> dict[str, Checkpoint]:
             input_protocol=d.get("input_protocol"),
             sources=sources,
         )
-    twice = sorted({ck.model for ck in out.values() if [c.model for c in out.values()].count(ck.model) > 1})
+        out[name] = (ck, dict(d, manifest=list(manifests) if isinstance(d["manifest"], list) else manifests[0]))
+    models = [ck.model for ck, _ in out.values()]
+    twice = sorted({m for m in models if models.count(m) > 1})
     if twice:
         raise CatalogError(
             f"{path}: model(s) {twice} name several checkpoints; tell their weights apart with a "
             "tag (model: ifan_single.16bit)"
         )
     return out
+
+
+def _manifest(path: Path, where: str, m) -> str:
+    """A manifest name of ``baselines/weight_manifests/``, or a manifest file (relative to the catalogue ``path``)
+    as its absolute path without ``.json``: ``weight_manifests.load_manifest`` reads ``MANIFEST_DIR / f"{name}.json"``
+    and an absolute name replaces that folder, so the file is read wherever a manifest name is."""
+    if not isinstance(m, str) or not m.strip():
+        raise CatalogError(f"{path}: {where}.manifest: expected a manifest name or a .json file, got {m!r}")
+    if "/" not in m and not m.endswith(".json"):
+        return m
+    file = (path.parent / m).resolve()
+    if not file.name.endswith(".json"):
+        file = file.with_name(file.name + ".json")
+    if not file.is_file():
+        raise CatalogError(f"{path}: {where}.manifest: {file}: no such tensor manifest (relative to the catalogue)")
+    return str(file.with_name(file.name[: -len(".json")]))
 
 
 def _listed(v) -> tuple[str, ...]:

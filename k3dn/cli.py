@@ -43,8 +43,10 @@ COMMANDS = {
     "predict": "k3dn.infer",  # any registered model on a manifest
     "gather": "k3dn.infer",  # per-image predictions into one folder
     "evaluate": "k3dn.evaluate",  # per-image metrics of a prediction folder
+    "import-predictions": "k3dn.external",  # result images made elsewhere, checked for `evaluate`
     "baselines": "baselines.commands",  # checkpoint catalogue, fetch, verify
     "report": "k3dn.report.commands",  # tables, figures, speed, timings
+    "compare": "k3dn.report.compare",  # two methods paired image by image: interval, win rate, scatter
     "preflight": "k3dn.preflight",  # every input can be had, before any work
     "miniature": "k3dn.miniature.commands",  # stand-ins of the miniature run, its registries
 }

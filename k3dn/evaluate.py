@@ -7,6 +7,12 @@ provenance (:data:`PROVENANCE`): ``git_commit`` of the evaluation; from the pred
 ``data_sha256`` = :func:`k3dn.provenance.sha256_files` of every target file; ``label_source`` of the
 indoor/outdoor labels; and ``manifest``, ``pred_dir``, ``backend``, ``torch``.
 
+Where the predictions come from (:data:`SOURCE`): ``prediction_source`` is ``suite`` for a folder ``k3dn predict``
+made and ``external`` for one ``k3dn import-predictions`` made (:mod:`k3dn.external`: result images made
+elsewhere). For those, ``prediction_note`` is ``external predictions (<bit depth>-bit PNGs): <the importer's
+statement of how they were made>``, ``predict_commit``, ``code_sha256`` and ``weights_sha256`` say ``external``
+(the suite knows none of them), and each file must still be the one imported (its sha256 in ``predictions.json``).
+
 Reading. The protocol (``--protocol``, default: each row's manifest ``protocol``) decides how the **target**
 is read (``16bit``: /65535; ``8bit``: the legacy ``v >> 8`` then /255, see :mod:`k3dn.io`). Predictions are
 the model's float output stored as 16-bit PNG and are always read at full precision (/65535; an 8-bit
@@ -45,6 +51,9 @@ PROVENANCE = [
     "dtype",
     "label_source",
 ]
+#: Where the predictions come from. Not in PROVENANCE: metrics files written before imports existed lack them and
+#: can only be of the suite's predictions, which is what a table assumes of a file without them.
+SOURCE = ["prediction_source", "prediction_note"]
 BACKENDS = ("skimage", "torch")
 
 
@@ -87,11 +96,35 @@ def prediction_record(pred_dir) -> dict:
 
     path = Path(pred_dir) / "predictions.json"
     if not path.is_file():
-        raise EvaluationError(f"{path}: missing; the predictions are incomplete or were not made by `k3dn predict`")
+        raise EvaluationError(
+            f"{path}: missing; the predictions are incomplete or were not made by `k3dn predict` "
+            "(result images made elsewhere enter through `k3dn import-predictions`)"
+        )
     try:
         return json.loads(path.read_text())
     except ValueError as e:
         raise EvaluationError(f"{path}: not valid JSON ({e})") from e
+
+
+def _external_note(record: dict) -> str:
+    """What a table says of an imported row: its bit depth (8-bit files cap a 16-bit target's PSNR) and the
+    importer's statement."""
+    depth = record.get("bit_depth")
+    return f"external predictions{f' ({depth}-bit PNGs)' if depth else ''}: {record.get('statement') or 'no statement'}"
+
+
+def _check_imported(pred_dir: Path, ids, record: dict) -> None:
+    """Every imported image is still the file that was checked and recorded (not replaced since)."""
+    from k3dn.provenance import sha256_file
+
+    files = record.get("files") or {}
+    for i in ids:
+        path = prediction_path(pred_dir, i)
+        want = (files.get(str(i)) or {}).get("sha256")
+        if want is None:
+            raise EvaluationError(f"{path}: not among the files predictions.json records as imported")
+        if sha256_file(path) != want:
+            raise EvaluationError(f"{path}: changed since it was imported (sha256 differs); import the folder again")
 
 
 def evaluate_predictions(
@@ -157,13 +190,26 @@ def evaluate_predictions(
 
     from importlib.metadata import version
 
+    source = record.get("provenance") or "suite"  # k3dn predict writes no such key
+    if source == "external":
+        from k3dn.provenance import sha256_file
+
+        if record.get("manifest_sha256") != sha256_file(manifest):  # its sizes and ids were checked against that one
+            raise EvaluationError(
+                f"{Path(pred_dir) / 'predictions.json'}: imported against another manifest than {manifest}; "
+                "import the folder again with this one"
+            )
+        _check_imported(pred_dir, df["id"], record)
+    outside = "external" if source == "external" else None
     prov = {
         "git_commit": git_commit(),
         # what made the images, which may be older code than the evaluation's (Snakemake keeps finished predictions)
-        "predict_commit": record.get("git_commit") or "unknown",
-        "code_sha256": record.get("code_sha256") or "unknown",
+        "predict_commit": outside or record.get("git_commit") or "unknown",
+        "code_sha256": outside or record.get("code_sha256") or "unknown",
         "config_hash": record["config_hash"],
-        "weights_sha256": record.get("weights_sha256") or "none",
+        "weights_sha256": outside or record.get("weights_sha256") or "none",
+        "prediction_source": source,
+        "prediction_note": _external_note(record) if outside else "",
         "data_sha256": sha256_files(df["target"]),
         "device": record["device"],
         "dtype": record["dtype"],

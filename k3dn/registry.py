@@ -2,8 +2,16 @@
 
 Models register with ``@register_model`` (a factory returning an ``nn.Module``), optionally with the
 ``checkpoint_filter_fn(state_dict, model) -> state_dict`` that turns a published file's contents into the
-module's state dict. The packages that hold them are imported explicitly below, never discovered by scanning
-folders.
+module's state dict. The suite's own packages are imported explicitly below, never discovered by scanning
+folders; other installed packages add theirs through the entry-point group ``k3dn.models`` (each entry point
+names a module whose import registers its models, the way pytest finds its plugins), so a researcher's model
+runs through every command, table and test of the suite without a fork:
+
+    [project.entry-points."k3dn.models"]
+    my_method = "my_package.models"
+
+A plugin that cannot be imported is reported in one line (logger ``k3dn.registry``) and its models are absent;
+a plugin model named like another model is an error naming both.
 
 A name may carry a tag after a dot, ``ifan_single.16bit``: the same network, another set of published weights
 (the tag selects the entry of ``baselines/checkpoints.yaml``, with its own input protocol).
@@ -14,12 +22,22 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import importlib.metadata
+import logging
 from collections.abc import Callable
 
 import torch.nn as nn
 
+from k3dn.errors import UserError, join_lines
+
+log = logging.getLogger(__name__)
+
+#: The entry-point group of installed packages that register models.
+ENTRY_POINT_GROUP = "k3dn.models"
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _FILTERS: dict[str, Callable[[dict, nn.Module], dict]] = {}
+_PLUGIN_FAILURES: dict[str, str] = {}  # entry point -> why its module was not imported
 _loaded = False
 
 
@@ -30,10 +48,37 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
+class ModelNameClash(UserError, ValueError):
+    """Two factories under one model name; the message names where each comes from."""
+
+
 def _model_modules() -> list[str]:
     from baselines import MODEL_MODULES
 
     return ["k3dn.models", *(f"baselines.{m}" for m in MODEL_MODULES)]
+
+
+def _plugin_entry_points() -> list[importlib.metadata.EntryPoint]:
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def _entry_point_label(ep: importlib.metadata.EntryPoint) -> str:
+    dist = f" ({ep.dist.name} {ep.dist.version})" if ep.dist is not None else ""
+    return f"{ENTRY_POINT_GROUP} entry point '{ep.name} = {ep.value}'{dist}"
+
+
+def _load_plugins() -> None:
+    for ep in _plugin_entry_points():
+        label = _entry_point_label(ep)
+        try:
+            ep.load()
+        except ModelNameClash as e:
+            raise ModelNameClash(f"{label}: {e}") from e
+        except Exception as e:  # a broken plugin must not take the suite's own models with it
+            _PLUGIN_FAILURES[label] = join_lines(f"{type(e).__name__}: {e}")
+            log.warning("%s: not loaded, its models are not registered: %s", label, _PLUGIN_FAILURES[label])
+        else:
+            _PLUGIN_FAILURES.pop(label, None)
 
 
 def split_tag(name: str) -> tuple[str, str | None]:
@@ -64,14 +109,24 @@ def register_model(
             model.registry_overrides = dict(overrides)
             return model
 
-        if key in _REGISTRY:
-            raise ValueError(f"model name {key!r} is registered twice")
+        old = _REGISTRY.get(key)
+        # a module imported again (a failed plugin import retried) registers its own factories again: no clash
+        if old is not None and _origin(old) != _origin(f):
+            raise ModelNameClash(
+                f"model name {key!r} is registered by {_origin(old)} and by {_origin(f)}; rename one of them"
+            )
         _REGISTRY[key] = build
         if checkpoint_filter_fn is not None:
             _FILTERS[key] = checkpoint_filter_fn
+        else:
+            _FILTERS.pop(key, None)
         return build
 
     return deco(fn) if fn is not None else deco
+
+
+def _origin(f: Callable) -> str:
+    return f"{f.__module__}.{f.__qualname__}"
 
 
 def _load_all() -> None:
@@ -79,6 +134,7 @@ def _load_all() -> None:
     if not _loaded:
         for module in _model_modules():
             importlib.import_module(module)
+        _load_plugins()  # after the suite's own, so that a clash names the plugin's entry point
         _loaded = True
 
 
@@ -95,9 +151,10 @@ def create_model(name: str, **overrides) -> nn.Module:
     if arch not in _REGISTRY:
         close = difflib.get_close_matches(arch, _REGISTRY, n=3)
         hint = f"did you mean {', '.join(close)}? " if close else ""
+        failed = "".join(f"; not loaded: {label}: {why}" for label, why in _PLUGIN_FAILURES.items())
         raise UnknownModelError(
             f"unknown model {name!r}; {hint}{len(_REGISTRY)} are registered "
-            "(k3dn.registry.list_models(), or `k3dn baselines list` for published weights)"
+            f"(k3dn.registry.list_models(), or `k3dn baselines list` for published weights){failed}"
         )
     model = _REGISTRY[arch](**overrides)
     model.registry_name = name

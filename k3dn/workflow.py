@@ -12,7 +12,16 @@ sources only, through
 * ``datasets.<name>.image_size`` and ``args``: the size of the stand-ins and of the generated sets;
 * ``miniature``: stand-ins of every data set and checkpoint, served on 127.0.0.1 (``k3dn.miniature``).
 
-So a run added to the paper config is in the miniature automatically. Nothing here imports torch: the
+So a run added to the paper config is in the miniature automatically.
+
+A user config (``--configfile my_method.yaml``, after the miniature's if any) adds a method of one's own to the
+paper's grid without restating it: ``published.<m>`` (its model, e.g. a plugin's, see :mod:`k3dn.registry`),
+``checkpoint_catalogues.<label>``: a user checkpoint catalogue (:mod:`baselines.published`; a path relative to
+the working directory), and ``tables.<t>.extra_rows.<m>: <label>``, rows appended to a paper table. Snakemake
+merges mappings key by key but replaces lists, so rows are added through this mapping, never by restating
+``rows``, and several user configs add theirs side by side.
+
+Nothing here imports torch: the
 Snakefile parses this on every invocation, dry runs included. Checks that need the models (a crop against a
 model's size multiple) run in ``k3dn preflight``, the first job.
 """
@@ -89,12 +98,45 @@ class Plan:
         self.published = self.config["published"]
         self.methods = {**self.runs, **self.published}
         self.tables = self.config["tables"]
+        self._add_user_catalogues()
+        self._add_extra_rows()
         self.check()
         self.missing, self.left_out = {}, {}
         if not self.config.get("miniature"):
             self.missing = self._missing_inputs()
         if self.missing and not self.config.get("require_all"):
             self._leave_out()
+
+    # ---- a user's own methods --------------------------------------------------------------------------
+    def _add_user_catalogues(self) -> None:
+        """The catalogues of ``checkpoint_catalogues`` merged into :attr:`checkpoints`, and added to
+        ``$K3DN_CHECKPOINTS`` of this process: the jobs it starts (fetch, predict) read the same catalogue."""
+        from baselines.published import add_catalogues, load_checkpoints, use_user_catalogues
+        from k3dn.data.catalog import CatalogError
+
+        for label, path in (self.config.get("checkpoint_catalogues") or {}).items():
+            where = f"config: checkpoint_catalogues.{label}"
+            if not Path(path).is_file():
+                raise WorkflowConfigError(f"{where}: {path}: no such file (paths are relative to {Path.cwd()})")
+            try:
+                self.checkpoints = add_catalogues(self.checkpoints, [path])
+                use_user_catalogues([path])
+                load_checkpoints()  # the merge the jobs will read: a model that loads two entries fails here, not there
+            except CatalogError as e:
+                raise WorkflowConfigError(f"{where}: {e}") from e
+
+    def _add_extra_rows(self) -> None:
+        """``tables.<t>.extra_rows`` (method -> label) appended to the table's rows."""
+        for tname, t in self.tables.items():
+            labels = {r["label"] for r in t["rows"]}
+            for method, label in (t.pop("extra_rows", None) or {}).items():
+                if label in labels:
+                    raise WorkflowConfigError(
+                        f"config: tables.{tname}.extra_rows.{method}: label {label!r} is already a row of "
+                        f"{tname}; give the row another label"
+                    )
+                labels.add(label)
+                t["rows"].append({"label": label, "method": method})
 
     # ---- partial runs --------------------------------------------------------------------------------
     def _missing_inputs(self) -> dict:
@@ -232,7 +274,8 @@ class Plan:
             ck = spec.get("checkpoint")
             if ck and ck not in self.checkpoints:
                 raise WorkflowConfigError(
-                    f"config: published.{name}.checkpoint: {ck!r} is not in baselines/checkpoints.yaml"
+                    f"config: published.{name}.checkpoint: {ck!r} is not in baselines/checkpoints.yaml "
+                    "(a checkpoint of one's own: list its catalogue under checkpoint_catalogues)"
                 )
             if ck and spec["model"] != self.checkpoints[ck]["model"]:
                 # the catalogue's model (with its weight tag) decides the input protocol of the prediction
@@ -542,12 +585,11 @@ class Plan:
 
 
 def checkpoint_entries(path=None) -> dict:
-    """The entries of the checkpoint catalogue (``baselines/checkpoints.yaml`` unless ``path``)."""
-    import yaml
+    """The entries of the checkpoint catalogue: ``baselines/checkpoints.yaml`` with the user catalogues of
+    ``$K3DN_CHECKPOINTS`` (``path``: that file only)."""
+    from baselines.published import checkpoint_entries as entries
 
-    from baselines.published import DEFAULT
-
-    return yaml.safe_load(Path(path or DEFAULT).read_text())["checkpoints"]
+    return entries(path)
 
 
 def load_plan(workflow_json) -> Plan:

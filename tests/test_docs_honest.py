@@ -169,10 +169,10 @@ def _command_problems(words: list[str], where: str, top: argparse.ArgumentParser
         if option not in options:
             problems.append(f"{where}: `{' '.join(path)}` has no option {option}")
             continue
-        choices = options[option].choices
+        choices, convert = options[option].choices, options[option].type or str
         if choices and value and not _placeholder(value):
             for v in value.split("|"):
-                if v not in choices:
+                if convert(v) not in choices:  # argparse converts before it checks the choices
                     problems.append(f"{where}: `{' '.join(path)} {option} {v}`: not one of {sorted(choices)}")
     return problems
 

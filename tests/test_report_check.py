@@ -75,7 +75,7 @@ def test_a_missing_row_a_non_finite_value_and_an_unknown_file_are_problems(run):
     df.iloc[1:].to_csv(path, index=False)  # the default 16bit row is gone
     [rows, *_] = check_tables(tables, plan)[1]
     assert "rows differ from the plan's: missing [('m', 'dpdd_test', 'default', '16bit')]" in rows
-    df.assign(psnr=[df.loc[0, "psnr"], math.nan]).to_csv(path, index=False)
+    df.assign(psnr=[df.loc[0, "psnr"], math.nan, *df["psnr"][2:]]).to_csv(path, index=False)
     [nan] = check_tables(tables, plan)[1]
     assert nan.endswith("column 'psnr' is not a finite number in row(s) [('m', 'dpdd_test', 'default', '8bit')]")
     df.to_csv(path, index=False)
@@ -96,8 +96,8 @@ def test_a_variant_prediction_is_expected_once_it_exists(run, tmp_path, rng):
 def test_rows_of_one_method_must_average_the_same_images(run):
     tables, plan = run
     path = tables / "protocol_sensitivity.csv"
-    pd.read_csv(path).assign(n_images=[2, 1]).to_csv(path, index=False)
-    assert check_tables(tables, plan)[1] == [f"{path}: m on dpdd_test: rows average different image counts [2, 1]"]
+    pd.read_csv(path).assign(n_images=[2, 1, 2]).to_csv(path, index=False)
+    assert check_tables(tables, plan)[1] == [f"{path}: m on dpdd_test: rows average different image counts [2, 1, 2]"]
 
 
 def test_a_planned_table_that_is_absent_is_named(run):

@@ -213,7 +213,25 @@ def figure_bad_number(tmp):
     return _figure(tmp, "dpd_disp", {"manifest": str(_manifest(tmp)), "predictions": {"a": str(tmp)}, "n": "two"})
 
 
+def pairwise_different_images(tmp):
+    for method, ids in (("a", ["x", "y"]), ("b", ["x", "z"])):
+        (tmp / "metrics" / method).mkdir(parents=True)
+        frame = pd.DataFrame({"id": ids, "label": "", "psnr": 25.0, "ssim": 0.8, **PROV})
+        frame.to_csv(tmp / "metrics" / method / "dpdd_test.csv", index=False)
+    return ["report", "pairwise", "--test", "dpdd_test", "--methods", "a", "b"] + [
+        "--metrics-root",
+        str(tmp / "metrics"),
+        "--out",
+        str(tmp / "out.csv"),
+    ]
+
+
 CASES = [
+    (
+        pairwise_different_images,
+        r"metrics/a/dpdd_test\.csv: scores a different image set from .*metrics/b/dpdd_test\.csv: 1 id\(s\) only "
+        r"here \(y\); 1 only there \(z\)",
+    ),
     (
         table_missing_metrics,
         r"metrics/m/dpdd_test\.csv: per-image metrics of 'm' on dpdd_test not found; score its predictions "

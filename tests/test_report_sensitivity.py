@@ -45,7 +45,7 @@ def test_dpdd_predictions_rescored_in_8_bits_by_the_rule_of_evaluate(tmp_path, r
 
     man = _set(tmp_path, rng, "dpdd")
     df = sensitivity_table([{"method": "m", "test": "dpdd_test", "pred": str(tmp_path / "pred"), "manifest": str(man)}])
-    assert list(df["protocol"]) == ["16bit", "8bit"] and (df["dtype"] == "float32").all()
+    assert list(df["protocol"]) == ["16bit", "8bit", "8bit-pred"] and (df["dtype"] == "float32").all()
     want = np.mean(
         [
             image_metrics(
@@ -87,7 +87,7 @@ def test_pixel_predictions_rescored_after_gamma(tmp_path, rng):
             }
         ]
     )
-    assert list(df["protocol"]) == ["linear-raw", "gamma2.2"]  # a variant not predicted is left out
+    assert list(df["protocol"]) == ["linear-raw", "gamma2.2", "8bit-pred"]  # a variant not predicted is left out
 
     def g(x):
         return x ** (1 / 2.2)
@@ -139,3 +139,54 @@ def test_a_variant_prediction_is_scored_under_the_default_protocol(tmp_path, rng
     assert df.loc[1, "psnr"] == pytest.approx(s1["8bit"], abs=1e-9)
     assert row["psnr"] == pytest.approx(s1["bf16"], abs=1e-9)
     assert row["psnr_change"] == pytest.approx(row["psnr"] - df.loc[0, "psnr"], abs=1e-12)
+
+
+def _psnr_of_8bit_quantisation(target_png) -> float:
+    """PSNR of a 16-bit image against itself written at 8 bits, from the integers: ``u`` (of 65535) becomes
+    ``r = round(u / 257)`` (of 255, i.e. ``257 r`` of 65535; no ties, 257 being odd)."""
+    import cv2
+
+    u = cv2.imread(str(target_png), cv2.IMREAD_UNCHANGED).astype(np.int64)
+    r = (2 * u + 257) // 514
+    err = (257 * r - u) / 65535.0
+    return float(10 * np.log10(1.0 / np.mean(err**2)))
+
+
+def test_a_perfect_prediction_written_at_8_bits_scores_the_quantisation_psnr(tmp_path, rng):
+    """The 8bit-pred row's known answer: a prediction equal to its 16-bit target scores inf at full precision and,
+    quantised to 8 bits, the PSNR of the quantisation error alone (about 58.9 dB for evenly spread values)."""
+    from k3dn.report.sensitivity import protocols_for, score
+
+    man = _set(tmp_path, rng, "dpdd")
+    for i in range(2):
+        (tmp_path / "pred" / f"s{i}.png").write_bytes((tmp_path / f"t{i}.png").read_bytes())
+    reading, both, pred_only = protocols_for("dpdd_test", man)["8bit-pred"]
+    full = score(tmp_path / "pred", man, "16bit")
+    cut = score(tmp_path / "pred", man, reading, both, pred_transform=pred_only)
+    assert np.isinf(full["psnr"]).all()
+    want = [_psnr_of_8bit_quantisation(tmp_path / f"t{i}.png") for i in range(2)]
+    assert list(cut["psnr"]) == pytest.approx(want, abs=1e-4)
+    assert want == pytest.approx([10 * np.log10(12 * 255.0**2)] * 2, abs=0.5)
+
+
+def test_the_8bit_pred_row_quantises_the_prediction_only(tmp_path, rng):
+    """In the table: every method's predictions, quantised, against the 16-bit target, beside the full-precision
+    row; 8-bit targets (DDD-syn, RDPD) get no such row (test_no_8bit_row_where_the_targets_are_8_bit_files)."""
+    from k3dn.report.sensitivity import quantise_8bit
+
+    man = _set(tmp_path, rng, "dpdd")
+    df = sensitivity_table([{"method": "m", "test": "dpdd_test", "pred": str(tmp_path / "pred"), "manifest": str(man)}])
+    row = df[df["protocol"] == "8bit-pred"].iloc[0]
+    want = np.mean(
+        [
+            image_metrics(
+                np.rint(read_image(tmp_path / "pred" / f"s{i}.png").astype(np.float64) * 255) / 255,
+                read_image(tmp_path / f"t{i}.png", "16bit"),
+            )["psnr"]
+            for i in range(2)
+        ]
+    )
+    assert row["prediction"] == "default" and row["psnr"] == pytest.approx(want, abs=1e-9)
+    assert row["psnr_change"] == pytest.approx(want - df.loc[0, "psnr"], abs=1e-12) and row["n_images"] == 2
+    x = np.array([0.0, 0.5 / 255 - 1e-9, 0.5 / 255 + 1e-9, 1.0, 1.5])
+    assert list(quantise_8bit(x) * 255) == [0, 0, 1, 255, 255]

@@ -15,10 +15,12 @@ from pathlib import Path
 from k3dn.data.catalog import DEFAULT_CATALOG
 
 
-def _checkpoint_registry() -> Path:
-    from baselines.published import DEFAULT
+def _checkpoint_registry(root) -> Path:
+    """The package's checkpoint catalogue; with user catalogues ($K3DN_CHECKPOINTS, which the workflow sets from
+    checkpoint_catalogues) a merged copy of it under ``root``, so their entries are stood in too."""
+    from baselines.published import DEFAULT, user_catalogues, write_catalogue
 
-    return DEFAULT
+    return write_catalogue(Path(root) / "checkpoints.merged.yaml") if user_catalogues() else DEFAULT
 
 
 def _data(args) -> int:
@@ -39,7 +41,7 @@ def _weights(args) -> int:
     from k3dn.miniature.mirror import load_entries, place_manual
     from k3dn.miniature.weights import write_weight_standins
 
-    entries = load_entries(_checkpoint_registry(), "checkpoints")
+    entries = load_entries(_checkpoint_registry(args.root), "checkpoints")
     written = write_weight_standins(entries, args.checkpoints, args.root)
     placed = [p for c in args.checkpoints for p in place_manual(args.root, c, entries[c], Path(args.ckpt_root) / c)]
     print(f"{len(args.checkpoints)} checkpoint(s): {len(written)} RANDOM-weight file(s); {len(placed)} put in place")
@@ -52,7 +54,9 @@ def _registries(args) -> int:
     url = args.url if args.url.endswith("/") else args.url + "/"
     root = Path(args.root)
     derive_registry(DEFAULT_CATALOG, "datasets", set(args.datasets), root, url, root / "datasets.yaml")
-    derive_registry(_checkpoint_registry(), "checkpoints", set(args.checkpoints), root, url, root / "checkpoints.yaml")
+    derive_registry(
+        _checkpoint_registry(root), "checkpoints", set(args.checkpoints), root, url, root / "checkpoints.yaml"
+    )
     print(f"registries for {len(args.datasets)} data set(s) and {len(args.checkpoints)} checkpoint(s) in {root}")
     return 0
 

@@ -117,15 +117,18 @@ def _device(name: str) -> str:
 
 
 def _html(args) -> int:
-    from k3dn.report.html import build_report
+    from k3dn.report.html import report_from_spec
 
     spec = parse_spec(args.spec)
-    hint = 'the spec is {"tables": {name: csv}, "figures": {name: png}, "note": str}'
+    hint = (
+        'the spec is {"tables": {name: csv}, "figures": {name: png}, "note": str} and optionally '
+        '"table_specs": {name: table spec}, "pairwise": {test set: csv}'
+    )
     require_keys(spec, ["tables", "figures"], "--spec", hint)
     for key in ("tables", "figures"):
         if not isinstance(spec[key], dict):
             raise InputError(f"must be a JSON object {{name: path}}; {hint}", where=f"--spec: key {key!r}")
-    out = build_report(spec["tables"], spec["figures"], args.out, note=spec.get("note", ""))
+    out = report_from_spec(spec, args.out)  # with the optional table_specs (titles, test sets) and pairwise
     print(f"wrote {out}")
     return 0
 
@@ -214,6 +217,10 @@ def add_commands(subparsers) -> None:
     b = sub.add_parser("timings", help="job time per workflow stage, from the rules' benchmark files")
     b.add_argument("--benchmarks", default="benchmarks")
     b.set_defaults(func=_timings)
+
+    from k3dn.report.compare import add_pairwise_command  # stdlib-only at import: the parser stays light
+
+    add_pairwise_command(sub)  # every method against every other on one test set
 
     s = sub.add_parser("speed", help="seconds per image, Table 12 protocol")
     s.add_argument("--method", required=True, help="name written in the output")

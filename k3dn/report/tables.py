@@ -24,6 +24,12 @@ evaluation and of the prediction with the checksum of the code that predicted, c
 checksums, device, dtype, label source); a metrics file without one of these columns is an error. A row whose
 method is null is a published method the suite cannot run; it keeps its published values and an empty "ours". A
 row the workflow left out (an input missing) says why in ``note`` (``not run: ...``).
+
+``prediction_source`` says who made the scored images: ``suite`` (``k3dn predict``: the suite's model, a port of
+the method where it is a baseline) or ``external`` (``k3dn import-predictions``: result images made elsewhere,
+e.g. released by the authors, re-scored here); an external row's ``note`` holds ``external predictions (<bit
+depth>-bit PNGs): <how they were made>``, so it is never read as the suite's port. A metrics file without the
+column predates imports and is the suite's.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import pandas as pd
 
 from k3dn.errors import InputError
 from k3dn.evaluate import PROVENANCE as METRICS_PROVENANCE
+from k3dn.evaluate import SOURCE
 from k3dn.report.stats import mean_ci, paired_diff_ci
 
 #: Groups over which per-image metrics are averaged; "combined"/"all" take every image.
@@ -87,6 +94,15 @@ def _provenance(per_image: pd.DataFrame, columns, source) -> dict:
             vals = sorted(set(per_image[c].astype(str)))
             row[c] = vals[0] if len(vals) == 1 else "|".join(vals)
     return row
+
+
+def _source(per_image: pd.DataFrame) -> dict:
+    """``{"prediction_source", "prediction_note"}`` of a metrics file (see the module docstring)."""
+    out = {}
+    for c, default in zip(SOURCE, ("suite", "")):
+        vals = sorted(set(per_image[c].astype(str))) if c in per_image.columns else [default]
+        out[c] = "|".join(v for v in vals if v)
+    return out
 
 
 PUBLISHED_COLUMNS = ["row", "group", "metric", "value", "source", "status", "protocol"]
@@ -165,7 +181,7 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
     for row in spec["rows"]:
         label, method = row["label"], row.get("method")
         line = {"row": label, "method": method or ""}
-        ours, prov = {}, {}
+        ours, prov, source = {}, {}, {}
         if method:
             if speed:
                 path = speed_path(speed_root, method)
@@ -183,6 +199,7 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
                 df = pd.read_csv(path, keep_default_na=False, dtype={"label": str, "id": str})
                 ours = summarise(df, groups, metrics, source=path)
                 prov = _provenance(df, PROVENANCE, path)
+                source = _source(df)
                 frames[label] = df
         # Our protocol under the table's name for it (the Pixel set's 16-bit files hold linear raw data).
         our_protocol = spec.get("protocol") or prov.get("protocol") or ("timing" if speed else "")
@@ -228,7 +245,9 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
         line["paper_status"] = "; ".join(statuses)
         line["paper_source"] = "; ".join(sources)
         line["paper_protocol"] = "; ".join(dict.fromkeys(str(p) for p in pub["protocol"]))
-        line["note"] = row.get("not_run", "")
+        line["note"] = "; ".join(n for n in (row.get("not_run", ""), source.get("prediction_note", "")) if n)
+        if not speed:
+            line["prediction_source"] = source.get("prediction_source", "")
         line.update(prov)
         if not speed:
             line["protocol"] = our_protocol if method else ""

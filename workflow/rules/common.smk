@@ -265,6 +265,23 @@ def figure_device(wildcards):
     return config["device"] if figure_runs_model(wildcards) else "cpu"
 
 
+def pairwise_methods():
+    """Test set -> the methods of its first table (its main one: Table 1 for DPD-blur), each against each."""
+    out = {}
+    for spec in TABLES.values():
+        if spec.get("kind") == "speed" or spec["test"] in out:
+            continue
+        methods = list(
+            dict.fromkeys(r["method"] for r in spec["rows"] if r.get("method"))
+        )
+        if len(methods) >= 2:
+            out[spec["test"]] = methods
+    return out
+
+
+PAIRWISE = pairwise_methods()
+
+
 def report_spec():
     tables = {t: f"results/tables/{t}.csv" for t in list(TABLES) + PLAN.extra_tables()}
     figures = {Path(f).stem: f for f in figure_files()}
@@ -276,4 +293,15 @@ def report_spec():
         if MINIATURE
         else ""
     )
-    return {"tables": tables, "figures": figures, "note": note}
+    table_specs = {
+        t: {k: s[k] for k in ("title", "test", "kind", "groups") if k in s}
+        for t, s in TABLES.items()
+    }
+    pairwise = {t: f"results/pairwise/{t}.csv" for t in PAIRWISE}
+    return {
+        "tables": tables,
+        "figures": figures,
+        "note": note,
+        "table_specs": table_specs,
+        "pairwise": pairwise,
+    }

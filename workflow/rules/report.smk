@@ -124,9 +124,29 @@ rule disparity_clusters:
         " --out {output.figure} > {log} 2>&1"
 
 
+rule pairwise:
+    input:
+        lambda w: [f"results/metrics/{m}/{w.test}.csv" for m in PAIRWISE[w.test]],
+    output:
+        "results/pairwise/{test}.csv",
+    log:
+        "logs/pairwise/{test}.log",
+    benchmark:
+        "benchmarks/pairwise/{test}.tsv"
+    wildcard_constraints:
+        test="|".join(PAIRWISE) or "NONE",
+    conda:
+        CONDA_ENV
+    params:
+        methods=lambda w: " ".join(PAIRWISE[w.test]),
+    shell:
+        "k3dn report pairwise --test {wildcards.test} --methods {params.methods} --out {output} > {log} 2>&1"
+
+
 rule report:
     input:
         list(report_spec()["tables"].values()),
+        list(report_spec()["pairwise"].values()),
         figure_files(),
     output:
         "results/report.html",
