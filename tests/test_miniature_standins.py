@@ -100,3 +100,20 @@ def test_served_paths_keep_files_of_one_host_apart():
     b = served_path("https://drive.google.com/uc?id=2&export=download")
     assert a != b and a.startswith("drive.google.com/uc__")
     assert served_path("https://github.com/x/y/raw/abc/a%20b.png") == "github.com/x/y/raw/abc/a%20b.png"
+
+
+def test_a_checkpoint_with_a_published_size_and_checksum_is_fetched_from_its_standin(tmp_path, server):
+    """DiNAT-IR's Git LFS pointer publishes the file's size and sha256: the derived registry holds the stand-in's
+    (random weights, another size), so the real download code fetches, verifies and loads it strictly."""
+    from baselines.published import DEFAULT
+    from k3dn.miniature.weights import write_weight_standins
+
+    name, root = "dinat_ir_dual", tmp_path / "mini"
+    entries = load_entries(DEFAULT, "checkpoints")
+    assert all(f.get("size") and f.get("sha256") for s in entries[name]["sources"] for f in s["files"])
+    write_weight_standins(entries, [name], root)
+    derived = derive_registry(DEFAULT, "checkpoints", {name}, root, server, root / "checkpoints.yaml")
+    dest = tmp_path / "ckpt" / name
+    assert main(["baselines", "fetch", name, "--dest", str(dest), "--registry", str(derived)]) == 0
+    (file,) = [f for s in yaml.safe_load(derived.read_text())["checkpoints"][name]["sources"] for f in s["files"]]
+    assert file["size"] == (dest / file["path"]).stat().st_size != entries[name]["sources"][0]["files"][0]["size"]

@@ -9,8 +9,8 @@ program can fetch; where there is none, the first manual one) plus its optional 
   equivalent of its protocol, so a Drive file becomes a plain HTTP file of the local server;
 * manual files are written under ``<root>/manual/<item>/<path>`` and then put where a user would put them
   (the path the manual-download message names);
-* checksums: where the real registry publishes one (sha256 or git blob id), the derived registry holds the
-  stand-in's; where it publishes none, none (so the first download records it, as in a paper run). Files of
+* checksums and sizes: where the real registry publishes one (sha256, git blob id, size in bytes), the derived
+  registry holds the stand-in's; where it publishes none, none (so the first download records it, as in a paper run). Files of
   the source that the stand-in does not hold (fewer scenes) are dropped from it.
 """
 
@@ -135,6 +135,8 @@ def derive_registry(registry: Path, kind: str, items, root: Path, url: str, out:
                     g["url"] = url + served_path(file_url(s, f))
                 if f.get("sha256"):
                     g["sha256"] = sha256_file(p)
+                if f.get("size"):  # a published size is checked on download like a checksum
+                    g["size"] = p.stat().st_size
                 if f.get("git_sha1"):
                     g["git_sha1"] = git_blob_sha1(p)
                 files.append(g)
