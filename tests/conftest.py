@@ -157,16 +157,24 @@ class Golden:
 
     # The Keras methods' weights are random_tensors(seed) with kernels at He-normal scale (keras_writer.he_scaled).
 
-    def keras_writer(self):
+    def script(self, name: str):
+        """``scripts/golden/<name>.py`` as a module (its folder on ``sys.path`` for ``common``), loaded once: the
+        tests share a script's own code where they must do what it did (its weight edit, its Keras writer)."""
         import importlib.util
         import sys
 
-        if "k3dn_golden_keras_writer" not in sys.modules:
-            path = self.root / "scripts" / "golden" / "keras_writer.py"
-            spec = importlib.util.spec_from_file_location("k3dn_golden_keras_writer", path)
-            sys.modules[spec.name] = module = importlib.util.module_from_spec(spec)
+        key = f"k3dn_golden_{name}"
+        if key not in sys.modules:
+            folder = self.root / "scripts" / "golden"
+            if str(folder) not in sys.path:
+                sys.path.append(str(folder))
+            spec = importlib.util.spec_from_file_location(key, folder / f"{name}.py")
+            sys.modules[key] = module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-        return sys.modules["k3dn_golden_keras_writer"]
+        return sys.modules[key]
+
+    def keras_writer(self):
+        return self.script("keras_writer")
 
     def keras_written(self, name: str, dest, fixture):
         """Checkpoint ``name``'s file saved by Keras itself (``keras_writer.py`` under ``$K3DN_TF_PYTHON``);

@@ -42,7 +42,7 @@ def fixture(golden):
 
 
 @pytest.fixture(scope="module")
-def published_file(fixture, tmp_path_factory):
+def published_file(golden, fixture, tmp_path_factory):
     """The fake published file with the fixture's seed, edited as the fixture's weights were (the script's
     ``EDIT``: logit scales + log 10, LayerNorm weights + 1, position-bias MLPs x 50, last conv x 0.1, its bias
     + 0.5), so that attention is far from uniform and no output pixel is clamped."""
@@ -50,16 +50,8 @@ def published_file(fixture, tmp_path_factory):
     path = tmp_path_factory.mktemp("grl") / ck.files[0]
     write_fake_checkpoint(ck.manifests[0], path, seed=int(fixture["weights_seed"]))
     raw = torch.load(path, weights_only=True)
-    sd, e = raw["state_dict"], {k[len("edit_") :]: float(fixture[k]) for k in fixture.files if k.startswith("edit_")}
-    for key in sd:
-        if key.endswith("logit_scale"):
-            sd[key] = sd[key] + e["logit_shift"]
-        elif ".cpb_mlp." in key:
-            sd[key] = sd[key] * e["cpb_scale"]
-        elif key.endswith(("norm_start.weight", "norm1.weight", "norm2.weight", "norm_end.weight")):
-            sd[key] = sd[key] + e["norm_shift"]
-    sd["model.conv_last.weight"] = sd["model.conv_last.weight"] * e["output_scale"]
-    sd["model.conv_last.bias"] = sd["model.conv_last.bias"] + e["output_bias"]
+    e = {k[len("edit_") :]: float(fixture[k]) for k in fixture.files if k.startswith("edit_")}
+    golden.script("grl").edit(raw["state_dict"], e)
     torch.save(raw, path)
     return path
 
