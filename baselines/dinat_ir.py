@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.common import pad_to_multiple
-from baselines.restormer import GDFN, ChannelLayerNorm, Down, PatchEmbed, Up
+from baselines.restormer import GDFN, ChannelLayerNorm, Down, PatchEmbed, Restormer, Up
 from k3dn.checkpoint import strip_prefix
 from k3dn.registry import register_model
 
@@ -243,18 +243,10 @@ class DiNATIR(nn.Module):
         self.skip_conv = nn.Conv2d(d1, d2, 1, bias=False)
         self.output = nn.Conv2d(d2, out_ch, 3, padding=1, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        emb = self.patch_embed(x)
-        e1 = self.encoder_level1(emb)
-        e2 = self.encoder_level2(self.down1_2(e1))
-        e3 = self.encoder_level3(self.down2_3(e2))
-        z = self.latent(self.down3_4(e3))
-        # Skip concatenation order is [upsampled, encoder], as the reduce convs' weights expect.
-        d3 = self.decoder_level3(self.reduce_chan_level3(torch.cat([self.up4_3(z), e3], 1)))
-        d2 = self.decoder_level2(self.reduce_chan_level2(torch.cat([self.up3_2(d3), e2], 1)))
-        d1 = self.refinement(self.decoder_level1(torch.cat([self.up2_1(d2), e1], 1)))
-        # Direct prediction: the input reaches the output only through skip_conv(embedding).
-        return self.output(d1 + self.skip_conv(emb))
+    # The same U-Net wiring as Restormer's dual-pixel model (skips [upsampled, encoder], direct prediction through
+    # skip_conv(embedding)), with these blocks: its forward, not a copy of it.
+    dual_pixel = True
+    forward = Restormer.forward
 
 
 # ----------------------------------------------------------------------------------------------------------
