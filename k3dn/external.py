@@ -113,17 +113,30 @@ def check_folder(folder, manifest, bit_depth: int) -> tuple[list[str], dict]:
     return problems, files
 
 
-def _previous_import(out: Path) -> bool:
+def _what_is_at(out: Path) -> str:
+    """``absent``, ``empty``, ``import`` (an earlier one), ``predict`` (a folder ``k3dn predict`` finished, or a
+    ``predictions.json`` not known to be an import) or ``other``."""
+    if not out.exists():
+        return "absent"
+    if not out.is_dir():
+        return "other"
     try:
-        return json.loads((out / "predictions.json").read_text()).get("provenance") == EXTERNAL
-    except (OSError, ValueError, AttributeError):
-        return False
+        record = json.loads((out / "predictions.json").read_text())
+    except FileNotFoundError:
+        return "other" if any(out.iterdir()) else "empty"
+    except (OSError, ValueError):
+        return "predict"
+    return "import" if isinstance(record, dict) and record.get("provenance") == EXTERNAL else "predict"
 
 
-def import_predictions(folder, manifest, out, method: str, bit_depth: int, statement: str) -> Path:
+def import_predictions(
+    folder, manifest, out, method: str, bit_depth: int, statement: str, replace: bool = False
+) -> Path:
     """Check ``folder`` against ``manifest`` (:func:`check_folder`; :class:`ImportRefused` with every problem),
     then write ``out/<id>.png`` (copies) and ``out/predictions.json``, all at once. ``out`` may be absent, empty
-    or a previous import, which is replaced."""
+    or a previous import, which is replaced; with ``replace`` (the workflow, which owns ``out`` and deletes a
+    job's ``predictions.json`` before running it) anything else is replaced too, except a folder ``k3dn predict``
+    finished."""
     from k3dn.provenance import config_hash, git_commit, sha256_file
 
     folder, out = Path(folder), Path(out)
@@ -133,7 +146,8 @@ def import_predictions(folder, manifest, out, method: str, bit_depth: int, state
         raise InputError("--note: say how the images were made (code, weights, settings, where they come from)")
     if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
         raise InputError(f"the output folder is (inside) the source folder {folder}; choose another", where=out)
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or _previous_import(out))):
+    there = _what_is_at(out)
+    if there == "predict" or there == "other" and not (replace and out.is_dir()):
         raise InputError(
             "exists and is not an earlier import; remove it or choose another --out (a folder `k3dn predict` "
             "made is never overwritten by an import)",
@@ -203,7 +217,9 @@ def _cmd_import(args) -> int:
     import sys
 
     try:
-        out = import_predictions(args.source, args.manifest, args.out, args.method, args.bit_depth, args.note)
+        out = import_predictions(
+            args.source, args.manifest, args.out, args.method, args.bit_depth, args.note, replace=args.replace
+        )
     except ImportRefused as e:
         if args.debug:
             raise
@@ -231,5 +247,10 @@ def add_commands(subparsers) -> None:
         "--note",
         required=True,
         help="how the images were made: code, weights, settings, where they were downloaded (shown in the tables)",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="--out belongs to the caller (the workflow): replace what is in it unless `k3dn predict` finished it",
     )
     p.set_defaults(func=_cmd_import)

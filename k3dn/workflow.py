@@ -17,7 +17,9 @@ So a run added to the paper config is in the miniature automatically.
 A user config (``--configfile my_method.yaml``, after the miniature's if any) adds a method of one's own to the
 paper's grid without restating it: ``published.<m>`` (its model, e.g. a plugin's, see :mod:`k3dn.registry`),
 ``checkpoint_catalogues.<label>``: a user checkpoint catalogue (:mod:`baselines.published`; a path relative to
-the working directory), and ``tables.<t>.extra_rows.<m>: <label>``, rows appended to a paper table. Snakemake
+the working directory), ``external.<m>``: result images made elsewhere (``from: {<test set>: <folder>}``,
+``bit_depth``, ``note``), imported by ``k3dn import-predictions`` instead of predicted, and
+``tables.<t>.extra_rows.<m>: <label>``, rows appended to a paper table. Snakemake
 merges mappings key by key but replaces lists, so rows are added through this mapping, never by restating
 ``rows``, and several user configs add theirs side by side.
 
@@ -87,6 +89,7 @@ class Plan:
     ckpt_root: str = CHECKPOINTS
     runs: dict = field(init=False)
     published: dict = field(init=False)
+    external: dict = field(init=False)  # name -> {from, bit_depth, note, test}: folders imported, not predicted
     methods: dict = field(init=False)
     tables: dict = field(init=False)
     missing: dict = field(init=False)  # item -> what to fetch and where to put it
@@ -96,7 +99,10 @@ class Plan:
         self.config = copy.deepcopy(self.config)
         self.runs = self.config["runs"]
         self.published = self.config["published"]
-        self.methods = {**self.runs, **self.published}
+        self.external = {
+            m: {**e, "test": list(e.get("from") or {})} for m, e in (self.config.get("external") or {}).items()
+        }
+        self.methods = {**self.runs, **self.published, **self.external}
         self.tables = self.config["tables"]
         self._add_user_catalogues()
         self._add_extra_rows()
@@ -171,8 +177,7 @@ class Plan:
             gone = self._needs(m)
             if gone:
                 self.left_out[m] = f"not run: {gone[0]} is missing ({self.missing[gone[0]]})"
-                self.runs.pop(m, None)
-                self.published.pop(m, None)
+                self._drop(m)
                 continue
             keep = []
             for t in self.methods[m]["test"]:
@@ -183,11 +188,10 @@ class Plan:
                     keep.append(t)
             if not keep:
                 self.left_out[m] = self.left_out[f"{m}/{self.methods[m]['test'][0]}"]
-                self.runs.pop(m, None)
-                self.published.pop(m, None)
+                self._drop(m)
             else:
                 self.methods[m]["test"] = keep
-        self.methods = {**self.runs, **self.published}
+        self.methods = {**self.runs, **self.published, **self.external}
         for t in self.tables.values():
             for r in t["rows"]:
                 m = r.get("method")
@@ -212,6 +216,10 @@ class Plan:
                 r for r in figs["disparity_clusters"]["runs"] if ran(r["run"], r["test"])
             ]
 
+    def _drop(self, method: str) -> None:
+        for kind in (self.runs, self.published, self.external):
+            kind.pop(method, None)
+
     def report(self) -> str:
         """What preflight says up front about missing inputs (empty when nothing is missing)."""
         if not self.missing:
@@ -230,28 +238,30 @@ class Plan:
     # ---- validation that needs no model --------------------------------------------------------------
     def check(self) -> None:
         cfg = self.config
-        clash = sorted(set(self.runs) & set(self.published))
-        if clash:
-            raise WorkflowConfigError(f"config: {clash} are both runs and published methods; rename one")
+        kinds = {"runs": self.runs, "published": self.published, "external": self.external}
+        for a, b in (("runs", "published"), ("runs", "external"), ("published", "external")):
+            clash = sorted(set(kinds[a]) & set(kinds[b]))
+            if clash:
+                raise WorkflowConfigError(f"config: {clash} are under both {a}: and {b}:; rename one")
         if cfg["device"] not in DEVICES:
             raise WorkflowConfigError(f"config: device: unknown device {cfg['device']!r}; use one of {DEVICES}")
         for name, spec in self.methods.items():
-            kind = "runs" if name in self.runs else "published"
+            kind = next(k for k, v in kinds.items() if name in v)
+            key = f"{kind}.{name}.{'from' if kind == 'external' else 'test'}"
             if not spec.get("test"):
-                raise WorkflowConfigError(
-                    f"config: {kind}.{name}.test: no test set; list at least one, e.g. [dpdd_test]"
-                )
+                raise WorkflowConfigError(f"config: {key}: no test set; list at least one, e.g. [dpdd_test]")
             for t in spec["test"]:
                 ds, split = dataset_of(t), t.rsplit("_", 1)[-1]
                 if ds not in cfg["datasets"]:
                     raise WorkflowConfigError(
-                        f"config: {kind}.{name}.test: {t!r} names data set {ds!r}, which "
+                        f"config: {key}: {t!r} names data set {ds!r}, which "
                         f"is not under datasets: (known: {sorted(cfg['datasets'])})"
                     )
                 if split not in SPLITS.get(ds, ()):
                     raise WorkflowConfigError(
-                        f"config: {kind}.{name}.test: {ds} has no split {split!r} (splits: {list(SPLITS.get(ds, ()))})"
+                        f"config: {key}: {ds} has no split {split!r} (splits: {list(SPLITS.get(ds, ()))})"
                     )
+        self._check_external()
         for name, spec in self.runs.items():
             ds = spec["data"]
             if ds not in cfg["datasets"] or "train" not in SPLITS.get(ds, ()):
@@ -291,6 +301,11 @@ class Plan:
                         f"config: tables.{tname}: row {r['label']!r} names method {m!r}, "
                         "which is neither a run nor a published method"
                     )
+                if m in self.external and t.get("kind") == "speed":
+                    raise WorkflowConfigError(
+                        f"config: tables.{tname}: row {r['label']!r}: {m!r} is a folder of result images "
+                        "(external:); a speed table times a model the suite runs"
+                    )
                 if m and t.get("kind") != "speed" and t["test"] not in self.methods[m]["test"]:
                     raise WorkflowConfigError(
                         f"config: tables.{tname}: row {r['label']!r}: method {m!r} is not "
@@ -315,6 +330,30 @@ class Plan:
         for where, m, _test in uses:
             if where in MODEL_FIGURES and m not in self.runs:
                 raise WorkflowConfigError(f"config: figures.{where}: {m!r} is not a training run of K3DN")
+
+    def _check_external(self) -> None:
+        for name, spec in self.external.items():
+            for t, folder in spec["from"].items():
+                if dataset_of(t) in UNSCORED:
+                    raise WorkflowConfigError(
+                        f"config: external.{name}.from.{t}: {dataset_of(t)} has no targets to score imported images against"
+                    )
+                if not Path(folder).is_dir():
+                    raise WorkflowConfigError(
+                        f"config: external.{name}.from.{t}: {folder}: no such folder (paths are relative to {Path.cwd()})"
+                    )
+            if spec.get("bit_depth") not in (8, 16):
+                raise WorkflowConfigError(f"config: external.{name}.bit_depth: 8 or 16, the bit depth of every file")
+            if not str(spec.get("note") or "").strip():
+                raise WorkflowConfigError(
+                    f"config: external.{name}.note: say how the images were made (code, weights, settings, source)"
+                )
+        for m in (self.config.get("sensitivity") or {}).get("methods", []):
+            if m in self.external:
+                raise WorkflowConfigError(
+                    f"config: sensitivity.methods: {m!r} is a folder of result images (external:); its variants "
+                    "need predictions the suite makes"
+                )
 
     # ---- training ------------------------------------------------------------------------------------
     def recipe(self, run: str) -> str:
@@ -405,6 +444,20 @@ class Plan:
             # The Table 7 baselines use the Pixel set's calibrated per-patch kernels.
             args += f" --override kernels={RAW}/pixel/k3dn_processed/blur_kernels.npz"
         return args
+
+    def external_files(self, method: str, test: str) -> list[str]:
+        """The files of an external folder (a job's inputs: a changed, added or removed file imports it again)."""
+        return sorted(str(p) for p in Path(self.external[method]["from"][test]).iterdir())
+
+    def import_args(self, method: str, test: str) -> str:
+        """Arguments of ``k3dn import-predictions`` for an external method's folder of ``test``."""
+        from shlex import quote
+
+        spec = self.external[method]
+        return (
+            f"--from {quote(str(spec['from'][test]))} --manifest {manifest_path(test)} --method {method}"
+            f" --bit-depth {spec['bit_depth']} --note {quote(str(spec['note']))}"
+        )
 
     def extra_tables(self) -> list[str]:
         """The tables (``results/tables/<name>.csv``) the workflow makes besides the config's paper tables."""

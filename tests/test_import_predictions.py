@@ -269,3 +269,48 @@ def test_evaluate_refuses_an_import_checked_against_another_manifest(tmp_path, r
     other.write_text(man.read_text() + "\n")  # the same rows, not the same file
     with pytest.raises(EvaluationError, match=r"predictions\.json: imported against another manifest than"):
         evaluate_predictions(out, other, progress=False)
+
+
+def test_the_workflow_replaces_what_its_folder_holds_but_never_a_finished_prediction(tmp_path, rng, capsys):
+    """Snakemake deletes a job's ``predictions.json`` before running it, so the workflow's re-import finds an
+    earlier import's images unmarked: ``--replace`` replaces them; only a finished ``k3dn predict`` folder stays."""
+    ext, man = _set(tmp_path, rng)
+    out = import_predictions(ext, man, tmp_path / "out", "theirs", 16, STATEMENT)
+    (out / "predictions.json").unlink()
+    (out / "s9.png").write_bytes(b"left by a run of another config")
+    with pytest.raises(ValueError, match="is not an earlier import"):
+        import_predictions(ext, man, out, "theirs", 16, STATEMENT)
+    assert main(_args(ext, man, out) + ["--replace"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.json", "s0.png", "s1.png", "s2.png"]
+    assert json.loads((out / "predictions.json").read_text())["provenance"] == "external"
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "predictions.json").write_text(json.dumps({"config_hash": "c", "device": "cpu", "dtype": "float32"}))
+    capsys.readouterr()
+    assert main(_args(ext, man, suite) + ["--replace"]) != 0
+    assert one_error_line(capsys.readouterr().err).startswith(f"error: {suite}: exists and is not an earlier import")
+    assert sorted(p.name for p in suite.iterdir()) == ["predictions.json"]
+
+
+def test_an_8bit_release_of_predictions_scores_what_the_sensitivity_tables_8bit_pred_row_says(tmp_path, rng):
+    """The two routes to an 8-bit cap agree: a method's 16-bit predictions written as 8-bit PNGs (as a paper
+    releases them), imported and evaluated, score per image what ``8bit-pred`` computes from the 16-bit files."""
+    from k3dn.report.sensitivity import protocols_for, score, sensitivity_table
+
+    ext, man = _set(tmp_path, rng)  # 16-bit predictions
+    release = tmp_path / "release"
+    for i in IDS:
+        write_png8(release / f"{i}.png", read_image(ext / f"{i}.png"))
+    out = import_predictions(release, man, tmp_path / "out", "theirs", 8, STATEMENT)
+    imported = evaluate_predictions(out, man, progress=False).set_index("id")["psnr"]
+    reading, transform, pred_transform = protocols_for("dpdd_test", man)["8bit-pred"]
+    capped = score(ext, man, reading, transform, pred_transform=pred_transform).set_index("id")["psnr"]
+    assert imported.to_dict() == pytest.approx(capped.to_dict(), abs=1e-6)
+    full = score(ext, man, reading).set_index("id")["psnr"]
+    assert (abs(imported - full) > 1e-3).all()  # the 8-bit files do score differently from the 16-bit ones
+    # in the sensitivity table the import is marked as such, and rounding 8-bit files to 8 bits changes nothing
+    entry = {"method": "theirs", "test": "dpdd_test", "pred": str(out), "manifest": str(man), "variants": {}}
+    sens = sensitivity_table([entry]).set_index("protocol")
+    assert set(sens["weights_sha256"]) == set(sens["dtype"]) == {"external"}
+    assert sens.loc["8bit-pred", "psnr"] == pytest.approx(sens.loc["16bit", "psnr"], abs=1e-6)
+    assert sens.loc["16bit", "psnr"] == pytest.approx(imported.mean(), abs=1e-6)

@@ -140,7 +140,8 @@ def sensitivity_table(entries, backend: str = "skimage", device: str = "cpu") ->
                     "ssim_change": float(ssim - pd.to_numeric(base["ssim"]).mean()),
                     "dtype": record["dtype"],
                     "size_mode": record.get("size_mode", ""),
-                    "weights_sha256": record.get("weights_sha256") or "none",
+                    # an imported folder's weights are unknown to the suite, not absent
+                    "weights_sha256": record.get("weights_sha256") or record.get("provenance") or "none",
                     "manifest_sha256": sha256_file(e["manifest"]),
                     "git_commit": git_commit(),
                     "backend": backend,

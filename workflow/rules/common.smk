@@ -23,6 +23,8 @@ validate(config, "../schemas/config.schema.yaml")
 
 PLAN = Plan(config, checkpoint_entries())
 RUNS, PUBLISHED, METHODS, TABLES = PLAN.runs, PLAN.published, PLAN.methods, PLAN.tables
+# folders of result images made elsewhere: imported, never predicted
+EXTERNAL = PLAN.external
 if PLAN.missing:
     print(PLAN.report(), file=sys.stderr)
 MINIATURE = config.get("miniature")

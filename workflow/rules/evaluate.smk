@@ -2,6 +2,7 @@
 
 
 PER_IMAGE = PLAN.per_image_methods()
+PREDICTED = "|".join(m for m in METHODS if m not in EXTERNAL) or "NONE"
 
 
 rule predict:
@@ -16,7 +17,8 @@ rule predict:
     benchmark:
         "benchmarks/predict/{method}/{test}.tsv"
     wildcard_constraints:
-        method="|".join(m for m in METHODS if m not in PER_IMAGE) or "NONE",
+        method="|".join(m for m in METHODS if m not in PER_IMAGE and m not in EXTERNAL)
+        or "NONE",
     conda:
         CONDA_ENV
     threads: config.get("predict_threads", 4)
@@ -91,6 +93,8 @@ rule predict_variant:
         "logs/predict/{method}/{test}~{variant}.log",
     benchmark:
         "benchmarks/predict/{method}/{test}~{variant}.tsv"
+    wildcard_constraints:
+        method=PREDICTED,
     conda:
         CONDA_ENV
     threads: config.get("predict_threads", 4)
@@ -104,6 +108,28 @@ rule predict_variant:
     shell:
         "k3dn predict {params.model} --manifest {params.manifest} --device {params.device} {params.variant}"
         " --out results/predictions/{wildcards.method}/{wildcards.test}~{wildcards.variant} > {log} 2>&1"
+
+
+# Result images made elsewhere (config external:), checked against the manifest and copied with their sha256;
+# `k3dn evaluate` then scores them like any prediction and the tables mark them external.
+rule import_predictions:
+    input:
+        lambda w: PLAN.external_files(w.method, w.test),
+        lambda w: manifest_dir(dataset_of(w.test)),
+    output:
+        "results/predictions/{method}/{test}/predictions.json",
+    log:
+        "logs/import/{method}/{test}.log",
+    wildcard_constraints:
+        method="|".join(EXTERNAL) or "NONE",
+    conda:
+        CONDA_ENV
+    params:
+        args=lambda w: PLAN.import_args(w.method, w.test),
+    shell:
+        # --replace: Snakemake deletes predictions.json before the job, so an earlier import is no longer marked
+        "k3dn import-predictions {params.args} --replace"
+        " --out results/predictions/{wildcards.method}/{wildcards.test} > {log} 2>&1"
 
 
 rule evaluate:

@@ -1,0 +1,148 @@
+"""Result images made elsewhere in the workflow's tables (config ``external:``): the plan imports the folder
+instead of predicting it, scores it, and puts it in the chosen tables; mistakes in the config name the key."""
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from k3dn.workflow import Plan, WorkflowConfigError, merged
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+MINI = yaml.safe_load((ROOT / "config" / "miniature.yaml").read_text())
+EXAMPLE = ROOT / "examples" / "external" / "released_results.yaml"
+CHECKPOINTS = yaml.safe_load((ROOT / "baselines" / "checkpoints.yaml").read_text())["checkpoints"]
+SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+FOLDER = "external/dpdnet_release/dpdd_test"
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """A working directory holding the example's folder (one file), as the workflow's paths are relative to it."""
+    (tmp_path / FOLDER).mkdir(parents=True)
+    (tmp_path / FOLDER / "a.png").write_bytes(b"")
+    (tmp_path / "config").symlink_to(ROOT / "config")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def user():
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+def test_an_external_folder_is_a_method_tested_where_it_has_a_folder_and_in_its_table(work):
+    config = merged(merged(PAPER, MINI), user())
+    jsonschema.validate(config, SCHEMA)
+    plan = Plan(config, CHECKPOINTS)
+    assert plan.external["dpdnet_release"]["test"] == ["dpdd_test"]
+    assert plan.methods["dpdnet_release"] is plan.external["dpdnet_release"]
+    assert plan.tables["table1_dpdd"]["rows"][-1] == {
+        "label": "DPDNet (8-bit result images)",
+        "method": "dpdnet_release",
+    }
+    assert plan.external_files("dpdnet_release", "dpdd_test") == [f"{FOLDER}/a.png"]
+    note = user()["external"]["dpdnet_release"]["note"]
+    assert "'" in note  # quoted for the shell: the rule's command line splits back into these arguments
+    assert shlex.split(plan.import_args("dpdnet_release", "dpdd_test")) == [
+        *("--from", FOLDER, "--manifest", "resources/manifests/dpdd/dpdd_test.csv"),
+        *("--method", "dpdnet_release", "--bit-depth", "8", "--note", note),
+    ]
+    # scored beside every other method in the protocol-sensitivity table, but never re-predicted for its variants
+    assert {e["method"] for e in plan.sensitivity_entries()} >= {"dpdnet_release"}
+    assert all(m != "dpdnet_release" for m, _, _ in plan.sensitivity_variants())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(merged(config, {"external": {"dpdnet_release": {"bit_depth": 12}}}), SCHEMA)
+
+
+def test_a_missing_input_leaves_an_external_method_out_like_any_other(work):
+    """RDPD needs SYNTHIA-SF (a web form): not in place, the import into Table 3 is left out and its row says why;
+    the method's DPD-blur folder stays."""
+    rdpd = {"external": {"dpdnet_release": {"from": {"rdpd_test": FOLDER}}}}
+    rdpd["tables"] = {"table3_rdpd": {"extra_rows": {"dpdnet_release": "Theirs"}}}
+    plan = Plan(merged(merged(PAPER, user()), rdpd), CHECKPOINTS, raw_root="raw", ckpt_root="ckpt")
+    assert "synthia_sf" in plan.missing
+    assert plan.methods["dpdnet_release"]["test"] == ["dpdd_test"]
+    assert plan.left_out["dpdnet_release/rdpd_test"].startswith("not run: synthia_sf is missing")
+    [row] = [r for r in plan.tables["table3_rdpd"]["rows"] if r["label"] == "Theirs"]
+    assert row["method"] is None and row["not_run"].startswith("not run: synthia_sf is missing")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"external": {"dpdnet_release": {"from": {"dpdd_test": "no/such"}}}},
+            r"external.dpdnet_release.from.dpdd_test: no/such: no such folder",
+        ),
+        ({"external": {"dpdnet_release": {"bit_depth": 12}}}, r"external.dpdnet_release.bit_depth: 8 or 16"),
+        (
+            {"external": {"dpdnet_release": {"note": " "}}},
+            r"external.dpdnet_release.note: say how the images were made",
+        ),
+        (
+            {"external": {"pub_dpdnet_dual": {"from": {"dpdd_test": FOLDER}, "bit_depth": 8, "note": "n"}}},
+            r"\['pub_dpdnet_dual'\] are under both published: and external:",
+        ),
+        (
+            {"external": {"dpdnet_release": {"from": {"dpd_disp_test": FOLDER}}}},
+            r"external.dpdnet_release.from.dpd_disp_test: dpd_disp has no targets",
+        ),
+        (
+            {"external": {"dpdnet_release": {"from": {"pixel_val": FOLDER}}}},
+            r"external.dpdnet_release.from: pixel has no split 'val'",
+        ),
+        (
+            {"tables": {"table12_speed": {"extra_rows": {"dpdnet_release": "Theirs"}}}},
+            r"tables.table12_speed: row 'Theirs': 'dpdnet_release' is a folder of result images",
+        ),
+        (
+            {"tables": {"table2_ddd_syn": {"extra_rows": {"dpdnet_release": "Theirs"}}}},
+            r"tables.table2_ddd_syn: row 'Theirs': method 'dpdnet_release' is not tested on ddd_syn_test",
+        ),
+        (
+            {"sensitivity": {"methods": ["dpdnet_release"]}},
+            r"sensitivity.methods: 'dpdnet_release' is a folder of result images",
+        ),
+    ],
+)
+def test_config_mistakes_name_the_key(work, change, message):
+    with pytest.raises(WorkflowConfigError, match=message):
+        Plan(merged(merged(PAPER, user()), change), CHECKPOINTS)
+
+
+def test_the_miniature_dry_run_imports_the_folder_scores_it_and_tables_it(work):
+    """What CI runs after the miniature: the folder is imported (never predicted or timed), evaluated, and in
+    Table 1, the protocol-sensitivity table and DPD-blur's pairwise matrix."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(work / "cache"), no_proxy="*")
+    env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    out = subprocess.run(
+        [SNAKEMAKE, "-n", "-p", "--cores", "2", "all", "--configfile", "config/miniature.yaml", str(EXAMPLE)]
+        + ["-d", str(work), "--snakefile", str(ROOT / "Snakefile")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [line.strip().removeprefix("Shell command: ") for line in out.stdout.splitlines()]
+    ours = [line for line in lines if line.startswith("k3dn ") and "dpdnet_release" in line]
+    [imp] = [c for c in ours if c.startswith("k3dn import-predictions")]
+    assert imp.startswith(f"k3dn import-predictions --from {FOLDER} --manifest resources/manifests/dpdd/dpdd_test.csv")
+    assert imp.endswith(
+        "--replace --out results/predictions/dpdnet_release/dpdd_test > logs/import/dpdnet_release/dpdd_test.log 2>&1"
+    )
+    assert not [c for c in ours if c.startswith(("k3dn predict", "k3dn report speed"))]
+    assert any(c.startswith("k3dn evaluate --pred results/predictions/dpdnet_release/dpdd_test ") for c in ours)
+    [table] = [c for c in ours if c.startswith("k3dn report table") and "table1_dpdd" in c]
+    assert '{"label":"DPDNet (8-bit result images)","method":"dpdnet_release"}]' in table
+    assert any(c.startswith("k3dn report sensitivity") for c in ours)
+    assert any(c.startswith("k3dn report pairwise --test dpdd_test") for c in ours)
