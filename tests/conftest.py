@@ -52,6 +52,34 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
+def snakemake_dry_run(workdir, *args):
+    """``snakemake -n *args`` of the repository's Snakefile in ``workdir``, offline: an unroutable proxy makes any
+    attempt to reach the network fail loudly instead of succeeding."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    snakemake = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    env = dict(os.environ, XDG_CACHE_HOME=str(Path(workdir).parent / "cache"), no_proxy="*")
+    env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    return subprocess.run(
+        [snakemake, "-n", "--cores", "2", *args, "-d", str(workdir), "--snakefile", str(root / "Snakefile")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def shell_commands(stdout: str, having: str) -> list[str]:
+    """The ``k3dn`` commands a ``snakemake -n -p`` run prints that contain ``having``."""
+    lines = [line.strip().removeprefix("Shell command: ") for line in stdout.splitlines()]
+    return [line for line in lines if line.startswith("k3dn ") and having in line]
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -22,6 +21,7 @@ from baselines.weight_manifests import load_manifest
 from k3dn import registry
 from k3dn.data.catalog import CatalogError
 from k3dn.workflow import Plan, WorkflowConfigError, merged
+from tests.conftest import shell_commands, snakemake_dry_run
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "plugin"
@@ -290,21 +290,11 @@ def test_new_weights_of_a_builtin_network_join_a_table_through_a_tagged_model(ex
 def test_the_miniature_dry_run_with_the_example_runs_it_into_table_1(example):
     """What CI runs: the schema accepts the user config, and the plugin's checkpoint is stood in, fetched,
     predicted, scored and put in Table 1; the paper's own jobs are unchanged."""
-    env = dict(os.environ, XDG_CACHE_HOME=str(example / "cache"), no_proxy="*")
-    env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
-    configs = ["config/miniature.yaml", str(EXAMPLE / "my_method.yaml")]
-    out = subprocess.run(
-        [SNAKEMAKE, "-n", "-p", "--cores", "2", "all", "--configfile", *configs, "-d", str(example)]
-        + ["--snakefile", str(ROOT / "Snakefile")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = snakemake_dry_run(
+        example, "-p", "all", "--configfile", "config/miniature.yaml", str(EXAMPLE / "my_method.yaml")
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    lines = [line.strip().removeprefix("Shell command: ") for line in out.stdout.splitlines()]
-    commands = [line for line in lines if line.startswith("k3dn ") and "example_tiny_dp" in line]
+    commands = shell_commands(out.stdout, "example_tiny_dp")
     assert any(c.startswith("k3dn miniature weights") for c in commands)
     assert any(c.startswith("k3dn baselines fetch example_tiny_dp") for c in commands)
     assert any(c.startswith("k3dn predict --model example_tiny_dp --weights ") for c in commands)

@@ -1,13 +1,13 @@
 """The Snakemake DAG: the paper dry run lists the full experiment grid, offline, and bad configs fail early."""
 
-import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import snakemake_dry_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
@@ -26,18 +26,7 @@ EVALUATIONS = (TRAIN_JOBS + VARIANTS) + (9 + 4 + 4 + 1) + 4 + 4 + 1  # + the blu
 
 
 def dry_run(tmp_path, *args):
-    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), no_proxy="*")
-    # An unroutable proxy makes any attempt to reach the network fail loudly instead of succeeding.
-    env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
-    out = subprocess.run(
-        [SNAKEMAKE, "-n", "--cores", "2", *args, "-d", str(tmp_path / "work"), "--snakefile", str(ROOT / "Snakefile")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    return out
+    return snakemake_dry_run(tmp_path / "work", *args)
 
 
 def job_counts(stdout: str) -> dict[str, int]:

@@ -1,10 +1,8 @@
 """Result images made elsewhere in the workflow's tables (config ``external:``): the plan imports the folder
 instead of predicting it, scores it, and puts it in the chosen tables; mistakes in the config name the key."""
 
-import os
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 import yaml
 
 from k3dn.workflow import Plan, WorkflowConfigError, merged
+from tests.conftest import shell_commands, snakemake_dry_run
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -121,20 +120,9 @@ def test_config_mistakes_name_the_key(work, change, message):
 def test_the_miniature_dry_run_imports_the_folder_scores_it_and_tables_it(work):
     """What CI runs after the miniature: the folder is imported (never predicted or timed), evaluated, and in
     Table 1, the protocol-sensitivity table and DPD-blur's pairwise matrix."""
-    env = dict(os.environ, XDG_CACHE_HOME=str(work / "cache"), no_proxy="*")
-    env.update(http_proxy="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
-    out = subprocess.run(
-        [SNAKEMAKE, "-n", "-p", "--cores", "2", "all", "--configfile", "config/miniature.yaml", str(EXAMPLE)]
-        + ["-d", str(work), "--snakefile", str(ROOT / "Snakefile")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    out = snakemake_dry_run(work, "-p", "all", "--configfile", "config/miniature.yaml", str(EXAMPLE))
     assert out.returncode == 0, out.stderr[-3000:]
-    lines = [line.strip().removeprefix("Shell command: ") for line in out.stdout.splitlines()]
-    ours = [line for line in lines if line.startswith("k3dn ") and "dpdnet_release" in line]
+    ours = shell_commands(out.stdout, "dpdnet_release")
     [imp] = [c for c in ours if c.startswith("k3dn import-predictions")]
     assert imp.startswith(f"k3dn import-predictions --from {FOLDER} --manifest resources/manifests/dpdd/dpdd_test.csv")
     assert imp.endswith(
