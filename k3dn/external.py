@@ -59,11 +59,17 @@ def _check_file(path: Path, row, bit_depth: int) -> tuple[list[str], dict]:
     except ImageError as e:
         return [str(e)], {}
     problems = []
-    depth = 16 if raw.dtype.itemsize == 2 else 8
+    png_depth = depth = 16 if raw.dtype.itemsize == 2 else 8
+    if png_depth == 16 and not (raw % 257).any():
+        depth = 8  # v * 257: 8-bit values widened exactly (read as v / 255), whose cap the row must show
+    elif png_depth == 16 and not (raw & 0xFF).any():
+        problems.append(
+            f"{path}: 16-bit PNG holding 8-bit values shifted left by 8 bits (v * 256: every low byte 0), read "
+            "as v * 256 / 65535, not v / 255; write them as 8-bit PNGs"
+        )
     if depth != bit_depth:
-        problems.append(f"{path}: {depth}-bit PNG, but --bit-depth {bit_depth} was claimed")
-    elif depth == 16 and not (raw % 257).any():  # v * 257: 8-bit values widened, whose cap the row must show
-        problems.append(f"{path}: 16-bit PNG holding 8-bit values (every sample a multiple of 257); --bit-depth 8")
+        held = " holding 8-bit values (every sample a multiple of 257)" if depth != png_depth else ""
+        problems.append(f"{path}: {png_depth}-bit PNG{held}, but --bit-depth {bit_depth} was claimed")
     h, w, c = raw.shape
     want_c = int(row.channels)
     if c != want_c:
@@ -77,7 +83,7 @@ def _check_file(path: Path, row, bit_depth: int) -> tuple[list[str], dict]:
             f"{path}: {w}x{h} (WxH), but its target {row.target} is {target.width}x{target.height}; "
             "predictions are scored at the target's size"
         )
-    return problems, {"bit_depth": depth, "channels": c, "size": [w, h]}
+    return problems, {"bit_depth": depth, "png_bit_depth": png_depth, "channels": c, "size": [w, h]}
 
 
 def check_folder(folder, manifest, bit_depth: int) -> tuple[list[str], dict]:
@@ -113,17 +119,23 @@ def check_folder(folder, manifest, bit_depth: int) -> tuple[list[str], dict]:
     return problems, files
 
 
-def _what_is_at(out: Path) -> str:
-    """``absent``, ``empty``, ``import`` (an earlier one), ``predict`` (a folder ``k3dn predict`` finished, or a
-    ``predictions.json`` not known to be an import) or ``other``."""
+def _what_is_at(out: Path, ids) -> str:
+    """``absent``, ``empty``, ``import`` (an earlier one), ``images`` (nothing but ``<id>.png`` files of
+    ``ids``: an earlier import whose ``predictions.json`` the workflow deleted), ``predict`` (a folder ``k3dn
+    predict`` finished, or a ``predictions.json`` not known to be an import) or ``other``."""
     if not out.exists():
         return "absent"
-    if not out.is_dir():
+    if not out.is_dir() or out.is_symlink():
         return "other"
     try:
         record = json.loads((out / "predictions.json").read_text())
     except FileNotFoundError:
-        return "other" if any(out.iterdir()) else "empty"
+        names = {f"{i}.png" for i in ids}
+        entries = list(out.iterdir())
+        if not entries:
+            return "empty"
+        only_images = all(p.name in names and p.is_file() and not p.is_symlink() for p in entries)
+        return "images" if only_images else "other"
     except (OSError, ValueError):
         return "predict"
     return "import" if isinstance(record, dict) and record.get("provenance") == EXTERNAL else "predict"
@@ -134,9 +146,11 @@ def import_predictions(
 ) -> Path:
     """Check ``folder`` against ``manifest`` (:func:`check_folder`; :class:`ImportRefused` with every problem),
     then write ``out/<id>.png`` (copies) and ``out/predictions.json``, all at once. ``out`` may be absent, empty
-    or a previous import, which is replaced; with ``replace`` (the workflow, which owns ``out`` and deletes a
-    job's ``predictions.json`` before running it) anything else is replaced too, except a folder ``k3dn predict``
-    finished."""
+    or a previous import, which is replaced; with ``replace`` (the workflow, which deletes a job's
+    ``predictions.json`` before running it), a folder of nothing but the manifest's ``<id>.png`` files is
+    replaced too. Anything else is refused: a folder ``k3dn predict`` made (finished or not), or one holding
+    other files or folders."""
+    from k3dn.data.manifest import read_manifest
     from k3dn.provenance import config_hash, git_commit, sha256_file
 
     folder, out = Path(folder), Path(out)
@@ -144,13 +158,14 @@ def import_predictions(
         raise InputError("--method: a name is needed for the imported method")
     if not statement.strip():
         raise InputError("--note: say how the images were made (code, weights, settings, where they come from)")
-    if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
-        raise InputError(f"the output folder is (inside) the source folder {folder}; choose another", where=out)
-    there = _what_is_at(out)
-    if there == "predict" or there == "other" and not (replace and out.is_dir()):
+    src, dst = folder.resolve(), out.resolve()
+    if dst == src or src in dst.parents or dst in src.parents:  # the replaced folder would take the source with it
+        raise InputError(f"the output folder and the source folder {folder} are one inside the other", where=out)
+    there = _what_is_at(out, read_manifest(manifest)["id"] if out.is_dir() else ())
+    if there in ("predict", "other") or there == "images" and not replace:
         raise InputError(
             "exists and is not an earlier import; remove it or choose another --out (a folder `k3dn predict` "
-            "made is never overwritten by an import)",
+            "made, or one holding anything but the test set's <id>.png files, is never overwritten by an import)",
             where=out,
         )
     problems, facts = check_folder(folder, manifest, bit_depth)
@@ -251,6 +266,7 @@ def add_commands(subparsers) -> None:
     p.add_argument(
         "--replace",
         action="store_true",
-        help="--out belongs to the caller (the workflow): replace what is in it unless `k3dn predict` finished it",
+        help="also replace an --out holding nothing but the test set's <id>.png files (an earlier import whose "
+        "predictions.json the workflow deleted); never a folder `k3dn predict` made",
     )
     p.set_defaults(func=_cmd_import)

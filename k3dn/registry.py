@@ -74,7 +74,7 @@ def _load_plugins() -> None:
             ep.load()
         except ModelNameClash as e:
             raise ModelNameClash(f"{label}: {e}") from e
-        except Exception as e:  # a broken plugin must not take the suite's own models with it
+        except (Exception, SystemExit) as e:  # a broken plugin must not take the suite's own models with it
             _PLUGIN_FAILURES[label] = join_lines(f"{type(e).__name__}: {e}")
             log.warning("%s: not loaded, its models are not registered: %s", label, _PLUGIN_FAILURES[label])
         else:

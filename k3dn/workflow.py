@@ -31,6 +31,7 @@ model's size multiple) run in ``k3dn preflight``, the first job.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -446,8 +447,30 @@ class Plan:
         return args
 
     def external_files(self, method: str, test: str) -> list[str]:
-        """The files of an external folder (a job's inputs: a changed, added or removed file imports it again)."""
+        """The files of an external folder: the import job's inputs (an added or removed file, or a newer one,
+        imports it again)."""
         return sorted(str(p) for p in Path(self.external[method]["from"][test]).iterdir())
+
+    def external_fingerprint(self, method: str, test: str) -> str:
+        """A digest of every file's name, size and modification time: the import job's params, so that files
+        replaced by older ones (an archive unpacked, ``cp -p``), which mtimes alone do not show, import again."""
+        facts = [
+            (Path(f).name, st.st_size, st.st_mtime_ns)
+            for f in self.external_files(method, test)
+            for st in [Path(f).stat()]
+        ]
+        return _digest(facts)
+
+    def checkpoint_identity(self, ckpt: str) -> str:
+        """A digest of the checkpoint's catalogue entry: the params of the jobs that fetch and use it, so that
+        other weights published under the same name (a plugin's, published again) are fetched and used again."""
+        return _digest(self.checkpoints[ckpt])
+
+    def weights_identity(self, method: str) -> str:
+        """:meth:`checkpoint_identity` of a published method's checkpoint ("" for a run, whose weights file is
+        a job input, or a method without weights)."""
+        ckpt = self.published.get(method, {}).get("checkpoint")
+        return self.checkpoint_identity(ckpt) if ckpt else ""
 
     def import_args(self, method: str, test: str) -> str:
         """Arguments of ``k3dn import-predictions`` for an external method's folder of ``test``."""
@@ -456,7 +479,8 @@ class Plan:
         spec = self.external[method]
         return (
             f"--from {quote(str(spec['from'][test]))} --manifest {manifest_path(test)} --method {method}"
-            f" --bit-depth {spec['bit_depth']} --note {quote(str(spec['note']))}"
+            # --note=: a note that starts with a dash is still its value
+            f" --bit-depth {spec['bit_depth']} --note={quote(str(spec['note']))}"
         )
 
     def extra_tables(self) -> list[str]:
@@ -635,6 +659,10 @@ class Plan:
         """The declared (H, W) of a data set's training images, or None."""
         size = self.config["datasets"].get(ds, {}).get("image_size")
         return tuple(int(s) for s in size) if size else None
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def checkpoint_entries(path=None) -> dict:

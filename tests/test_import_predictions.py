@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -166,6 +167,12 @@ def _widened(ext, rng):
     return ext / "s1.png", "16-bit PNG holding 8-bit values"
 
 
+def _shifted(ext, rng):
+    q = np.rint(rng.random((12, 16, 3)) * 255).astype(np.uint16) << 8  # v * 256: not v * 257
+    assert cv2.imwrite(str(ext / "s1.png"), q)
+    return ext / "s1.png", "8-bit values shifted left by 8 bits"
+
+
 FAULTS = {
     "missing id": _missing,
     "wrong size": _wrong_size,
@@ -174,6 +181,7 @@ FAULTS = {
     "grey": _grey,
     "symlink": _linked,
     "8-bit values in 16 bits": _widened,
+    "8-bit values shifted into 16 bits": _shifted,
 }
 
 
@@ -271,25 +279,59 @@ def test_evaluate_refuses_an_import_checked_against_another_manifest(tmp_path, r
         evaluate_predictions(out, other, progress=False)
 
 
-def test_the_workflow_replaces_what_its_folder_holds_but_never_a_finished_prediction(tmp_path, rng, capsys):
+def test_the_workflow_replaces_its_earlier_import_but_never_anything_else(tmp_path, rng, capsys):
     """Snakemake deletes a job's ``predictions.json`` before running it, so the workflow's re-import finds an
-    earlier import's images unmarked: ``--replace`` replaces them; only a finished ``k3dn predict`` folder stays."""
+    earlier import's images unmarked: ``--replace`` replaces a folder of nothing but the test set's ``<id>.png``
+    files. A folder ``k3dn predict`` made (finished, or its ``predictions.json`` deleted), a folder with anything
+    else in it, and a folder the source lies in are refused, and left as they were."""
     ext, man = _set(tmp_path, rng)
     out = import_predictions(ext, man, tmp_path / "out", "theirs", 16, STATEMENT)
     (out / "predictions.json").unlink()
-    (out / "s9.png").write_bytes(b"left by a run of another config")
+    (out / "s0.png").write_bytes(b"an earlier release")
     with pytest.raises(ValueError, match="is not an earlier import"):
         import_predictions(ext, man, out, "theirs", 16, STATEMENT)
     assert main(_args(ext, man, out) + ["--replace"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["predictions.json", "s0.png", "s1.png", "s2.png"]
+    assert (out / "s0.png").read_bytes() == (ext / "s0.png").read_bytes()
     assert json.loads((out / "predictions.json").read_text())["provenance"] == "external"
-    suite = tmp_path / "suite"
+
+    suite = tmp_path / "suite"  # finished by `k3dn predict`
     suite.mkdir()
     (suite / "predictions.json").write_text(json.dumps({"config_hash": "c", "device": "cpu", "dtype": "float32"}))
-    capsys.readouterr()
-    assert main(_args(ext, man, suite) + ["--replace"]) != 0
-    assert one_error_line(capsys.readouterr().err).startswith(f"error: {suite}: exists and is not an earlier import")
-    assert sorted(p.name for p in suite.iterdir()) == ["predictions.json"]
+    unmarked = tmp_path / "unmarked"  # `k3dn predict`'s, with its predictions.json deleted: its resume key stays
+    unmarked.mkdir()
+    (unmarked / "s0.png").write_bytes(b"")
+    (unmarked / ".key.json").write_text("{}")
+    parent = tmp_path / "predictions"  # a predict folder one level down
+    (parent / "pub_dpdnet_dual" / "dpdd_test").mkdir(parents=True)
+    for folder in (suite, unmarked, parent):
+        before = _tree(folder)
+        capsys.readouterr()
+        assert main(_args(ext, man, folder) + ["--replace"]) != 0
+        assert one_error_line(capsys.readouterr().err).startswith(f"error: {folder}: exists and is not an earlier")
+        assert _tree(folder) == before
+
+    inside = out / "release"  # the release unpacked into the earlier import: replacing it would delete the source
+    shutil.copytree(ext, inside)
+    with pytest.raises(ValueError, match="one inside the other"):
+        import_predictions(inside, man, out, "theirs", 16, STATEMENT)
+    assert sorted(p.name for p in inside.iterdir()) == ["s0.png", "s1.png", "s2.png"]
+
+
+def test_8bit_values_widened_into_16bit_files_import_as_8bit(tmp_path, rng):
+    """``v * 257`` in a 16-bit file is read as ``v / 255``, exactly what the 8-bit file scores: importable when
+    8 bits are claimed, and recorded as such."""
+    ext, man = _set(tmp_path, rng, depth=8)
+    wide = tmp_path / "wide"
+    for i in IDS:
+        wide.mkdir(exist_ok=True)
+        assert cv2.imwrite(str(wide / f"{i}.png"), cv2.imread(str(ext / f"{i}.png")).astype(np.uint16) * 257)
+    a = import_predictions(ext, man, tmp_path / "a", "theirs", 8, STATEMENT)
+    b = import_predictions(wide, man, tmp_path / "b", "theirs", 8, STATEMENT)
+    files = json.loads((b / "predictions.json").read_text())["files"]
+    assert {(f["bit_depth"], f["png_bit_depth"]) for f in files.values()} == {(8, 16)}
+    scores = [evaluate_predictions(d, man, progress=False).set_index("id")["psnr"] for d in (a, b)]
+    assert scores[0].to_dict() == pytest.approx(scores[1].to_dict(), abs=1e-9)
 
 
 def test_an_8bit_release_of_predictions_scores_what_the_sensitivity_tables_8bit_pred_row_says(tmp_path, rng):

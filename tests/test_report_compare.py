@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from k3dn.cli import main
-from k3dn.evaluate import PROVENANCE, RESULT_COLUMNS
+from k3dn.evaluate import PROVENANCE, RESULT_COLUMNS, SOURCE
 from k3dn.report.compare import (
     compare_methods,
     matrix_grid,
@@ -39,8 +39,9 @@ def _labels(n: int = N) -> list[str]:
     return ["indoor" if i < n // 2 else "outdoor" for i in range(n)]
 
 
-def write_metrics(root, method, psnr, ssim, labels=None, ids=None, protocol="16bit", data="d" * 64):
-    """A per-image metrics file as ``k3dn evaluate`` writes it."""
+def write_metrics(root, method, psnr, ssim, labels=None, ids=None, protocol="16bit", data="d" * 64, source=None):
+    """A per-image metrics file as ``k3dn evaluate`` writes it; without ``source`` (one value, or one per image)
+    as it wrote it before ``prediction_source`` existed."""
     n = len(psnr)
     df = pd.DataFrame(
         {
@@ -58,9 +59,13 @@ def write_metrics(root, method, psnr, ssim, labels=None, ids=None, protocol="16b
         }
     )
     df["data_sha256"] = data
+    columns = RESULT_COLUMNS + PROVENANCE
+    if source is not None:
+        df["prediction_source"], df["prediction_note"] = source, ""
+        columns += SOURCE
     path = root / method / f"{TEST}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    df[RESULT_COLUMNS + PROVENANCE].to_csv(path, index=False)
+    df[columns].to_csv(path, index=False)
     return path
 
 
@@ -111,6 +116,66 @@ def test_tie_tolerance_and_sign_convention():
     # A - B: +0.02 wins, -0.02 loses, 0.005 and 0 are within 0.01 dB
     assert list(outcome([0.02, -0.02, 0.005, 0.0, -0.009], 0.01)) == ["win", "loss", "tie", "tie", "tie"]
     assert list(outcome([0.0, 1e-9], 0.0)) == ["tie", "win"]
+
+
+def test_a_difference_of_exactly_the_tolerance_is_a_tie(tmp_path):
+    # in floating point 25.51 - 25.50 is 0.010000000000001563 and 0.787 - 0.786 is 0.0010000000000000009
+    assert 25.51 - 25.50 > 0.01 and 0.787 - 0.786 > 0.001
+    assert list(outcome([25.51 - 25.50, 25.50 - 25.51, 25.52 - 25.50], 0.01)) == ["tie", "tie", "win"]
+    assert list(outcome([0.787 - 0.786, 0.786 - 0.787, 0.786 - 0.788], 0.001)) == ["tie", "tie", "loss"]
+    # the same through the files: the scores survive the CSV as written
+    write_metrics(tmp_path, "a", [25.51, 26.84, 25.52], [0.787, 0.801, 0.5])
+    write_metrics(tmp_path, "b", [25.50, 26.83, 25.50], [0.786, 0.800, 0.5])
+    pairs, s = compare_methods("a", "b", TEST, tmp_path)
+    assert list(pairs["psnr_outcome"]) == ["tie", "tie", "win"]
+    assert (_row(s)["ties"], _row(s)["wins"]) == (2, 1)
+    assert (_row(s, metric="ssim")["ties"], _row(s, metric="ssim")["wins"]) == (3, 0)
+
+
+def test_the_other_way_round_is_the_exact_mirror_whatever_the_file_order(tmp_path):
+    psnr_a, ssim_a = _scores(12)
+    psnr_b, ssim_b = _scores(13)
+    labels = _labels()
+    ids = [f"img{i:03d}" for i in range(N)]
+    write_metrics(tmp_path, "a", psnr_a, ssim_a, labels, ids)
+    order = np.random.default_rng(14).permutation(N)
+    write_metrics(tmp_path, "b", psnr_b[order], ssim_b[order], [labels[i] for i in order], [ids[i] for i in order])
+    pairs_ab, ab = compare_methods("a", "b", TEST, tmp_path)
+    pairs_ba, ba = compare_methods("b", "a", TEST, tmp_path)
+    assert list(pairs_ab["id"]) == list(pairs_ba["id"]) == ids  # the per-image rows in id order, both ways
+    assert list(ab["group"]) == list(ba["group"]) and list(ab["metric"]) == list(ba["metric"])
+    assert np.allclose(ab["mean_diff"], -ba["mean_diff"], rtol=0, atol=1e-12)
+    assert np.allclose(ab["ci95_low"], -ba["ci95_high"], rtol=0, atol=1e-12)
+    assert np.allclose(ab["ci95_high"], -ba["ci95_low"], rtol=0, atol=1e-12)
+    assert list(ab["excludes_zero"]) == list(ba["excludes_zero"])
+    assert list(ab["wins"]) == list(ba["losses"]) and list(ab["ties"]) == list(ba["ties"])
+    # and the intervals are those of the images paired by id
+    ci = paired_diff_ci(psnr_a, psnr_b)
+    assert (_row(ab)["ci95_low"], _row(ab)["ci95_high"]) == pytest.approx((ci["low"], ci["high"]), abs=1e-12)
+
+
+def test_the_summary_says_where_each_sides_predictions_come_from(tmp_path, capsys):
+    psnr, ssim = _scores(15, 6)
+    write_metrics(tmp_path, "theirs", psnr, ssim, source="external")
+    write_metrics(tmp_path, "old", psnr + 1, ssim)  # written before prediction_source existed: the suite's
+    write_metrics(tmp_path, "ours", psnr + 2, ssim, source="suite")
+    s = compare_methods("theirs", "old", TEST, tmp_path)[1]
+    assert set(s["a_source"]) == {"external"} and set(s["b_source"]) == {"suite"}
+    s = compare_methods("old", "ours", TEST, tmp_path)[1]
+    assert set(s["a_source"]) == set(s["b_source"]) == {"suite"}
+
+    write_metrics(tmp_path, "mixed", psnr, ssim, source=["suite"] * 5 + ["external"])
+    out = tmp_path / "out"
+    rc = main(["compare", "ours", "mixed", "--test", TEST, "--metrics-root", str(tmp_path), "--out-dir", str(out)])
+    line = one_error_line(capsys.readouterr().err)
+    assert rc == 1 and line.startswith(f"error: {tmp_path / 'mixed' / f'{TEST}.csv'}: ")
+    assert "prediction_source mixes ['external', 'suite']" in line
+    assert not out.exists()
+
+    rc = main(["compare", "theirs", "old", "--test", TEST, "--metrics-root", str(tmp_path), "--out-dir", str(out)])
+    assert rc == 0
+    written = pd.read_csv(out / TEST / "theirs_vs_old.csv")
+    assert set(written["a_source"]) == {"external"} and set(written["b_source"]) == {"suite"}
 
 
 def test_tolerance_changes_the_rates_not_the_interval(tmp_path):

@@ -1,6 +1,7 @@
 """Result images made elsewhere in the workflow's tables (config ``external:``): the plan imports the folder
 instead of predicting it, scores it, and puts it in the chosen tables; mistakes in the config name the key."""
 
+import os
 import shlex
 import shutil
 import sys
@@ -52,13 +53,45 @@ def test_an_external_folder_is_a_method_tested_where_it_has_a_folder_and_in_its_
     assert "'" in note  # quoted for the shell: the rule's command line splits back into these arguments
     assert shlex.split(plan.import_args("dpdnet_release", "dpdd_test")) == [
         *("--from", FOLDER, "--manifest", "resources/manifests/dpdd/dpdd_test.csv"),
-        *("--method", "dpdnet_release", "--bit-depth", "8", "--note", note),
+        *("--method", "dpdnet_release", "--bit-depth", "8", f"--note={note}"),
     ]
     # scored beside every other method in the protocol-sensitivity table, but never re-predicted for its variants
     assert {e["method"] for e in plan.sensitivity_entries()} >= {"dpdnet_release"}
     assert all(m != "dpdnet_release" for m, _, _ in plan.sensitivity_variants())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(merged(config, {"external": {"dpdnet_release": {"bit_depth": 12}}}), SCHEMA)
+
+
+def test_the_command_line_reaches_the_command_as_written(work):
+    """Notes and folders with quotes, spaces or a leading dash arrive as the config gives them."""
+    from k3dn.cli import build_parser
+
+    odd = "external/their results (v2)"
+    (work / odd).mkdir(parents=True)
+    for note in ("-fast variant, 'as released'", 'their "final" images'):
+        change = {"external": {"dpdnet_release": {"from": {"dpdd_test": odd}, "note": note}}}
+        plan = Plan(merged(merged(PAPER, user()), change), CHECKPOINTS)
+        argv = ["import-predictions", *shlex.split(plan.import_args("dpdnet_release", "dpdd_test")), "--out", "o"]
+        args = build_parser(argv).parse_args(argv)
+        assert (args.source, args.note, args.bit_depth) == (odd, note, 8)
+
+
+def test_a_replaced_file_or_new_weights_change_the_jobs_params(work):
+    """Snakemake reruns a job whose params changed: files replaced by older ones (mtimes alone would not
+    rerun the import) and other weights published under a checkpoint's name (fetch and predict again)."""
+    config = merged(merged(PAPER, MINI), user())  # every input in place, the DPDNet weights too
+    plan = Plan(config, CHECKPOINTS)
+    before = plan.external_fingerprint("dpdnet_release", "dpdd_test")
+    png = work / FOLDER / "a.png"
+    old = png.stat().st_mtime_ns - 10**12
+    png.write_bytes(b"another release")
+    os.utime(png, ns=(old, old))
+    assert plan.external_fingerprint("dpdnet_release", "dpdd_test") != before
+    assert plan.weights_identity("dpdnet_release") == "" and plan.weights_identity("k3dn_tiny_dpdd") == ""
+    weights = plan.weights_identity("pub_dpdnet_dual")
+    assert weights == plan.checkpoint_identity(plan.published["pub_dpdnet_dual"]["checkpoint"])
+    new = merged(CHECKPOINTS, {"dpdnet_dual": {"sha256": "0" * 64}})
+    assert Plan(config, new).weights_identity("pub_dpdnet_dual") != weights
 
 
 def test_a_missing_input_leaves_an_external_method_out_like_any_other(work):

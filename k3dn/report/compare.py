@@ -1,10 +1,10 @@
 """Any two methods, paired: ``k3dn compare A B --test T`` and the pairwise matrix of a test set.
 
 Both read the per-image metrics ``k3dn evaluate`` wrote (``<metrics-root>/<method>/<test>.csv``) and pair the
-two methods image by image (by ``id``). Pairing is only honest when both files score the same images the same
-way, so a pair is refused (one line naming the file) when an id is duplicated, the two id sets differ, an image
-was scored under another protocol, carries another label, or the files were scored against other target files
-(``data_sha256``).
+two methods image by image (by ``id``, in sorted id order whatever order the files list them in). Pairing is only
+honest when both files score the same images the same way, so a pair is refused (one line naming the file) when an
+id is duplicated, the two id sets differ, an image was scored under another protocol, carries another label, or
+the files were scored against other target files (``data_sha256``).
 
 What a comparison reports, per group (``combined``, then each indoor/outdoor label where the set has labels) and
 per metric (PSNR, SSIM), with differences taken as A minus B (positive: A is better):
@@ -12,18 +12,26 @@ per metric (PSNR, SSIM), with differences taken as A minus B (positive: A is bet
 * the mean difference and its paired percentile-bootstrap 95% interval (:func:`k3dn.report.stats.paired_diff_ci`,
   the same ``N_BOOT`` resamples and ``SEED`` as the tables), and whether the interval excludes 0;
 * win, tie and loss rates over images. A **tie** is an image whose two scores differ by at most the tolerance
-  (:data:`TIE_TOLERANCE`: 0.01 dB PSNR, 0.001 SSIM, the last digit a table prints); otherwise the higher score
-  wins. The three rates sum to 1, and two identical methods tie on every image (tie rate 100%, win rate 0%).
-  The rule is written into every row of the summary CSV (``tie_rule``).
+  (:data:`TIE_TOLERANCE`: 0.01 dB PSNR, 0.001 SSIM); otherwise the higher score wins. The tolerance is the
+  precision of the published numbers, not of the suite's tables (those print more digits): the paper tables in
+  ``config/paper/`` give PSNR to 2 decimals and SSIM to 3, so a smaller difference is one the papers would not
+  report. The difference is rounded to :data:`DIFF_DECIMALS` decimals before it is compared, so that a
+  difference of exactly the tolerance (25.51 - 25.50 dB) is a tie despite floating point. The three rates sum to
+  1, and two identical methods tie on every image (tie rate 100%, win rate 0%). The rule is written into every
+  row of the summary CSV (``tie_rule``).
+* where each side's predictions come from (``a_source``, ``b_source``): the metrics file's ``prediction_source``,
+  ``suite`` (``k3dn predict``) or ``external`` (``k3dn import-predictions``); ``suite`` for a file written before
+  that column existed. A file that mixes the two is refused.
 
 ``k3dn compare`` writes ``<out-dir>/<test>/<A>_vs_<B>.csv`` (the summary), ``..._images.csv`` (per-image scores and
-differences) and ``.png`` (per-image PSNR of A against B with the diagonal), each atomically, and prints one line.
+differences, sorted by id) and ``.png`` (per-image PSNR of A against B with the diagonal), each atomically, and prints one line.
 
 The pairwise matrix (:func:`pairwise_matrix`, ``k3dn report pairwise``): every method against every other on one
 test set, as a tidy frame (one row per ordered pair, the diagonal included) the HTML report renders. Only pairs
 ``i < j`` are resampled; ``(j, i)`` is their mirror, which the seeded bootstrap would give anyway (the same
-resampled images, negated differences). A pair with a non-finite score (a perfect prediction's PSNR is inf) has no
-interval: its numbers are NaN and ``note`` says why, so one such method does not stop the report.
+resampled images, both orders pairing the images in id order, and negated differences). A pair with a non-finite
+score (a perfect prediction's PSNR is inf) has no interval: its numbers are NaN and ``note`` says why, so one such
+method does not stop the report.
 
 Imports here are the standard library only at module level: ``k3dn report``'s parser adds ``pairwise`` from this
 module, and building that parser must stay free of pandas and matplotlib (every table job builds it).
@@ -37,9 +45,13 @@ from pathlib import Path
 from k3dn.errors import InputError
 
 METRICS = ("psnr", "ssim")
-#: |A - B| at or below which an image is a tie, per metric: the last digit the tables print (2 decimals of dB,
-#: 3 of SSIM), so a tie is a difference no table could show.
+#: |A - B| at or below which an image is a tie, per metric: the precision of the published values in
+#: config/paper/ (PSNR to 2 decimals of dB, SSIM to 3), so a tie is a difference the papers would not report.
 TIE_TOLERANCE = {"psnr": 0.01, "ssim": 0.001}
+#: |A - B| is rounded to this many decimals before it meets the tolerance: far below any metric's precision,
+#: far above the float error of a difference of two scores (about 1e-14 at 25 dB), which would otherwise make
+#: 25.51 - 25.50 (0.010000000000001563) a win at 0.01 dB.
+DIFF_DECIMALS = 9
 REQUIRED = ("id", "label", *METRICS, "protocol")
 COMBINED = "combined"
 OUTCOMES = ("win", "tie", "loss")
@@ -68,6 +80,8 @@ SUMMARY_COLUMNS = [
     "n_boot",
     "seed",
     "protocol",
+    "a_source",
+    "b_source",
     "file_a",
     "file_b",
 ]
@@ -90,6 +104,11 @@ MATRIX_COLUMNS = [
 
 def tie_rule(metric: str, tolerance: float) -> str:
     return f"tie: |{metric}_a - {metric}_b| <= {tolerance:g}; otherwise the higher {metric} wins"
+
+
+def tolerances(tolerance=None) -> dict:
+    """Metric -> tie tolerance: :data:`TIE_TOLERANCE` with ``tolerance`` (metric -> value, may be partial) over it."""
+    return {**TIE_TOLERANCE, **(tolerance or {})}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -131,13 +150,31 @@ def read_per_image(path):
     return df
 
 
+def prediction_source(df, where) -> str:
+    """``suite`` or ``external``: who made the predictions a metrics file scored (its ``prediction_source``; a file
+    written before that column existed, or an empty cell, is of the suite's). Refuses a file that mixes sources:
+    its images were not all made the same way, so no one source describes it."""
+    from k3dn.evaluate import SOURCE
+
+    column = SOURCE[0]
+    if column not in df.columns:
+        return "suite"
+    values = sorted({v or "suite" for v in df[column].astype(str)})
+    if len(values) != 1:
+        raise InputError(
+            f"{column} mixes {values}; score one method's predictions from one source per file", where=where
+        )
+    return values[0]
+
+
 def _examples(ids) -> str:
     ids = sorted(ids)
     return ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
 
 
 def pair_images(df_a, df_b, where_a="A", where_b="B"):
-    """The two methods' scores side by side, one row per image in A's order: ``id, label, protocol,
+    """The two methods' scores side by side, one row per image sorted by id (so that the bootstrap of B vs A
+    resamples the same images as A vs B, whatever order each file lists them in): ``id, label, protocol,
     <m>_a, <m>_b, <m>_diff`` (diff = A - B) for each metric. Refuses (naming ``where_a``, the file, and ``where_b``)
     files that do not score the same images under the same protocol and labels."""
     only_a = set(df_a["id"]) - set(df_b["id"])
@@ -172,7 +209,7 @@ def pair_images(df_a, df_b, where_a="A", where_b="B"):
     for m in METRICS:
         out[f"{m}_a"], out[f"{m}_b"] = both[f"{m}_a"], both[f"{m}_b"]
         out[f"{m}_diff"] = both[f"{m}_a"] - both[f"{m}_b"]
-    return out.reset_index(drop=True)
+    return out.sort_values("id", kind="stable").reset_index(drop=True)
 
 
 def outcome(diff, tolerance: float):
@@ -180,7 +217,8 @@ def outcome(diff, tolerance: float):
     import numpy as np
 
     d = np.asarray(diff, dtype=np.float64)
-    return np.where(np.abs(d) <= tolerance, "tie", np.where(d > 0, "win", "loss"))
+    tie = np.round(np.abs(d), DIFF_DECIMALS) <= tolerance
+    return np.where(tie, "tie", np.where(d > 0, "win", "loss"))
 
 
 def groups_of(pairs) -> list[str]:
@@ -216,15 +254,17 @@ def _refuse_non_finite(df, where) -> None:
             )
 
 
-def paired_summary(pairs, test: str, a: str, b: str, tolerance=None, file_a="", file_b=""):
+def paired_summary(
+    pairs, test: str, a: str, b: str, tolerance=None, file_a="", file_b="", source_a="suite", source_b="suite"
+):
     """One row per group and metric (:data:`SUMMARY_COLUMNS`): means, the paired interval of the mean difference,
     the win/tie/loss counts and rates under ``tolerance`` (metric -> tie tolerance, default
-    :data:`TIE_TOLERANCE`)."""
+    :data:`TIE_TOLERANCE`), and where each side's predictions come from (:func:`prediction_source`)."""
     import pandas as pd
 
     from k3dn.report.stats import N_BOOT, SEED, paired_diff_ci
 
-    tolerance = {**TIE_TOLERANCE, **(tolerance or {})}
+    tolerance = tolerances(tolerance)
     protocol = "|".join(sorted(set(pairs["protocol"])))
     rows = []
     for g in groups_of(pairs):
@@ -251,6 +291,8 @@ def paired_summary(pairs, test: str, a: str, b: str, tolerance=None, file_a="", 
                     "n_boot": N_BOOT,
                     "seed": SEED,
                     "protocol": protocol,
+                    "a_source": source_a,
+                    "b_source": source_b,
                     "file_a": str(file_a),
                     "file_b": str(file_b),
                 }
@@ -266,10 +308,11 @@ def compare_methods(a: str, b: str, test: str, metrics_root="results/metrics", t
     df_a, df_b = read_per_image(path_a), read_per_image(path_b)
     _refuse_non_finite(df_a, path_a)
     _refuse_non_finite(df_b, path_b)
+    source_a, source_b = prediction_source(df_a, path_a), prediction_source(df_b, path_b)
     pairs = pair_images(df_a, df_b, path_a, path_b)
-    tol = {**TIE_TOLERANCE, **(tolerance or {})}
+    tol = tolerances(tolerance)
     pairs["psnr_outcome"] = outcome(pairs["psnr_diff"], tol["psnr"])
-    return pairs, paired_summary(pairs, test, a, b, tol, path_a, path_b)
+    return pairs, paired_summary(pairs, test, a, b, tol, path_a, path_b, source_a, source_b)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -311,6 +354,11 @@ def scatter_figure(pairs, a: str, b: str, test: str, headline: dict, out) -> Pat
     return save_figure(fig, out)
 
 
+def headline_row(summary) -> dict:
+    """The row a one-line verdict and the plot's title report: PSNR over all images (group ``combined``)."""
+    return summary[(summary["group"] == COMBINED) & (summary["metric"] == "psnr")].iloc[0].to_dict()
+
+
 def output_paths(out_dir, a: str, b: str, test: str) -> dict[str, Path]:
     stem = Path(out_dir) / test / f"{a}_vs_{b}"
     return {
@@ -327,17 +375,16 @@ def write_compare(a, b, test, metrics_root="results/metrics", out_dir="results/c
 
     pairs, summary = compare_methods(a, b, test, metrics_root, tolerance)
     paths = output_paths(out_dir, a, b, test)
-    headline = summary[(summary["group"] == COMBINED) & (summary["metric"] == "psnr")].iloc[0].to_dict()
-    tol = {**TIE_TOLERANCE, **(tolerance or {})}
-    images = pairs.assign(a=a, b=b, tie_rule=tie_rule("psnr", tol["psnr"]))
-    scatter_figure(pairs, a, b, test, headline, paths["plot"])  # first: a plot that fails leaves no CSV behind
+    images = pairs.assign(a=a, b=b, tie_rule=tie_rule("psnr", tolerances(tolerance)["psnr"]))
+    # the plot first: a plot that fails leaves no CSV behind
+    scatter_figure(pairs, a, b, test, headline_row(summary), paths["plot"])
     write_csv(summary, paths["summary"])
     write_csv(images, paths["images"])
     return paths, summary
 
 
 def summary_line(summary, paths) -> str:
-    h = summary[(summary["group"] == COMBINED) & (summary["metric"] == "psnr")].iloc[0]
+    h = headline_row(summary)
     verdict = "resolved" if h["excludes_zero"] else "not resolved"
     return (
         f"{h['a']} vs {h['b']} on {h['test']} ({h['n_images']} images, {h['protocol']}): PSNR {h['mean_diff']:+.3f} dB, "

@@ -16,6 +16,7 @@ rule fetch_weights:
         CONDA_ENV
     params:
         registry=registry_args("checkpoints"),
+        entry=lambda w: PLAN.checkpoint_identity(w.ckpt),  # other weights under the same name: fetch again
     shell:
         "k3dn baselines fetch {wildcards.ckpt} --dest resources/checkpoints/{wildcards.ckpt} {params.registry}"
         " > {log} 2>&1"

@@ -2,7 +2,7 @@
 
 
 PER_IMAGE = PLAN.per_image_methods()
-PREDICTED = "|".join(m for m in METHODS if m not in EXTERNAL) or "NONE"
+PREDICTED = [m for m in METHODS if m not in EXTERNAL]  # external folders are imported instead
 
 
 rule predict:
@@ -17,8 +17,7 @@ rule predict:
     benchmark:
         "benchmarks/predict/{method}/{test}.tsv"
     wildcard_constraints:
-        method="|".join(m for m in METHODS if m not in PER_IMAGE and m not in EXTERNAL)
-        or "NONE",
+        method="|".join(m for m in PREDICTED if m not in PER_IMAGE) or "NONE",
     conda:
         CONDA_ENV
     threads: config.get("predict_threads", 4)
@@ -26,6 +25,7 @@ rule predict:
         gpu=job_gpus(),
     params:
         model=lambda w: PLAN.method_args(w.method, w.test),
+        weights=lambda w: PLAN.weights_identity(w.method),  # other weights under the same name: predict again
         manifest=lambda w: manifest_path(w.test),
         device=config["device"],
         dtype=config.get("predict_dtype", "float32"),
@@ -54,6 +54,7 @@ rule predict_image:
         gpu=job_gpus(),
     params:
         model=lambda w: PLAN.method_args(w.method, w.test),
+        weights=lambda w: PLAN.weights_identity(w.method),  # other weights under the same name: predict again
         manifest=lambda w: manifest_path(w.test),
         device=config["device"],
         dtype=config.get("predict_dtype", "float32"),
@@ -94,7 +95,7 @@ rule predict_variant:
     benchmark:
         "benchmarks/predict/{method}/{test}~{variant}.tsv"
     wildcard_constraints:
-        method=PREDICTED,
+        method="|".join(PREDICTED) or "NONE",
     conda:
         CONDA_ENV
     threads: config.get("predict_threads", 4)
@@ -102,6 +103,7 @@ rule predict_variant:
         gpu=job_gpus(),
     params:
         model=lambda w: PLAN.method_args(w.method, w.test),
+        weights=lambda w: PLAN.weights_identity(w.method),  # other weights under the same name: predict again
         manifest=lambda w: manifest_path(w.test),
         device=config["device"],
         variant=lambda w: PLAN.variant_args(w.variant),
@@ -120,12 +122,15 @@ rule import_predictions:
         "results/predictions/{method}/{test}/predictions.json",
     log:
         "logs/import/{method}/{test}.log",
+    benchmark:
+        "benchmarks/import/{method}/{test}.tsv"
     wildcard_constraints:
         method="|".join(EXTERNAL) or "NONE",
     conda:
         CONDA_ENV
     params:
         args=lambda w: PLAN.import_args(w.method, w.test),
+        files=lambda w: PLAN.external_fingerprint(w.method, w.test),  # files replaced by older ones too
     shell:
         # --replace: Snakemake deletes predictions.json before the job, so an earlier import is no longer marked
         "k3dn import-predictions {params.args} --replace"
@@ -169,6 +174,7 @@ rule speed:
         gpu=speed_gpus(),  # the whole local GPU pool: common.smk says why
     params:
         model=lambda w: PLAN.method_args(w.method),
+        weights=lambda w: PLAN.weights_identity(w.method),
         size=" ".join(str(s) for s in config["speed"]["size"]),
         warmup=config["speed"]["warmup"],
         runs=config["speed"]["runs"],
