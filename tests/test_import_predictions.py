@@ -353,6 +353,6 @@ def test_an_8bit_release_of_predictions_scores_what_the_sensitivity_tables_8bit_
     # in the sensitivity table the import is marked as such, and rounding 8-bit files to 8 bits changes nothing
     entry = {"method": "theirs", "test": "dpdd_test", "pred": str(out), "manifest": str(man), "variants": {}}
     sens = sensitivity_table([entry]).set_index("protocol")
-    assert set(sens["weights_sha256"]) == set(sens["dtype"]) == {"external"}
+    assert set(sens["weights_sha256"]) == set(sens["dtype"]) == set(sens["prediction_source"]) == {"external"}
     assert sens.loc["8bit-pred", "psnr"] == pytest.approx(sens.loc["16bit", "psnr"], abs=1e-6)
     assert sens.loc["16bit", "psnr"] == pytest.approx(imported.mean(), abs=1e-6)

@@ -46,6 +46,7 @@ def test_dpdd_predictions_rescored_in_8_bits_by_the_rule_of_evaluate(tmp_path, r
     man = _set(tmp_path, rng, "dpdd")
     df = sensitivity_table([{"method": "m", "test": "dpdd_test", "pred": str(tmp_path / "pred"), "manifest": str(man)}])
     assert list(df["protocol"]) == ["16bit", "8bit", "8bit-pred"] and (df["dtype"] == "float32").all()
+    assert set(df["prediction_source"]) == {"suite"}  # made by `k3dn predict`
     want = np.mean(
         [
             image_metrics(

@@ -136,6 +136,20 @@ def test_intervals_of_the_mean_and_of_the_paired_difference(setup):
     assert ours["vs_ref_resolved"] == ""
     again = build_table(spec, metrics_root=m).set_index("row")
     assert again.loc["Ours (Lightweight)", "psnr_ci95_low"] == ours["psnr_ci95_low"]  # fixed seed
+    assert set(df["ci_group"].dropna()) == {"combined"}
+
+
+@pytest.mark.parametrize("groups", [["indoor"], ["outdoor", "indoor"]])
+def test_without_an_every_image_group_the_intervals_are_over_the_last_groups_images(setup, groups):
+    """The interval sits beside the last group's mean (the one a report shows), so it averages those images:
+    indoor, 28 and 30 dB, never the outdoor 20 dB image."""
+    tmp, m, spec = setup
+    df = build_table(dict(spec, groups=groups, published=None), metrics_root=m).set_index("row")
+    ours = df.loc["Ours (Lightweight)"]
+    mean = ours["psnr"] if len(groups) == 1 else ours["indoor_psnr"]
+    assert mean == pytest.approx(29.0) and ours["ci_group"] == "indoor"
+    assert 28.0 <= ours["psnr_ci95_low"] < 29.0 < ours["psnr_ci95_high"] <= 30.0
+    assert df.loc["Blurry input", "psnr_vs_ref"] == pytest.approx(-2.0)
 
 
 def test_check_flags_missing_rows_and_nan(setup):

@@ -138,6 +138,7 @@ def sensitivity_table(entries, backend: str = "skimage", device: str = "cpu") ->
                     "n_exact": len(frames[0]) - len(kept),
                     "psnr_change": float(psnr - pd.to_numeric(base["psnr"]).mean()),
                     "ssim_change": float(ssim - pd.to_numeric(base["ssim"]).mean()),
+                    "prediction_source": record.get("provenance") or "suite",  # external: imported images
                     "dtype": record["dtype"],
                     "size_mode": record.get("size_mode", ""),
                     # an imported folder's weights are unknown to the suite, not absent

@@ -19,7 +19,8 @@ come from (``NVIDIA A40``): a time difference exists only where ours was measure
 only when counted at our input size (protocol ``macs@HxW``). Then the uncertainty
 (:mod:`k3dn.report.stats`): the 95% bootstrap interval of the row's mean PSNR over images, and the paired interval
 of its per-image PSNR difference from the reference K3DN row (``reference`` in the spec, else Ours (Lightweight)),
-resolved or not. Then the provenance of our number (:data:`PROVENANCE`: protocol, image count, code version of the
+resolved or not, both over the images of ``ci_group`` (:func:`interval_group`: every image where the table has a
+``combined``/``all`` group, else its last group). Then the provenance of our number (:data:`PROVENANCE`: protocol, image count, code version of the
 evaluation and of the prediction with the checksum of the code that predicted, config hash, weights and data
 checksums, device, dtype, label source); a metrics file without one of these columns is an error. A row whose
 method is null is a published method the suite cannot run; it keeps its published values and an empty "ours". A
@@ -133,14 +134,22 @@ def reference_label(spec: dict) -> str | None:
     return next((r["label"] for r in rows if r["method"].startswith("k3dn_lightweight")), None)
 
 
-def _uncertainty(frames: dict, ref: str | None, source: str) -> dict:
+def interval_group(groups) -> str:
+    """The group whose images the intervals average: every image where the table has such a group (the mean
+    it sits beside), else the table's last group."""
+    return next((g for g in groups if g in _ALL), list(groups)[-1])
+
+
+def _uncertainty(frames: dict, ref: str | None, source: str, group: str) -> dict:
     """Per row: the 95% bootstrap interval of its mean PSNR and the paired interval of its per-image PSNR
-    difference from the reference row (images matched by id)."""
+    difference from the reference row (images matched by id), over the images of ``group``."""
+    frames = {k: df if group in _ALL else df[df["label"] == group] for k, df in frames.items()}
     out = {}
     base = frames.get(ref)
     for label, df in frames.items():
         psnr = pd.to_numeric(df["psnr"])
         u = {
+            "ci_group": group,
             "psnr_ci95_low": math.nan,
             "psnr_ci95_high": math.nan,
             "vs_row": ref or "",
@@ -259,7 +268,7 @@ def build_table(spec: dict, metrics_root="results/metrics", speed_root="results/
         at = max(i for i, c in enumerate(cols) if c.endswith("seconds_diff")) + 1
         out = out[cols[:at] + ["device"] + cols[at:]]
     if not speed and frames:
-        unc = _uncertainty(frames, reference_label(spec), spec["test"])
+        unc = _uncertainty(frames, reference_label(spec), spec["test"], interval_group(groups))
         extra = pd.DataFrame([unc.get(label, {}) for label in out["row"]])
         out = pd.concat([out, extra], axis=1)
     return out
