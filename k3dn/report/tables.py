@@ -20,9 +20,10 @@ only when counted at our input size (protocol ``macs@HxW``). Then the uncertaint
 (:mod:`k3dn.report.stats`): the 95% bootstrap interval of the row's mean PSNR over images, and the paired interval
 of its per-image PSNR difference from the reference K3DN row (``reference`` in the spec, else Ours (Lightweight)),
 resolved or not, both over the images of ``ci_group`` (:func:`interval_group`: every image where the table has a
-``combined``/``all`` group, else its last group). Then the provenance of our number (:data:`PROVENANCE`: protocol, image count, code version of the
-evaluation and of the prediction with the checksum of the code that predicted, config hash, weights and data
-checksums, device, dtype, label source); a metrics file without one of these columns is an error. A row whose
+``combined``/``all`` group, else its last group). Then the provenance of our number (:data:`PROVENANCE`:
+protocol, image count, code version of the evaluation and of the prediction with the checksum of the code that
+predicted, config hash, weights and data checksums, device, dtype, label source); a metrics file without one of
+these columns is an error. A row whose
 method is null is a published method the suite cannot run; it keeps its published values and an empty "ours". A
 row the workflow left out (an input missing) says why in ``note`` (``not run: ...``).
 
