@@ -1,9 +1,11 @@
 """The HTML report: a results section a person reads at 1400 px, every number of the CSVs one click away.
 
 The realistic run here is Table 1 as ``k3dn report table`` writes it (the paper config's spec and published
-numbers, 76 synthetic images per method, an external row, a published-only row and one the workflow left out),
-Table 12 from synthetic speed files, and a pairwise matrix. The page's width is measured in headless Chromium
-at the end (skipped only where no ``chromium`` is installed).
+numbers, 76 synthetic images per method, an external row with the provenance ``k3dn evaluate`` writes for an
+import, a published-only row and one the workflow left out), Table 12 from synthetic speed files, a
+protocol-sensitivity table (a plain table: many columns, an external method, a very long method name) and a
+pairwise matrix with the external method among 25. The page's width is measured in headless Chromium (skipped only
+where no ``chromium`` is installed).
 """
 
 import json
@@ -19,6 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from k3dn.errors import InputError
 from k3dn.evaluate import PROVENANCE as METRICS_PROVENANCE
 from k3dn.report.compare import pairwise_matrix, read_per_image
 from k3dn.report.html import (
@@ -32,7 +35,9 @@ from k3dn.report.html import (
     render_table,
     table_title,
 )
-from k3dn.report.tables import SPEED_PROVENANCE, write_table
+from k3dn.report.html.plots import psnr_plot
+from k3dn.report.html.provenance import provenance_html
+from k3dn.report.tables import SPEED_PROVENANCE, build_table, write_table
 
 N_INDOOR, N_OUTDOOR = 37, 39  # DPD-blur's test split
 PROVENANCE = {
@@ -117,6 +122,29 @@ def _per_image(method_offset: float, rng, source="suite", note=""):
 
 
 EXTERNAL_NOTE = "external predictions (8-bit PNGs): result images released by the authors"
+#: What ``k3dn evaluate`` writes for imported result images: nothing of the suite made them.
+EXTERNAL_PROVENANCE = dict.fromkeys(("predict_commit", "code_sha256", "weights_sha256", "device", "dtype"), "external")
+#: A method name with no space to break at, longer than a column of the page can hold.
+LONG_NAME = "k3dn_lightweight_dpdd_retrained_with_every_ablation_switched_on_at_once_" * 3
+
+
+def _sensitivity() -> pd.DataFrame:
+    """``protocol_sensitivity.csv`` as ``k3dn report sensitivity`` writes it: each method under each protocol,
+    a bfloat16 prediction of one, and an imported method (``prediction_source`` external)."""
+    rows = []
+    for method, source in (("k3dn_tiny_dpdd", "suite"), (LONG_NAME, "suite"), ("theirs", "external")):
+        variants = [("default", "float32")] + [("bf16", "bfloat16")] * (method == "k3dn_tiny_dpdd")
+        for (prediction, dtype), (protocol, psnr) in (
+            (v, p) for v in variants for p in (("16bit", 25.1), ("8bit", 24.3), ("8bit-pred", 24.9))
+        ):
+            rows.append(
+                {"method": method, "test": "dpdd_test", "prediction": prediction, "protocol": protocol}
+                | {"psnr": psnr, "ssim": 0.8, "n_images": 76, "n_exact": 0, "psnr_change": psnr - 25.1}
+                | {"ssim_change": 0.0, "prediction_source": source, "dtype": "external" if source != "suite" else dtype}
+                | {"size_mode": "pad", "weights_sha256": "external" if source != "suite" else "e" * 64}
+                | {"manifest_sha256": "a" * 64, "git_commit": "5cafc5226356", "backend": "skimage"}
+            )
+    return pd.DataFrame(rows)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +164,8 @@ def run(tmp_path_factory):
         m = r["method"]
         ext = m == "my_external"
         df = _per_image(-3.0 if m == "identity" else 0.1 * i, rng, "external" if ext else "suite", EXTERNAL_NOTE * ext)
+        if ext:
+            df = df.assign(**EXTERNAL_PROVENANCE)
         (root / "metrics" / m).mkdir(parents=True)
         df.to_csv(root / "metrics" / m / "dpdd_test.csv", index=False)
     t1 = write_table(spec1, root / "tables" / "table1_dpdd.csv", metrics_root=root / "metrics")
@@ -149,8 +179,12 @@ def run(tmp_path_factory):
         pd.DataFrame([row]).to_csv(root / "speed" / f"{r['method']}.csv", index=False)
     t12 = write_table(spec12, root / "tables" / "table12_speed.csv", speed_root=root / "speed")
 
-    # 25 methods: as many as a test set with every baseline and ablation has
-    names = [f"method_{i:02d}_with_a_long_name" for i in range(25)]
+    sensitivity = root / "tables" / "protocol_sensitivity.csv"
+    _sensitivity().to_csv(sensitivity, index=False)
+
+    # 25 methods: as many as a test set with every baseline and ablation has, the external one among them
+    names = [f"method_{i:02d}_with_a_long_name" for i in range(24)]
+    names.insert(3, "my_external")
     rows = []
     for a in names:
         for b in names:
@@ -170,7 +204,7 @@ def run(tmp_path_factory):
     specs = {"table1_dpdd": spec1, "table12_speed": spec12}
     return {
         "root": root,
-        "tables": {"table1_dpdd": str(t1), "table12_speed": str(t12)},
+        "tables": {"table1_dpdd": str(t1), "table12_speed": str(t12), "protocol_sensitivity": str(sensitivity)},
         "specs": specs,
         "pairwise": {"dpdd_test": str(pw)},
         "figures": figures,
@@ -314,6 +348,69 @@ def test_the_interval_is_shown_only_beside_the_mean_it_belongs_to(tmp_path):
     assert [r[1].sub for r in headline(df).rows][0] == "[23.00, 25.00]"
 
 
+def _group_run(tmp_path, groups):
+    """A table of ``groups`` built by ``k3dn report table`` from per-image files whose outdoor images are 5 dB
+    easier: a mean or an interval of the wrong images is plainly off."""
+    rng = np.random.default_rng(0)
+    for m, offset in (("identity", -3.0), ("a", 0.0), ("b", 0.5)):
+        df = _per_image(offset, rng)
+        df.loc[df["label"] == "outdoor", "psnr"] += 5
+        (tmp_path / m).mkdir(exist_ok=True)
+        df.to_csv(tmp_path / m / "dpdd_test.csv", index=False)
+    rows = [("Blurry input", "identity"), ("Ours (Lightweight)", "a"), ("B", "b")]
+    spec = {"title": "Table 5: outdoor scenes", "test": "dpdd_test", "groups": groups, "metrics": ["psnr"]}
+    spec["rows"] = [{"label": label, "method": m} for label, m in rows]
+    return build_table(spec, metrics_root=tmp_path), spec
+
+
+@pytest.mark.parametrize("groups", [["outdoor"], ["indoor", "outdoor"]])
+def test_a_table_without_a_group_of_every_image_names_its_group_beside_its_interval(tmp_path, groups):
+    """Its headline is the last group's (the one group's): the interval and the paired difference average the same
+    images (``ci_group``), and the column, the title, the page note and the plot say which images they are."""
+    df, spec = _group_run(tmp_path, groups)
+    assert set(df["ci_group"]) == {"outdoor"}
+    view = headline(df, spec)
+    assert view.labels() == [
+        "Method",
+        "PSNR (dB), outdoor [95% CI]",
+        "Published PSNR",
+        "Δ PSNR",
+        "Δ vs Ours (Lightweight) [95% CI]",
+    ]
+    b = dict(zip(view.labels(), view.rows[2]))
+    mean = df["psnr" if groups == ["outdoor"] else "outdoor_psnr"].iloc[2]
+    low, high = df["psnr_ci95_low"].iloc[2], df["psnr_ci95_high"].iloc[2]
+    assert low < mean < high and b["PSNR (dB), outdoor [95% CI]"].sub == f"[{low:.2f}, {high:.2f}]"
+    assert b["Δ vs Ours (Lightweight) [95% CI]"].text == f"{df['psnr_vs_ref'].iloc[2]:+.2f}"
+    assert table_title("table5_outdoor", df, spec).endswith("76 images, 16-bit, headline over the outdoor images")
+    points, _ = psnr_points([("table5_outdoor", df, spec)])
+    assert [(p.label, p.low) for p in points][1] == ("B (outdoor)", pytest.approx(low))
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    html = " ".join(
+        build_report({"table5_outdoor": str(path)}, {}, tmp_path / "r.html", table_specs={"table5_outdoor": spec})
+        .read_text()
+        .split()
+    )
+    assert "no such group, over the images of its last group, named in its PSNR column (Table 5: outdoor)" in html
+    assert "A label naming a group (Table 5: outdoor) is that group's mean" in html
+
+
+def test_an_interval_of_other_images_is_never_shown_beside_the_mean(tmp_path):
+    """A table whose intervals average other images than its headline's group (``ci_group``), or one written
+    before ``ci_group`` whose spec names a group that is not every image: no interval, no paired column, no bar."""
+    df, spec = _group_run(tmp_path, ["outdoor"])
+    for other, given in ((df.assign(ci_group="combined"), spec), (df.drop(columns="ci_group"), spec)):
+        view = headline(other, given)
+        assert view.labels() == ["Method", "PSNR (dB), outdoor", "Published PSNR", "Δ PSNR"]
+        assert all(r[1].sub == "" for r in view.rows)
+        points, blurry = psnr_points([("t", other, given)])
+        assert all(math.isnan(p.low) and math.isnan(p.high) for p in [*points, blurry])
+    # written before ``ci_group``, with no spec to say otherwise: its one group is taken to be every image, as then
+    older = df.drop(columns="ci_group")
+    assert headline(older).labels()[1] == "PSNR (dB) [95% CI]" and headline(older).rows[2][1].sub
+
+
 def test_a_speed_table_shows_our_device_beside_our_time(run):
     df = pd.read_csv(run["tables"]["table12_speed"], dtype={"row": str})
     view = headline(df, run["specs"]["table12_speed"])
@@ -359,6 +456,28 @@ def test_every_csv_column_is_one_click_away_and_nothing_else_is_in_the_way(run):
     # long text is never beside the numbers: the sources are footnotes of the headline
     source = df.set_index("row").loc["DPDNet", "paper_source"]
     assert len(source) > 40 and ("Source: " + source).replace("'", "&#x27;") in render_table(df)
+
+
+def test_a_plain_table_headline_keeps_the_columns_that_tell_its_rows_apart():
+    """Protocol sensitivity: each method under each protocol, prediction and dtype. Its headline shows those
+    columns, drops a provenance column of one value and the hashes (in the full table still), and badges the
+    imported method's rows external."""
+    df = _sensitivity()
+    html = render_table(df, "protocol_sensitivity")
+    head, full = html.split("<details", 1)
+    tables = _tables(html)
+    headers = [h.replace("_", "") for h in tables[0]["headers"]]
+    assert headers[0] == "method" and {"test", "prediction", "protocol", "dtype", "psnr"} <= set(headers)
+    assert not {"gitcommit", "weightssha256", "manifestsha256", "predictionsource"} & set(headers)
+    assert {"git_commit", "weights_sha256", "prediction_source"} <= {h for t in tables[1:] for h in t["headers"]}
+    rows = re.findall(r"<tr><th[^>]*>(.*?)</th>", head.split("<tbody>", 1)[1])
+    assert len(rows) == len(df) and LONG_NAME in rows[6]  # the name is kept, however long
+    assert [("badge" in r) for r in rows] == list(df["prediction_source"] == "external")
+    # a dtype of one value across the table tells no rows apart: it is in the full table only
+    one = df[df["prediction"] == "default"].assign(dtype="float32")
+    assert "<th>dtype</th>" not in render_table(one).split("<details", 1)[0]
+    # a table written before it had ``prediction_source`` marks an import by its weights checksum
+    assert render_table(df.drop(columns="prediction_source")).split("<details", 1)[0].count('class="badge"') == 3
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -418,8 +537,24 @@ def test_the_pairwise_matrix_marks_cells_whose_paired_interval_excludes_zero():
         [("-1.00", "resolved neg"), ("·", "diag"), ("n/a", "muted")],
         [("-0.20", "unresolved"), ("n/a", "muted"), ("·", "diag")],
     ]
-    assert [r[0].text for r in view.rows] == ["1. Method A", "2. B", "3. C"]
+    assert [r[0].lead + r[0].text for r in view.rows] == ["1. Method A", "2. B", "3. C"]
     assert "95% CI [+0.50, +1.50]" in view.rows[0][2].title and "wins 60%" in view.rows[0][2].title
+
+
+def test_the_pairwise_matrix_marks_an_external_method_where_a_cut_name_cannot_hide_it(run, tmp_path):
+    """A row name is cut to one line (an ellipsis), so the mark stands before it, and beside its column's number."""
+    m = _matrix({(a, b): (0.0, -0.1, 0.1, False) for a in "AB" for b in "AB"})
+    view = pairwise_view(m, {"A": "Method A", "B": "Their method with a name longer than the row has room for"}, {"B"})
+    assert [(c.label, c.mark) for c in view.columns[1:]] == [("1", ""), ("2", "ext.")]
+    assert [(r[0].lead, r[0].mark) for r in view.rows] == [("1. ", ""), ("2. ", "ext.")]
+    assert "external" in view.columns[2].title and "external" in view.rows[1][0].title
+    page = build_report(
+        run["tables"], {}, tmp_path / "r.html", table_specs=run["specs"], pairwise=run["pairwise"]
+    ).read_text()
+    matrix = page.split('id="pairwise-dpdd_test"', 1)[1]
+    assert re.search(r"<th[^>]*>4 <span class=\"badge\">ext\.</span></th>", matrix)
+    assert re.search(r"<th[^>]*>4\. <span class=\"badge\">ext\.</span> My method \(authors&#x27;", matrix)
+    assert matrix.count('class="badge"') == 2 and "(external)" not in matrix
 
 
 def test_the_pairwise_matrix_reads_what_k3dn_report_pairwise_writes(tmp_path):
@@ -472,13 +607,56 @@ def test_provenance_is_summarised_with_every_value_behind_a_toggle(tmp_path):
         ),
     }
     lines = dict(provenance_summary(provenance_values(frames)))
-    assert lines["code commit (tables and metrics)"] == "one: c0ffee (all 5 rows)"
+    assert lines["code commit (scoring and timing)"] == "one: c0ffee (in 5 of 5 rows)"
     assert lines["data checksum"].startswith("3 data checksums recorded")
     assert lines["config hash"].startswith("2 config hashes")
-    assert lines["weights checksum"].startswith("1 weights checksum") and lines["weights checksum"].endswith(
-        "none: 1 rows"
+    assert lines["weights checksum"] == "one: 999999999999… (in 1 of 2 rows); none: 1 row"
+    assert lines["device"] == "2: cpu (in 5 of 5 rows), NVIDIA H100 (in 1 of 5 rows)"
+    # every value, and the tables that carry it, is in the footer's toggle
+    page = build_report({}, {}, tmp_path / "r.html").read_text()
+    assert '<details class="provenance">' in page
+    html = provenance_html(provenance_values(frames))
+    assert "<td class='text'>NVIDIA H100</td><td class='text'>b (1)</td>" in html
+    assert f"<td class='text'>{'1' * 64}</td><td class='text'>a (1), b (1)</td>" in html
+
+
+def test_external_and_unknown_provenance_is_counted_apart_in_every_line():
+    """``k3dn evaluate`` writes ``external`` for an import's commit, code, weights, device and dtype, and ``unknown``
+    where a prediction recorded no commit: neither is a commit, a device or a dtype of the suite's."""
+    suite = {"git_commit": "5cafc52", "predict_commit": "5cafc52", "code_sha256": "c" * 64, "config_hash": "h"}
+    suite |= {"weights_sha256": "9" * 64, "data_sha256": "d" * 64, "device": "NVIDIA H100", "dtype": "float32"}
+    imported = suite | dict.fromkeys(("predict_commit", "code_sha256", "weights_sha256", "device", "dtype"), "external")
+    old = suite | {"predict_commit": "unknown", "code_sha256": "unknown"}
+    published_only = dict.fromkeys(suite, math.nan)
+    df = pd.DataFrame([suite] * 3 + [imported, old] + [published_only] * 2)
+    lines = dict(provenance_summary(provenance_values({"t": df})))
+    assert lines["code commit (predictions)"] == "one: 5cafc52 (in 3 of 7 rows); external: 1 row; unknown: 1 row"
+    assert (
+        lines["code checksum (predictions)"] == "one: cccccccccccc… (in 3 of 7 rows); external: 1 row; unknown: 1 row"
     )
-    assert lines["device"] == "2: cpu (5 rows), NVIDIA H100 (1 rows)"
+    assert lines["device"] == "one: NVIDIA H100 (in 4 of 7 rows); external: 1 row"
+    assert lines["dtype"] == "one: float32 (in 4 of 7 rows); external: 1 row"
+    assert lines["weights checksum"] == "one: 999999999999… (in 4 of 7 rows); external: 1 row"
+    assert lines["code commit (scoring and timing)"] == "one: 5cafc52 (in 5 of 7 rows)"
+    # many values: counted, with a plural of their own words; the absent ones still apart
+    many = pd.DataFrame(
+        {"git_commit": [c * 12 for c in "abcde"], "code_sha256": [c * 64 for c in "abc"] + ["external"] * 2}
+    )
+    lines = dict(provenance_summary(provenance_values({"t": many})))
+    assert lines["code commit (scoring and timing)"] == "5 code commits (scoring and timing)"
+    assert (
+        lines["code checksum (predictions)"]
+        == "3 code checksums (predictions) (one per model's code); external: 2 rows"
+    )
+    assert not any(")s" in line for line in lines.values())
+
+
+def test_the_protocol_line_counts_the_paper_tables_not_the_protocols_of_protocol_sensitivity(run):
+    frames = {name: pd.read_csv(path, dtype={"row": str}) for name, path in run["tables"].items()}
+    assert set(frames["protocol_sensitivity"]["protocol"]) == {"16bit", "8bit", "8bit-pred"}
+    n = int(frames["table1_dpdd"]["protocol"].notna().sum())
+    lines = dict(provenance_summary(provenance_values(frames)))
+    assert lines["protocol (paper tables)"] == f"one: 16bit (in {n} of {len(frames['table1_dpdd'])} rows)"
 
 
 def test_the_page_says_which_yardstick_marks_what(tmp_path):
@@ -488,6 +666,9 @@ def test_the_page_says_which_yardstick_marks_what(tmp_path):
         " ".join(html.split())
     )
     assert "&plusmn;0.1 dB" in html and "half-width" not in html
+    note = " ".join(html.split())
+    assert "for all of its images" not in note and "A speed table's headline shows our time beside the device" in note
+    assert "over every image of the table (its combined group)" in note and "no such group" not in note
 
 
 def test_report_holds_every_table_and_figure_offline(run, tmp_path):
@@ -502,11 +683,13 @@ def test_report_holds_every_table_and_figure_offline(run, tmp_path):
     html = out.read_text()
     assert 'id="table-table1_dpdd"' in html and 'id="table-table12_speed"' in html
     assert html.count('<figure id="figure-') == 2 and 'id="psnr-dpdd_test"' in html  # and the PSNR plot
-    assert html.count('id="table-') == 2  # `k3dn report check` and CI count the tables by this id
+    assert html.count('id="table-') == 3  # `k3dn report check` and CI count the tables by this id
     assert html.count("data:image/png;base64,") == 3 and "MINIATURE RUN" in html
     assert "Main paper Table 1" in html and "76 images, 16-bit" in html
     assert 'src="http' not in html and "<link" not in html  # nothing fetched when it is opened
-    assert re.search(r"<dt>code commit \(tables and metrics\)</dt><dd>one: 5cafc5226356 \(all \d+ rows\)</dd>", html)
+    commit = r"<dt>code commit \(scoring and timing\)</dt><dd>one: 5cafc5226356 \(in (\d+) of (\d+) rows\)</dd>"
+    assert re.search(commit, html)
+    assert "<dt>device</dt><dd>one: NVIDIA H100 80GB HBM3 (in " in html and "; external: 1 row</dd>" in html
     assert sorted(p.name for p in out.parent.iterdir()) == ["report.html"]  # written atomically
 
 
@@ -521,6 +704,38 @@ def test_the_cli_passes_titles_and_pairwise_from_its_spec(run, tmp_path):
     bad = json.dumps({**spec, "pairwise": []})
     assert main(["report", "html", "--spec", bad, "--out", str(tmp_path / "x.html")]) == 1
     assert not (tmp_path / "x.html").exists()
+
+
+def test_odd_inputs_are_named_or_shown_as_they_are(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(InputError, match=r"empty\.csv: table 't' is empty") as e:
+        build_report({"t": str(tmp_path / "empty.csv")}, {}, tmp_path / "r.html")
+    assert "\n" not in str(e.value) and not (tmp_path / "r.html").exists()
+    # a paired difference without an interval: the difference, no "[+nan, +nan]"
+    df, _ = _table(tmp_path)
+    paired = df.assign(vs_row="Ours", psnr_vs_ref=[0.3, math.nan, 0.1], vs_ref_resolved="")
+    paired = paired.assign(psnr_vs_ref_ci95_low=math.nan, psnr_vs_ref_ci95_high=math.nan)
+    assert [(c.text, c.sub) for c in (r[-1] for r in headline(paired).rows)] == [
+        ("+0.30", ""),
+        ("reference", ""),
+        ("+0.10", ""),
+    ]
+    assert "nan" not in render_table(paired).lower().replace("provenance", "")
+    # a row (or method) named NA, None or null is a name, not a missing value
+    named = df.assign(row=["NA", "None", "null"], method=["NA", "None", "null"])
+    named.to_csv(tmp_path / "named.csv", index=False)
+    html = build_report({"t": str(tmp_path / "named.csv")}, {}, tmp_path / "r.html").read_text()
+    head = html.split('id="table-t"', 1)[1].split("<details", 1)[0]
+    assert re.findall(r"<tr><th[^>]*>([^<]*)", head.split("<tbody>", 1)[1]) == ["NA", "None", "null"]
+
+
+def test_an_external_rows_gap_from_a_published_value_is_never_marked_as_a_reproductions(tmp_path):
+    df, _ = _table(tmp_path)
+    assert 'class="disagree"' in render_table(df)  # Ours: -0.84 dB
+    imported = df.assign(prediction_source=["suite", "external", "suite"])
+    cell = dict(zip(headline(imported).labels(), headline(imported).rows[1]))["Δ PSNR"]
+    assert (cell.text, cell.css) == ("-0.84", "") and "not a reproduction" in cell.title
+    assert 'class="disagree"' not in render_table(imported)
 
 
 def test_a_missing_input_is_named(tmp_path):
@@ -547,6 +762,8 @@ def _measure(page) -> dict:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs chromium (apt-get install chromium)")
 def test_no_horizontal_scrolling_at_1400px_in_chromium(run, tmp_path):
+    """The run's page holds what its CSS must keep narrow: a 13-column plain table with a method name longer than a
+    line (only ``overflow-wrap: anywhere`` breaks it), a figure wider than the page and a 25-method matrix."""
     page = build_report(
         run["tables"], run["figures"], tmp_path / "report.html", table_specs=run["specs"], pairwise=run["pairwise"]
     )
@@ -555,8 +772,10 @@ def test_no_horizontal_scrolling_at_1400px_in_chromium(run, tmp_path):
     for p in (page, opened):
         got = _measure(p)
         assert got["viewport-width"] == "1400", got  # the window size took: the numbers below are at 1400 px
-        assert int(got["scroll-width"]) <= 1400, f"{p.name}: the page scrolls sideways at 1400 px: {got}"
-        assert 0 < int(got["widest-table"]) <= 1400, got
+        # the visible width is the window's less the vertical scrollbar: a page 10 px wider than that scrolls
+        assert 1300 < int(got["client-width"]) <= 1400, got
+        assert int(got["scroll-width"]) <= int(got["client-width"]), f"{p.name}: it scrolls sideways at 1400 px: {got}"
+        assert 0 < int(got["widest-table"]) <= int(got["client-width"]), got
 
 
 def test_plot_points_mark_external_rows_and_the_published_protocol_of_rows_not_run():
@@ -577,3 +796,31 @@ def test_plot_points_mark_external_rows_and_the_published_protocol_of_rows_not_r
     points, _ = psnr_points([("table1_dpdd", df, {})])
     theirs, left_out = points
     assert theirs.label == "Theirs (external)" and left_out.same_protocol and left_out.paper == 26.0
+
+
+def test_a_not_run_row_is_drawn_apart_from_a_published_only_one_and_labels_are_literal(tmp_path):
+    """A row the workflow left out says so in the plot; labels with ``$`` are text, not TeX (``$\\bad$`` would
+    not even parse)."""
+    df = pd.DataFrame(
+        {
+            "row": ["Blurry input", "Cost $5 and $6", r"My $\badcommand$ method", "Left out", "Xin et al."],
+            "method": ["identity", "a", "b", "", ""],
+            "psnr": [22.0, 24.0, 25.0, math.nan, math.nan],
+            "psnr_ci95_low": [21.5, 23.0, 24.0, math.nan, math.nan],
+            "psnr_ci95_high": [22.5, 25.0, 26.0, math.nan, math.nan],
+            "psnr_paper": [math.nan, math.nan, math.nan, 26.0, 27.0],
+            "psnr_diff": math.nan,
+            "note": ["", "", "", "not run: its checkpoint is fetched by hand", ""],
+            "protocol": "16bit",
+        }
+    )
+    points, blurry = psnr_points([("table5_mine", df, {"test": "my_set"})])
+    assert [(p.label, p.not_run) for p in points][2:] == [("Left out (not run)", True), ("Xin et al.", False)]
+    assert psnr_plot(r"my $set$: mean PSNR per method", points, blurry).startswith(b"\x89PNG")
+    df.to_csv(tmp_path / "t.csv", index=False)
+    specs = {"table5_mine": {"test": "my_set", "title": "Table 5: my set"}}
+    html = build_report({"table5_mine": str(tmp_path / "t.csv")}, {}, tmp_path / "r.html", table_specs=specs)
+    caption = " ".join(html.read_text().split("<figcaption>", 1)[1].split("</figcaption>", 1)[0].split())
+    assert caption.startswith("Mean PSNR of each method over the images of test set my_set, with its 95%")
+    assert "the blurry input (dashed line) with its 95% bootstrap interval (grey band)" in caption
+    assert "was left out by the workflow: only its published value is drawn, crossed out" in caption

@@ -9,13 +9,21 @@ import datetime as dt
 import os
 from pathlib import Path
 
-import pandas as pd
-
 from k3dn.errors import InputError
 from k3dn.report.html.pairwise import pairwise_view, read_pairwise
 from k3dn.report.html.plots import psnr_plot, psnr_points
 from k3dn.report.html.provenance import provenance_html, provenance_summary, provenance_values
-from k3dn.report.html.text import TEST_SETS, _external_label, _text, _unique, table_kind, table_title
+from k3dn.report.html.text import (
+    TEST_SETS,
+    _text,
+    _unique,
+    is_external,
+    partial_group,
+    read_csv,
+    short_name,
+    table_kind,
+    table_title,
+)
 from k3dn.report.html.views import TOLERANCE_DB, render_table, view_html
 
 #: Captions of the figures the workflow draws (a figure without one gets its file name).
@@ -38,12 +46,13 @@ TEMPLATE = """<!doctype html>
 <style>
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1320px; padding: 0 1.5em; color: #222;
   line-height: 1.4; }
-h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #bbb; } h3 { font-size: 1.05em; margin-bottom: .3em; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #bbb; }
+h3 { font-size: 1.05em; margin-bottom: .3em; }
 section { margin-bottom: 2.2em; }
 .name { color: #777; font-weight: normal; font-size: 12px; }
 /* Auto layout sized to the content, never wider than the page: anywhere-wrapping keeps every column's
    smallest width small. Numbers of a headline stay on one line, so no row is stretched by a wrapped interval. */
-table { border-collapse: collapse; table-layout: auto; width: auto; max-width: 100%; font-size: 13px;
+table { border-collapse: collapse; table-layout: auto; width: auto; font-size: 13px;
   font-variant-numeric: tabular-nums; margin: .3em 0; }
 table.headline { min-width: 48em; } table.headline td { white-space: nowrap; }
 th, td { padding: 3px 8px; text-align: right; vertical-align: top; overflow-wrap: anywhere; }
@@ -80,14 +89,21 @@ code { overflow-wrap: anywhere; }
 </style></head><body>
 <h1>{{ title }}</h1>
 {% if note %}<p class="note"><b>{{ note }}</b></p>{% endif %}
-<p class="note">Each table's headline shows, for all of its images, our mean with the 95% bootstrap interval of the
-PSNR, the published value and their difference &Delta;. A difference is given only where both were measured under
-the same protocol (and for times on the same device class); elsewhere its cell is empty and a footnote says why.
+<p class="note">A quality table's headline shows our mean PSNR over every image of the table (its combined group)
+{%- if partial %}, or, in a table with no such group, over the images of its last group, named in its PSNR column
+({{ partial }}){% endif %}, with the 95% bootstrap interval of that mean, the published value and their difference
+&Delta;, then the other metrics and &Delta; vs the reference K3DN row. A speed table's headline shows our time
+beside the device it was measured on, the published time and their difference, the parameters and GMACs; any other
+table shows its columns as written. A row of result images made outside the suite is marked
+<span class="badge">external</span> in every table: re-scored here, it is not the suite's port of the method.
+A difference from a published value is given only where both were measured under the same protocol (and for times
+on the same device class); elsewhere its cell is empty and a footnote says why.
 Published tables give means only, so a gap between a published number and ours has no paired interval: a PSNR gap
 is <span style="background:#f8c9c4">marked</span> where it exceeds the &plusmn;{{ tolerance }} dB this reproduction
-aims for. Our interval is the spread between images, which a published and our number share, so it is not a
-yardstick for their gap. &Delta; vs the reference K3DN row is the paired per-image difference, scored on the same
-images: it is <span style="background:#cfe3f7">marked</span> where its 95% paired bootstrap interval excludes 0.
+aims for (never on an external row, which is no reproduction). Our interval is the spread between images, which a
+published and our number share, so it is not a yardstick for their gap. &Delta; vs the reference K3DN row is the
+paired per-image difference over the same images as the mean: it is <span style="background:#cfe3f7">marked</span>
+where its 95% paired bootstrap interval excludes 0.
 Hover a cell for details; every column of a table (indoor/outdoor included) is under its &ldquo;All columns&rdquo;
 toggle.</p>
 <h2>Tables</h2>
@@ -97,10 +113,14 @@ toggle.</p>
 {% if tests %}<h2>By test set</h2>
 {% for s in tests %}<section id="testset-{{ s.test }}"><h3>{{ s.title }}</h3>
 {% if s.plot %}<figure class="plot" id="psnr-{{ s.test }}"><img alt="mean PSNR per method on {{ s.test }}"
- src="data:image/png;base64,{{ s.plot }}"><figcaption>Mean PSNR over the {{ s.title }} images with its 95% bootstrap
-interval (blue), the published value (orange diamond: filled where measured under our protocol, hollow where not),
-and the blurry input (dashed line).</figcaption></figure>{% endif %}
-{% if s.pairwise %}<div class="pairwise" id="pairwise-{{ s.test }}"><p class="block">Pairwise: {{ s.pairwise_caption }}</p>
+ src="data:image/png;base64,{{ s.plot }}"><figcaption>Mean PSNR of each method over the images of {{ s.words }}, with
+its 95% bootstrap interval (blue); the published value (orange diamond: filled where measured under our protocol,
+hollow where under another or an unstated one); the blurry input (dashed line) with its 95% bootstrap interval (grey
+band).{% if s.partial %} A label naming a group ({{ s.partial }}) is that group's mean: its table has no group of
+every image.{% endif %}{% if s.not_run %} A row marked &ldquo;(not run)&rdquo; was left out by the workflow: only
+its published value is drawn, crossed out.{% endif %}</figcaption></figure>{% endif %}
+{% if s.pairwise %}<div class="pairwise" id="pairwise-{{ s.test }}">
+<p class="block">Pairwise: {{ s.pairwise_caption }}</p>
 {{ s.pairwise | safe }}</div>{% endif %}
 </section>
 {% endfor %}{% endif %}
@@ -124,6 +144,7 @@ addEventListener("load", function () {
   });
   var d = document.body.dataset;
   d.scrollWidth = document.documentElement.scrollWidth;
+  d.clientWidth = document.documentElement.clientWidth;  /* the visible width: the window's less its scrollbar */
   d.viewportWidth = window.innerWidth;
   d.widestTable = Math.ceil(widest);
   d.widestTableIn = where;
@@ -172,20 +193,28 @@ def _test_sets(frames, table_specs, pairwise) -> list[dict]:
     sets = []
     for test, tables in by_test.items():
         title = TEST_SETS.get(test) or (table_title(tables[0][0], tables[0][1], tables[0][2]) if tables else test)
-        s = {"test": test, "title": title, "plot": "", "pairwise": "", "pairwise_caption": ""}
+        named = test in pairwise or any(_text(spec.get("test")) == test for *_, spec in tables)
+        words = f"the {TEST_SETS[test]}" if test in TEST_SETS else f"test set {test}" if named else f"table {test}"
+        s = {"test": test, "title": title, "words": words, "plot": "", "pairwise": "", "pairwise_caption": ""}
         points, blurry = psnr_points(tables)
         if points:
             png = psnr_plot(f"{title}: mean PSNR per method", points, blurry)
             s["plot"] = base64.b64encode(png).decode()
+            s["not_run"] = any(p.not_run for p in points)
+            s["partial"] = ", ".join(
+                f"{short_name(n, spec)}: {partial_group(df, spec)}" for n, df, spec in tables if partial_group(df, spec)
+            )
         if test in pairwise:
             matrix = read_pairwise(pairwise[test], test)
-            labels = {}
+            labels, external = {}, set()
             # the rows of this test set's tables name its methods; without specs, any table's rows do
             for df in [df for _, df, _ in tables] or list(frames.values()):
                 for r in df.to_dict("records") if "method" in df.columns and "row" in df.columns else []:
                     if _text(r.get("method")):
-                        labels.setdefault(_text(r.get("method")), _external_label(r))
-            s["pairwise"] = view_html(pairwise_view(matrix, labels), "pairwise", f"pw-{test}")
+                        labels.setdefault(_text(r.get("method")), _text(r.get("row")))
+                        if is_external(r):
+                            external.add(_text(r.get("method")))
+            s["pairwise"] = view_html(pairwise_view(matrix, labels, external), "pairwise", f"pw-{test}")
             metric = _text(matrix["metric"].iloc[0]) if "metric" in matrix.columns and len(matrix) else "psnr"
             n = _unique(matrix.get("n_images", []))
             s["pairwise_caption"] = (
@@ -216,7 +245,7 @@ def build_report(
     for name, path in tables.items():
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: table {name!r} not found; run the workflow's tables first")
-        frames[name] = pd.read_csv(path, dtype={"row": str})
+        frames[name] = read_csv(path, f"table {name!r}")
     rendered = [
         {"name": n, "title": table_title(n, df, table_specs.get(n)), "html": render_table(df, n, table_specs.get(n))}
         for n, df in frames.items()
@@ -233,10 +262,16 @@ def build_report(
     values = provenance_values(frames)
     summary = provenance_summary(values)
     summary.append(("built", dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")))
+    partial = [
+        f"{short_name(n, table_specs.get(n))}: {partial_group(df, table_specs.get(n))}"
+        for n, df in frames.items()
+        if table_kind(df) == "quality" and partial_group(df, table_specs.get(n))
+    ]
     env = jinja2.Environment(autoescape=True)
     page = env.from_string(TEMPLATE).render(
         title=title,
         note=note,
+        partial="; ".join(partial),
         tolerance=TOLERANCE_DB,
         tables=rendered,
         tests=_test_sets(frames, table_specs, pairwise),

@@ -8,8 +8,11 @@ from pathlib import Path
 import pandas as pd
 
 from k3dn.errors import InputError
-from k3dn.report.html.text import _num, _text
+from k3dn.report.html.text import _num, _text, read_csv
 from k3dn.report.html.views import Cell, Column, View
+
+#: The tag of an external method in the matrix: short, as the columns are narrow and the names are cut.
+EXTERNAL_MARK = "ext."
 
 #: Columns a matrix of `k3dn report pairwise` must have.
 PAIRWISE_REQUIRED = ("a", "b", "mean_diff", "ci95_low", "ci95_high", "excludes_zero")
@@ -22,7 +25,7 @@ def read_pairwise(path, test: str) -> pd.DataFrame:
         raise FileNotFoundError(
             f"{path}: pairwise matrix of {test!r} not found; run `k3dn report pairwise --test {test}` first"
         )
-    df = pd.read_csv(path, dtype={"a": str, "b": str}, keep_default_na=True)
+    df = read_csv(path, f"the pairwise matrix of {test!r}", labels=("a", "b"))
     missing = [c for c in PAIRWISE_REQUIRED if c not in df.columns]
     if missing:
         raise InputError(f"no column(s) {missing}; is this a matrix `k3dn report pairwise` wrote?", where=path)
@@ -33,9 +36,13 @@ def _true(v) -> bool:
     return _text(v).lower() in ("true", "1", "yes", "1.0")
 
 
-def pairwise_view(matrix: pd.DataFrame, labels: dict[str, str] | None = None) -> View:
+def pairwise_view(
+    matrix: pd.DataFrame, labels: dict[str, str] | None = None, external: set[str] | frozenset = frozenset()
+) -> View:
     """Row ``a`` minus column ``b``: the mean difference, marked (``resolved pos``/``resolved neg``) where its
-    paired 95% interval excludes 0; columns numbered (the row names carry the numbers), so 30 methods fit."""
+    paired 95% interval excludes 0; columns numbered (the row names carry the numbers), so 30 methods fit. A method
+    in ``external`` (result images made outside the suite) is tagged before its row's name, which may be cut, and
+    beside its column's number."""
     labels = labels or {}
     order = list(dict.fromkeys([*matrix["a"], *matrix["b"]]))
     metric = _text(matrix["metric"].iloc[0]) if "metric" in matrix.columns and len(matrix) else "psnr"
@@ -43,11 +50,16 @@ def pairwise_view(matrix: pd.DataFrame, labels: dict[str, str] | None = None) ->
     fmt = "{:+.2f}" if metric == "psnr" else "{:+.3f}"
     cells = {(r["a"], r["b"]): r for r in matrix.to_dict("records")}
     columns = [Column("row − column", f"mean {metric} of the row's method minus the column's", "16em")]
-    columns += [Column(str(i + 1), labels.get(m, m)) for i, m in enumerate(order)]
+    ext = " (external: result images made outside the suite)"
+    columns += [
+        Column(str(i + 1), labels.get(m, m) + ext * (m in external), mark=EXTERNAL_MARK * (m in external))
+        for i, m in enumerate(order)
+    ]
     view = View(columns, [])
     for i, a in enumerate(order):
         name = labels.get(a, a)
-        row = [Cell(f"{i + 1}. {name}", title=f"{name} ({a})" if name != a else a)]
+        title = (f"{name} ({a})" if name != a else a) + ext * (a in external)
+        row = [Cell(name, title=title, mark=EXTERNAL_MARK * (a in external), lead=f"{i + 1}. ")]
         for b in order:
             r = cells.get((a, b))
             if a == b:

@@ -10,6 +10,8 @@ import re
 
 import pandas as pd
 
+from k3dn.errors import InputError
+
 #: Titles of the tables the workflow makes besides the config's paper tables (those have a title in their spec).
 EXTRA_TITLES = {
     "protocol_sensitivity": "Protocol sensitivity: mean PSNR and SSIM of each method read under each protocol and "
@@ -93,10 +95,36 @@ def protocol_words(protocol: str) -> str:
     return {"16bit": "16-bit", "8bit": "8-bit", "linear-raw": "16-bit linear raw"}.get(protocol, protocol)
 
 
+def is_external(r: dict) -> bool:
+    """Whether a row's images were made outside the suite (``k3dn import-predictions``): its
+    ``prediction_source``, the note a paper table writes for it, or, in a protocol-sensitivity table written before
+    that table had ``prediction_source``, its weights checksum."""
+    return (
+        _text(r.get("prediction_source")) == "external"
+        or _text(r.get("note")).startswith("external")
+        or _text(r.get("weights_sha256")) == "external"
+    )
+
+
 def _external_label(r: dict) -> str:
     """A row's label, marked where its images were made outside the suite (never to be read as a port)."""
     label = _text(r.get("row"))
-    return f"{label} (external)" if _text(r.get("prediction_source")) == "external" else label
+    return f"{label} (external)" if is_external(r) else label
+
+
+def read_csv(path, what: str, labels=("row", "method")) -> pd.DataFrame:
+    """A CSV the page shows, its ``labels`` columns read as written: a method or row literally named ``NA``,
+    ``None`` or ``null`` is a name, not a missing value. ``what`` names the file in the error for an empty one."""
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{what} is empty (not even a header); rerun the job that writes it", where=path) from None
+    text = [c for c in labels if c in df.columns]
+    if text:
+        literal = pd.read_csv(path, usecols=text, dtype=str, keep_default_na=False)
+        for c in text:
+            df[c] = literal[c]
+    return df
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -139,6 +167,37 @@ def headline_group(df: pd.DataFrame) -> str | None:
     return list(gs)[-1] if gs else None
 
 
+def headline_group_name(df: pd.DataFrame, spec: dict | None = None) -> str:
+    """The name of the headline's group as the table spec gives it (``combined``, ``outdoor``); for a table with
+    one group (plain column names), the spec's group, else the ``ci_group`` the table records; "" if unknown."""
+    g = headline_group(df)
+    if g:
+        return g[:-1]
+    given = (spec or {}).get("groups") or []
+    if g == "" and len(given) == 1:
+        return _text(given[0])
+    recorded = _unique(df.get("ci_group", []))
+    return recorded[0] if g == "" and len(recorded) == 1 else ""
+
+
+def partial_group(df: pd.DataFrame, spec: dict | None = None) -> str:
+    """The headline group's name where it is not every image of the table (``outdoor``); "" where it is (or where
+    the table says nothing else)."""
+    name = headline_group_name(df, spec)
+    return "" if name in ("", *_COMBINED) else name
+
+
+def interval_applies(df: pd.DataFrame, spec: dict | None = None) -> bool:
+    """Whether the table's interval columns (``psnr_ci95_*``, ``psnr_vs_ref*``) average the images of the headline's
+    group, so they may stand beside its mean: the recorded ``ci_group`` is that group. A table written before it
+    recorded ``ci_group`` computed them over every image: they apply to a combined group, or to the one group of a
+    table whose spec (if given) does not name another."""
+    if "ci_group" in df.columns:
+        recorded = _unique(df["ci_group"])
+        return len(recorded) == 1 and recorded[0] == headline_group_name(df, spec)
+    return headline_group(df) in ("", *(f"{c}_" for c in _COMBINED)) and not partial_group(df, spec)
+
+
 def table_kind(df: pd.DataFrame) -> str:
     """``quality`` (a PSNR headline), ``speed`` or ``plain`` (any other CSV: rendered as it is, in parts)."""
     g = headline_group(df)
@@ -168,6 +227,9 @@ def table_title(name: str, df: pd.DataFrame, spec: dict | None = None) -> str:
         protocols = _unique(df.get("protocol", []))
         if protocols:
             facts.append(", ".join(protocol_words(p) for p in protocols))
+        part = partial_group(df, spec)
+        if part:  # the table has no group of every image: its headline is one group's
+            facts.append(f"headline over the {part} images")
     elif kind == "speed":
         sizes, dtypes = _unique(df.get("size", [])), _unique(df.get("dtype", []))
         if sizes:

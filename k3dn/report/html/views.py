@@ -11,7 +11,6 @@ import pandas as pd
 
 from k3dn.report.html.provenance import PROVENANCE_COLUMNS
 from k3dn.report.html.text import (
-    _COMBINED,
     _HASH,
     METRICS,
     _esc,
@@ -19,8 +18,12 @@ from k3dn.report.html.text import (
     _num,
     _short,
     _text,
+    _unique,
     groups,
     headline_group,
+    interval_applies,
+    is_external,
+    partial_group,
     table_kind,
 )
 
@@ -41,6 +44,13 @@ UNCERTAINTY = [
 LONG_TEXT = 40
 #: Most columns of one table in the full view (plus the row name), so it fits the page.
 MAX_COLUMNS = 12
+#: Columns that tell the rows of a plain table apart (a protocol-sensitivity row is one protocol, dtype and
+#: prediction of one method): its headline drops them last where it has more columns than it can show.
+DISTINGUISHING = ("protocol", "dtype", "device", "prediction")
+#: Marked on the row's first cell instead (the badge ``external``); the column is in the full table.
+SOURCE_COLUMNS = ("prediction_source", "prediction_note")
+#: The words of an external row's mark: its images were made outside the suite.
+EXTERNAL = "external"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -55,6 +65,8 @@ class Cell:
     css: str = ""
     sub: str = ""  # secondary text (an interval), smaller
     badge: str = ""  # a tag beside the text (external)
+    mark: str = ""  # a tag before the text, visible where a cut text ends in an ellipsis
+    lead: str = ""  # text before the mark (a pairwise row's number)
     notes: list[int] = field(default_factory=list)  # footnote numbers
 
 
@@ -64,6 +76,7 @@ class Column:
     title: str = ""
     width: str = ""  # smallest CSS width of the column; empty: its content's
     css: str = ""  # "text": left-aligned like its cells
+    mark: str = ""  # a tag after the label (a numbered pairwise column of an external method)
 
 
 @dataclass
@@ -101,8 +114,8 @@ def _method_cell(view: View, row) -> Cell:
     cell = Cell(_text(row.get("row")))
     note = _text(row.get("note"))
     how = ""
-    if _text(row.get("prediction_source")) == "external" or note.startswith("external"):
-        cell.badge = "external"
+    if is_external(row):
+        cell.badge = EXTERNAL
         how = _text(row.get("prediction_note")) or (note if note.startswith("external") else "")
         how = how or "result images made outside the suite"
         cell.title = f"re-scored {how}; not the suite's port of the method"
@@ -145,9 +158,14 @@ def _paper_cell(view: View, row, col: str, fmt: str) -> Cell:
 def _diff_cell(view: View, row, col: str, fmt: str, mark: bool) -> Cell:
     d = _num(row.get(f"{col}_diff"))
     if math.isfinite(d):
-        over = mark and abs(d) > TOLERANCE_DB
-        title = f"ours - published; beyond the ±{TOLERANCE_DB} dB this reproduction aims for" if over else ""
-        return Cell(("+" if d > 0 else "") + fmt.format(d), title=title or "ours - published", css="disagree" * over)
+        # an external row re-scores images made elsewhere: its gap is no reproduction's, so it is never marked
+        over = mark and abs(d) > TOLERANCE_DB and not is_external(row)
+        title = "ours - published"
+        if over:
+            title += f"; beyond the ±{TOLERANCE_DB} dB this reproduction aims for"
+        elif mark and is_external(row):
+            title += "; external images, not a reproduction: not marked"
+        return Cell(("+" if d > 0 else "") + fmt.format(d), title=title, css="disagree" * over)
     ours, paper = _num(row.get(col)), _num(row.get(f"{col}_paper"))
     why = _text(row.get("diff_note"))
     if math.isfinite(ours) and math.isfinite(paper):
@@ -162,6 +180,8 @@ def _vs_ref_cell(row) -> Cell:
         return Cell("reference", css="muted")
     if not math.isfinite(d):
         return Cell()
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return Cell(f"{d:+.2f}", title="paired per-image difference; no interval", css="muted")
     resolved = _text(row.get("vs_ref_resolved")) == "yes"
     title = "paired per-image difference, 95% paired bootstrap interval " + ("excludes 0" if resolved else "includes 0")
     return Cell(f"{d:+.2f}", sub=f"[{lo:+.2f}, {hi:+.2f}]", title=title, css="resolved" * resolved)
@@ -177,10 +197,14 @@ def headline(df: pd.DataFrame, spec: dict | None = None) -> View:
     rows = df.to_dict("records")
     where = g.rstrip("_")
     if kind == "quality":
-        interval = g in ("", *(f"{c}_" for c in _COMBINED))  # the interval is over every image
+        # the interval and the paired difference stand beside the mean only where they average its images
+        interval = interval_applies(df, spec)
+        part = partial_group(df, spec)
+        over = f"the {part} images" if part else "the images"
+        psnr = "PSNR (dB)" + (f", {part}" if part else "") + (" [95% CI]" if interval else "")
         columns = [
             Column("Method"),
-            Column("PSNR (dB) [95% CI]", "our mean PSNR over the images, with its 95% bootstrap interval"),
+            Column(psnr, f"our mean PSNR over {over}" + (", with its 95% bootstrap interval" if interval else "")),
             Column("Published PSNR", "the published value; its number points to the source"),
             Column(
                 "Δ PSNR",
@@ -189,13 +213,13 @@ def headline(df: pd.DataFrame, spec: dict | None = None) -> View:
             ),
         ]
         others = [m for m in metrics if m != "psnr"]
-        columns += [Column(METRICS[m][0], "ours; hover for the published value") for m in others]
+        columns += [Column(METRICS[m][0], f"ours over {over}; hover for the published value") for m in others]
         ref = next((_text(r.get("vs_row")) for r in rows if _text(r.get("vs_row"))), "")
-        paired = ref and "psnr_vs_ref" in df.columns
+        paired = interval and ref and "psnr_vs_ref" in df.columns
         if paired:
-            columns.append(Column(f"Δ vs {ref} [95% CI]", "paired per-image PSNR difference from the reference row"))
-        if where:
-            columns[1].title += f" ({where})"
+            columns.append(
+                Column(f"Δ vs {ref} [95% CI]", f"paired per-image PSNR difference from the reference row over {over}")
+            )
         view = View(columns, [])
         for r in rows:
             fmt = METRICS["psnr"][1]
@@ -242,8 +266,9 @@ def headline(df: pd.DataFrame, spec: dict | None = None) -> View:
     return view
 
 
-def plain_view(df: pd.DataFrame, columns: list[str]) -> View:
-    """``columns`` of ``df`` as they are: numbers to 4 significant digits, hashes shortened."""
+def plain_view(df: pd.DataFrame, columns: list[str], mark_external: bool = False) -> View:
+    """``columns`` of ``df`` as they are: numbers to 4 significant digits, hashes shortened; with ``mark_external``,
+    the first cell of an external row badged as in the headline of a quality table."""
     cols = [Column(c, css="" if _numeric(df[c]) else "text") for c in columns]
     rows = []
     for r in df.to_dict("records"):
@@ -255,8 +280,37 @@ def plain_view(df: pd.DataFrame, columns: list[str]) -> View:
             else:
                 t = _text(v)
                 cells.append(Cell(_short(t), title=t if _short(t) != t else "", css="text"))
+        if mark_external and cells and is_external(r):
+            cells[0].badge = EXTERNAL
+            cells[0].title = "re-scored result images made outside the suite; not the suite's port of the method"
         rows.append(cells)
     return View(cols, rows)
+
+
+def plain_headline_columns(df: pd.DataFrame) -> list[str]:
+    """The columns of a plain table's headline: the row name (else the first column) first, then every column but
+    long text and hashes; a provenance column only where its values tell the rows apart (more than one value: a
+    protocol-sensitivity row is one protocol, dtype and prediction of one method). No more than
+    :data:`MAX_COLUMNS` besides the first: columns of one value go first, then provenance other than
+    :data:`DISTINGUISHING`, then the last ones."""
+    # the row's name, however long (it wraps): without it the numbers name nothing
+    first = ["row"] if "row" in df.columns else list(df.columns[:1])
+
+    def shown(c: str) -> bool:
+        if c in first or c in SOURCE_COLUMNS or _long(df, c) or _hash_col(df, c):
+            return False
+        return c not in PROVENANCE_COLUMNS or len(_unique(df[c])) > 1
+
+    cols = first + [c for c in df.columns if shown(c)]
+    for spare in (
+        lambda c: c not in DISTINGUISHING and len(_unique(df[c])) <= 1,
+        lambda c: c in PROVENANCE_COLUMNS and c not in DISTINGUISHING,
+    ):
+        for c in [c for c in reversed(cols[1:]) if spare(c)]:
+            if len(cols) <= MAX_COLUMNS + 1:
+                break
+            cols.remove(c)
+    return cols[: MAX_COLUMNS + 1]
 
 
 def _numeric(values: pd.Series) -> bool:
@@ -311,6 +365,9 @@ def _attr(name: str, value: str) -> str:
 
 def _cell_html(cell: Cell, tag: str = "td", anchor: str = "") -> str:
     inner = _esc(cell.text)
+    if cell.mark:
+        inner = f'<span class="badge">{_esc(cell.mark)}</span> ' + inner
+    inner = _esc(cell.lead) + inner
     if cell.badge:
         inner += f' <span class="badge">{_esc(cell.badge)}</span>'
     if cell.sub:
@@ -325,7 +382,9 @@ def view_html(view: View, css: str = "", anchor: str = "") -> str:
     cols = "".join(f"<col{_attr('style', f'width:{c.width}' if c.width else '')}>" for c in view.columns)
     # a CSV name breaks after its underscores, not inside a word
     head = "".join(
-        f"<th{_attr('class', c.css)}{_attr('title', c.title)}>{_esc(c.label).replace('_', '_<wbr>')}</th>"
+        f"<th{_attr('class', c.css)}{_attr('title', c.title)}>{_esc(c.label).replace('_', '_<wbr>')}"
+        + (f' <span class="badge">{_esc(c.mark)}</span>' if c.mark else "")
+        + "</th>"
         for c in view.columns
     )
     body = "".join(
@@ -357,9 +416,7 @@ def render_table(df: pd.DataFrame, name: str = "table", spec: dict | None = None
     anchor = f"t-{name}"
     kind = table_kind(df)
     if kind == "plain":
-        short = [c for c in df.columns if c not in PROVENANCE_COLUMNS and not _long(df, c) and not _hash_col(df, c)]
-        short = ["row", *(c for c in short if c != "row")] if "row" in df.columns else short
-        head = view_html(plain_view(df, short[: MAX_COLUMNS + 1]), "plain", anchor)
+        head = view_html(plain_view(df, plain_headline_columns(df), mark_external=True), "plain", anchor)
     else:
         head = view_html(headline(df, spec), f"headline {kind}", anchor)
     return head + full_table_html(df, name)
