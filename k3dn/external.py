@@ -28,6 +28,8 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from k3dn.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,9 @@ def _check_file(path: Path, row, bit_depth: int) -> tuple[list[str], dict]:
     problems = []
     png_depth = depth = 16 if raw.dtype.itemsize == 2 else 8
     if png_depth == 16 and not (raw % 257).any():
-        depth = 8  # v * 257: 8-bit values widened exactly (read as v / 255), whose cap the row must show
+        # v * 257: 8-bit values widened exactly (read as v / 255), whose cap the row must show; an image of two
+        # levels at most (all black, black and white) is as exact in 16 bits as in 8, so it is what was claimed
+        depth = bit_depth if len(np.unique(raw)) <= 2 else 8
     elif png_depth == 16 and not (raw & 0xFF).any():
         problems.append(
             f"{path}: 16-bit PNG holding 8-bit values shifted left by 8 bits (v * 256: every low byte 0), read "
@@ -148,8 +152,8 @@ def import_predictions(
     then write ``out/<id>.png`` (copies) and ``out/predictions.json``, all at once. ``out`` may be absent, empty
     or a previous import, which is replaced; with ``replace`` (the workflow, which deletes a job's
     ``predictions.json`` before running it), a folder of nothing but the manifest's ``<id>.png`` files is
-    replaced too. Anything else is refused: a folder ``k3dn predict`` made (finished or not), or one holding
-    other files or folders."""
+    replaced too, whoever wrote them. Anything else is refused: a folder with a ``predictions.json`` that
+    ``k3dn predict`` wrote, or with its resume key (an unfinished run), or with other files or folders."""
     from k3dn.data.manifest import read_manifest
     from k3dn.provenance import config_hash, git_commit, sha256_file
 
@@ -164,8 +168,8 @@ def import_predictions(
     there = _what_is_at(out, read_manifest(manifest)["id"] if out.is_dir() else ())
     if there in ("predict", "other") or there == "images" and not replace:
         raise InputError(
-            "exists and is not an earlier import; remove it or choose another --out (a folder `k3dn predict` "
-            "made, or one holding anything but the test set's <id>.png files, is never overwritten by an import)",
+            "exists and is not an earlier import; remove it or choose another --out (a folder with predictions "
+            "`k3dn predict` recorded, or with anything but the test set's <id>.png files, is never overwritten)",
             where=out,
         )
     problems, facts = check_folder(folder, manifest, bit_depth)
@@ -267,6 +271,6 @@ def add_commands(subparsers) -> None:
         "--replace",
         action="store_true",
         help="also replace an --out holding nothing but the test set's <id>.png files (an earlier import whose "
-        "predictions.json the workflow deleted); never a folder `k3dn predict` made",
+        "predictions.json the workflow deleted); never one with a predictions.json of `k3dn predict`",
     )
     p.set_defaults(func=_cmd_import)

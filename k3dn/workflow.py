@@ -462,9 +462,22 @@ class Plan:
         return _digest(facts)
 
     def checkpoint_identity(self, ckpt: str) -> str:
-        """A digest of the checkpoint's catalogue entry: the params of the jobs that fetch and use it, so that
-        other weights published under the same name (a plugin's, published again) are fetched and used again."""
-        return _digest(self.checkpoints[ckpt])
+        """A digest of what in the checkpoint's catalogue entry decides the weights (model, file, member, input
+        protocol, parameter count, every published file's path, sha256 and size): the params of the jobs that
+        fetch and use it, so that other weights published under the same name (a plugin's, published again) are
+        fetched and used again. Prose (notes, citation, licence), URLs and where the catalogue lies are left
+        out: editing or moving them reruns nothing."""
+        entry = self.checkpoints[ckpt]
+        files = sorted(
+            {
+                (f.get("path"), f.get("sha256"), f.get("size"))
+                for source in entry.get("sources") or []
+                for f in source.get("files") or []
+            },
+            key=str,
+        )
+        keys = ("model", "file", "member", "input_protocol", "params")
+        return _digest([{k: entry.get(k) for k in keys}, files])
 
     def weights_identity(self, method: str) -> str:
         """:meth:`checkpoint_identity` of a published method's checkpoint ("" for a run, whose weights file is

@@ -282,8 +282,9 @@ def test_evaluate_refuses_an_import_checked_against_another_manifest(tmp_path, r
 def test_the_workflow_replaces_its_earlier_import_but_never_anything_else(tmp_path, rng, capsys):
     """Snakemake deletes a job's ``predictions.json`` before running it, so the workflow's re-import finds an
     earlier import's images unmarked: ``--replace`` replaces a folder of nothing but the test set's ``<id>.png``
-    files. A folder ``k3dn predict`` made (finished, or its ``predictions.json`` deleted), a folder with anything
-    else in it, and a folder the source lies in are refused, and left as they were."""
+    files, whoever wrote them. A folder with a ``predictions.json`` of ``k3dn predict``, one with its resume key
+    (an unfinished run), one with anything else in it, and a folder the source lies in are refused, and left as
+    they were."""
     ext, man = _set(tmp_path, rng)
     out = import_predictions(ext, man, tmp_path / "out", "theirs", 16, STATEMENT)
     (out / "predictions.json").unlink()
@@ -298,7 +299,7 @@ def test_the_workflow_replaces_its_earlier_import_but_never_anything_else(tmp_pa
     suite = tmp_path / "suite"  # finished by `k3dn predict`
     suite.mkdir()
     (suite / "predictions.json").write_text(json.dumps({"config_hash": "c", "device": "cpu", "dtype": "float32"}))
-    unmarked = tmp_path / "unmarked"  # `k3dn predict`'s, with its predictions.json deleted: its resume key stays
+    unmarked = tmp_path / "unmarked"  # an unfinished `k3dn predict` run: its resume key beside the images
     unmarked.mkdir()
     (unmarked / "s0.png").write_bytes(b"")
     (unmarked / ".key.json").write_text("{}")
@@ -316,6 +317,14 @@ def test_the_workflow_replaces_its_earlier_import_but_never_anything_else(tmp_pa
     with pytest.raises(ValueError, match="one inside the other"):
         import_predictions(inside, man, out, "theirs", 16, STATEMENT)
     assert sorted(p.name for p in inside.iterdir()) == ["s0.png", "s1.png", "s2.png"]
+
+
+def test_an_all_black_or_black_and_white_image_is_exact_in_either_bit_depth(tmp_path, rng):
+    ext, man = _set(tmp_path, rng)  # 16-bit
+    write_png16(ext / "s0.png", np.zeros((12, 16, 3)))
+    write_png16(ext / "s1.png", rng.random((12, 16, 3)) > 0.5)
+    out = import_predictions(ext, man, tmp_path / "out", "theirs", 16, STATEMENT)
+    assert {f["bit_depth"] for f in json.loads((out / "predictions.json").read_text())["files"].values()} == {16}
 
 
 def test_8bit_values_widened_into_16bit_files_import_as_8bit(tmp_path, rng):

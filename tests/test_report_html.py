@@ -396,6 +396,17 @@ def test_a_table_without_a_group_of_every_image_names_its_group_beside_its_inter
     assert "A label naming a group (Table 5: outdoor) is that group's mean" in html
 
 
+def test_the_plot_draws_each_method_at_its_mean_over_every_image_where_a_table_has_one(tmp_path):
+    """A test set's first table may cover one group only: a later table over every image gives the plot its
+    points and the blurry line, so no method is drawn at another's images."""
+    part, part_spec = _group_run(tmp_path, ["outdoor"])
+    whole, whole_spec = _group_run(tmp_path, ["outdoor", "combined"])
+    points, blurry = psnr_points([("table5_outdoor", part, part_spec), ("table6_all", whole, whole_spec)])
+    means = dict(zip(whole["method"], whole["combined_psnr"]))
+    assert blurry.ours == pytest.approx(means["identity"]) and "(" not in blurry.label
+    assert {p.method: p.ours for p in points} == pytest.approx({m: means[m] for m in ("a", "b")})
+
+
 def test_an_interval_of_other_images_is_never_shown_beside_the_mean(tmp_path):
     """A table whose intervals average other images than its headline's group (``ci_group``), or one written
     before ``ci_group`` whose spec names a group that is not every image: no interval, no paired column, no bar."""

@@ -2,6 +2,7 @@
 instead of predicting it, scores it, and puts it in the chosen tables; mistakes in the config name the key."""
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -90,8 +91,40 @@ def test_a_replaced_file_or_new_weights_change_the_jobs_params(work):
     assert plan.weights_identity("dpdnet_release") == "" and plan.weights_identity("k3dn_tiny_dpdd") == ""
     weights = plan.weights_identity("pub_dpdnet_dual")
     assert weights == plan.checkpoint_identity(plan.published["pub_dpdnet_dual"]["checkpoint"])
-    new = merged(CHECKPOINTS, {"dpdnet_dual": {"sha256": "0" * 64}})
+    entry = CHECKPOINTS["dpdnet_dual"]
+    [src, *rest] = entry["sources"]
+    republished = dict(src, files=[dict(src["files"][0], sha256="0" * 64), *src["files"][1:]])
+    new = dict(CHECKPOINTS, dpdnet_dual=dict(entry, sources=[republished, *rest]))
     assert Plan(config, new).weights_identity("pub_dpdnet_dual") != weights
+
+
+def _rule_params(rule: str) -> str:
+    """The ``params:`` block of ``rule`` in workflow/rules/*.smk, as text."""
+    text = "".join(f.read_text() for f in sorted((ROOT / "workflow" / "rules").glob("*.smk")))
+    [body] = re.findall(rf"^rule {rule}:\n(.*?)(?=^\S|\Z)", text, re.M | re.S)
+    [block] = re.findall(r"^    params:\n((?:        .*\n)+)", body, re.M)
+    return block
+
+
+def test_the_jobs_that_use_weights_or_a_folder_carry_its_digest_as_a_param():
+    """Snakemake reruns a job whose params changed (its default rerun triggers): the digests above reach it only
+    as params of the rules that fetch or run the weights, or import the folder."""
+    for rule in ("predict", "predict_image", "predict_variant", "speed"):
+        assert "weights=lambda w: PLAN.weights_identity(w.method)" in _rule_params(rule), rule
+    assert "entry=lambda w: PLAN.checkpoint_identity(w.ckpt)" in _rule_params("fetch_weights")
+    assert "files=lambda w: PLAN.external_fingerprint(w.method, w.test)" in _rule_params("import_predictions")
+
+
+def test_prose_urls_and_where_a_catalogue_lies_do_not_change_the_weights_digest(work):
+    config = merged(merged(PAPER, MINI), user())
+    weights = Plan(config, CHECKPOINTS).checkpoint_identity("dpdnet_dual")
+    entry = CHECKPOINTS["dpdnet_dual"]
+    moved = dict(entry, citation=entry["citation"] + " ", notes="", manifest="/elsewhere/dpdnet.json")
+    moved["sources"] = [dict(src, url="https://mirror.example/w.h5") for src in entry["sources"]]
+    assert Plan(config, dict(CHECKPOINTS, dpdnet_dual=moved)).checkpoint_identity("dpdnet_dual") == weights
+    for change in ({"file": "other.hdf5"}, {"params": 1}):
+        other = dict(CHECKPOINTS, dpdnet_dual=dict(entry, **change))
+        assert Plan(config, other).checkpoint_identity("dpdnet_dual") != weights, change
 
 
 def test_a_missing_input_leaves_an_external_method_out_like_any_other(work):

@@ -45,6 +45,8 @@ def psnr_points(tables: list[tuple[str, pd.DataFrame, dict]]) -> tuple[list[Poin
     images with that group, ``B (outdoor)``), and the blurry input apart. The interval is drawn only where it
     averages the images of the mean (:func:`~k3dn.report.html.text.interval_applies`)."""
     points, blurry, seen = [], None, set()
+    # tables over every image first: a method (the blurry line too) is drawn at its mean over all of them
+    tables = sorted(tables, key=lambda t: bool(partial_group(t[1], t[2])))
     for i, (name, df, spec) in enumerate(tables):
         g = headline_group(df)
         interval = interval_applies(df, spec)
