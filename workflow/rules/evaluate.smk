@@ -2,7 +2,8 @@
 
 
 PER_IMAGE = PLAN.per_image_methods()
-PREDICTED = [m for m in METHODS if m not in EXTERNAL]  # external folders are imported instead
+# external folders are imported instead
+PREDICTED = [m for m in METHODS if m not in EXTERNAL]
 
 
 rule predict:
