@@ -133,10 +133,12 @@ class Plan:
                 raise WorkflowConfigError(f"{where}: {e}") from e
 
     def _add_extra_rows(self) -> None:
-        """``tables.<t>.extra_rows`` (method -> label) appended to the table's rows."""
+        """``tables.<t>.extra_rows`` (method -> label) appended to the table's rows in the order of their labels:
+        a mapping's order is not kept everywhere the plan is made (``resources/workflow.json`` sorts its keys)."""
         for tname, t in self.tables.items():
             labels = {r["label"] for r in t["rows"]}
-            for method, label in (t.pop("extra_rows", None) or {}).items():
+            extra = t.pop("extra_rows", None) or {}
+            for method, label in sorted(extra.items(), key=lambda item: (item[1], item[0])):
                 if label in labels:
                     raise WorkflowConfigError(
                         f"config: tables.{tname}.extra_rows.{method}: label {label!r} is already a row of "

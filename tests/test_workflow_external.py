@@ -1,6 +1,7 @@
 """Result images made elsewhere in the workflow's tables (config ``external:``): the plan imports the folder
 instead of predicting it, scores it, and puts it in the chosen tables; mistakes in the config name the key."""
 
+import json
 import os
 import re
 import shlex
@@ -125,6 +126,18 @@ def test_prose_urls_and_where_a_catalogue_lies_do_not_change_the_weights_digest(
     for change in ({"file": "other.hdf5"}, {"params": 1}):
         other = dict(CHECKPOINTS, dpdnet_dual=dict(entry, **change))
         assert Plan(config, other).checkpoint_identity("dpdnet_dual") != weights, change
+
+
+def test_the_plan_of_the_written_workflow_config_has_the_rows_of_the_running_one(work):
+    """`k3dn report check` rebuilds the plan from resources/workflow.json, whose keys are sorted: the rows that
+    user configs add keep one order either way."""
+    from k3dn.preflight import _config_text
+
+    extra = {"tables": {"table1_dpdd": {"extra_rows": {"pub_restormer_dual": "Zeta", "identity": "Alpha"}}}}
+    config = merged(merged(merged(PAPER, MINI), user()), extra)
+    rows = Plan(config, CHECKPOINTS).tables["table1_dpdd"]["rows"]
+    assert [r["label"] for r in rows[-3:]] == ["Alpha", "DPDNet (8-bit result images)", "Zeta"]
+    assert Plan(json.loads(_config_text(config)), CHECKPOINTS).tables["table1_dpdd"]["rows"] == rows
 
 
 def test_a_missing_input_leaves_an_external_method_out_like_any_other(work):
