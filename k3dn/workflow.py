@@ -31,12 +31,12 @@ model's size multiple) run in ``k3dn preflight``, the first job.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from k3dn.data.adapters import ADAPTERS
+from k3dn.provenance import config_hash
 from k3dn.report.specs import MODEL_FIGURES
 
 #: Splits each data set's adapter writes; a test set is named ``<dataset>_<split>``.
@@ -461,7 +461,7 @@ class Plan:
             for f in self.external_files(method, test)
             for st in [Path(f).stat()]
         ]
-        return _digest(facts)
+        return config_hash(facts)
 
     def checkpoint_identity(self, ckpt: str) -> str:
         """A digest of what in the checkpoint's catalogue entry decides the weights (model, file, member, input
@@ -479,7 +479,7 @@ class Plan:
             key=str,
         )
         keys = ("model", "file", "member", "input_protocol", "params")
-        return _digest([{k: entry.get(k) for k in keys}, files])
+        return config_hash([{k: entry.get(k) for k in keys}, files])
 
     def weights_identity(self, method: str) -> str:
         """:meth:`checkpoint_identity` of a published method's checkpoint ("" for a run, whose weights file is
@@ -674,10 +674,6 @@ class Plan:
         """The declared (H, W) of a data set's training images, or None."""
         size = self.config["datasets"].get(ds, {}).get("image_size")
         return tuple(int(s) for s in size) if size else None
-
-
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def checkpoint_entries(path=None) -> dict:
